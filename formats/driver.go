@@ -1,0 +1,124 @@
+package formats
+
+import (
+	"context"
+	"io"
+	"iter"
+)
+
+// Driver opens one mail storage format.
+type Driver interface {
+	Name() string // "maildir", "mbox", "sdbox", "mdbox", "imapc", "mem"
+	Caps() Caps   // upper bound; Status().Caps narrows it per mailbox
+	// Open opens the store at loc. With opt.Create a missing root is
+	// created (a destination); otherwise a missing root is ErrNotFound.
+	Open(ctx context.Context, loc Location, opt OpenOptions) (Store, error)
+}
+
+// OpenOptions tune how a store is opened.
+type OpenOptions struct {
+	Create   bool      // create the root if it does not exist
+	ReadOnly bool      // refuse every write (a backup source)
+	Fsync    FsyncMode // Dovecot's mail_fsync
+}
+
+// FsyncMode mirrors Dovecot's mail_fsync setting.
+type FsyncMode int
+
+const (
+	// FsyncOptimized (Dovecot's default) makes everything a successful
+	// Commit wrote durable before the commit returns, batching syncs per
+	// transaction.
+	FsyncOptimized FsyncMode = iota
+	// FsyncAlways syncs each file as it is written as well.
+	FsyncAlways
+	// FsyncNever leaves durability to the kernel.
+	FsyncNever
+)
+
+// ParseFsyncMode parses a mail_fsync value.
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch s {
+	case "optimized", "":
+		return FsyncOptimized, nil
+	case "always":
+		return FsyncAlways, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, Errorf(KindParams, "mail_fsync=%q: want optimized, always or never", s)
+}
+
+// Store is one user's mailbox tree.
+type Store interface {
+	// Mailboxes lists the tree: every mailbox and \Noselect container,
+	// sorted by name, and subscribed names that do not exist (as
+	// NoSelect nodes with Subscribed set and a zero GUID).
+	Mailboxes(ctx context.Context) ([]MailboxInfo, error)
+	// Open opens a mailbox. ErrNotFound when it does not exist.
+	Open(ctx context.Context, name string) (Mailbox, error)
+	// Create creates a mailbox (and any missing parents as containers)
+	// with the given GUID and UIDVALIDITY; zero values ask the driver to
+	// pick. ErrExists when a selectable mailbox of that name exists; a
+	// container of that name becomes the mailbox.
+	Create(ctx context.Context, name string, guid GUID, uidValidity uint32) error
+	// Delete removes a mailbox and its mail; its children survive (the
+	// mailbox becomes a container if it has any).
+	Delete(ctx context.Context, name string) error
+	// SetSubscribed adds or removes name from the subscriptions.
+	SetSubscribed(ctx context.Context, name string, subscribed bool) error
+	Close() error
+}
+
+// Mailbox is one open mailbox.
+type Mailbox interface {
+	Name() string
+	Status(ctx context.Context) (Status, error)
+	// Messages yields the messages with UID >= from in ascending UID
+	// order, as of the time Messages is called. The first error ends the
+	// sequence.
+	Messages(ctx context.Context, from UID) iter.Seq2[Message, error]
+	// Body calls fn with the exact bytes of message uid. The Body is
+	// valid only inside fn.
+	Body(ctx context.Context, uid UID, fn func(Body) error) error
+	// Begin starts a transaction. Only one may be open at a time.
+	Begin(ctx context.Context) (Tx, error)
+	Close() error
+}
+
+// Body is a message's bytes as a stream of known length.
+type Body interface {
+	io.Reader
+	Size() int64
+}
+
+// Tx buffers changes to one mailbox; nothing is visible to readers of the
+// store before Commit. Always `defer tx.Rollback()`.
+type Tx interface {
+	// Save adds a message with m's flags, keywords, dates and Ext. With
+	// Caps.SaveUIDs a nonzero m.UID is kept; UIDs saved in one
+	// transaction must ascend and be >= UIDNEXT. With Caps.SaveGUIDs a
+	// non-empty m.GUID is kept. body must yield exactly m.Size bytes
+	// when m.Size > 0 (then the size is checked); m.Size <= 0 means
+	// "unknown".
+	Save(ctx context.Context, m Message, body io.Reader) (UID, error)
+	// SetFlags replaces the flags and keywords of an existing message.
+	SetFlags(uid UID, flags Flags, keywords []string) error
+	// Expunge removes a message.
+	Expunge(uid UID) error
+	// SetUIDNext raises UIDNEXT to at least next (dsync raises the
+	// destination's UIDNEXT to the source's so UIDs are never reused).
+	SetUIDNext(next UID) error
+	// Commit makes every change visible and durable (per the store's
+	// FsyncMode) at once, as far as the format allows.
+	Commit(ctx context.Context) error
+	// Rollback discards uncommitted changes; a no-op after Commit.
+	Rollback() error
+}
+
+// Checker is implemented by drivers that can verify their own invariants
+// (UID < UIDNEXT, GUID uniqueness, index↔files agreement). The conformance
+// suite calls it after each test.
+type Checker interface {
+	Check(ctx context.Context) error
+}

@@ -1,0 +1,710 @@
+package formatstest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// Harness tells the suite how to make stores of one driver.
+type Harness struct {
+	Driver formats.Driver
+	// NewLocation returns the location of a fresh, not yet existing store.
+	NewLocation func(t *testing.T) formats.Location
+}
+
+// Bodies the suite saves: every shape a driver must keep byte for byte.
+var Bodies = map[string][]byte{
+	"lf":         []byte("From: a@example.com\nSubject: LF\nMessage-ID: <lf@x>\n\nHello\nFrom here\n>From there\n"),
+	"crlf":       []byte("From: b@example.com\r\nSubject: CRLF\r\n\r\nLine one\r\nLine two\r\n"),
+	"notrailing": []byte("Subject: no newline at the end\n\nlast line"),
+	"empty":      {},
+	"8bit":       []byte("Subject: \xe4\xf6\xfc caf\xc3\xa9\n\n\x00\x01binary\xff\n"),
+	"mixed":      []byte("Subject: mixed\r\n\nCRLF and\nLF\r\n"),
+}
+
+// Run runs the conformance suite.
+func Run(t *testing.T, h Harness) {
+	caps := h.Driver.Caps()
+	tests := []struct {
+		name string
+		need func(formats.Caps) string // "" or the missing Caps field
+		fn   func(t *testing.T, e *env)
+	}{
+		{"Tree", nil, testTree},
+		{"CreateExisting", nil, testCreateExisting},
+		{"OpenMissing", nil, testOpenMissing},
+		{"InvalidNames", nil, testInvalidNames},
+		{"SaveKeepsEverything", nil, testSave},
+		{"NothingVisibleBeforeCommit", nil, testNothingBeforeCommit},
+		{"Rollback", nil, testRollback},
+		{"AssignUIDs", nil, testAssignUIDs},
+		{"KeepUIDs", needCap("SaveUIDs", func(c formats.Caps) bool { return c.SaveUIDs }), testKeepUIDs},
+		{"SetFlags", nil, testSetFlags},
+		{"Expunge", nil, testExpunge},
+		{"SetUIDNext", nil, testSetUIDNext},
+		{"SizeMismatch", nil, testSizeMismatch},
+		{"MessagesFrom", nil, testMessagesFrom},
+		{"DeleteMailbox", nil, testDelete},
+		{"Subscriptions", nil, testSubscriptions},
+		{"ReadOnly", nil, testReadOnly},
+		{"ManyMessages", nil, testMany},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.need != nil {
+				if missing := tc.need(caps); missing != "" {
+					t.Skipf("driver %s lacks Caps.%s", h.Driver.Name(), missing)
+				}
+			}
+			e := newEnv(t, h)
+			tc.fn(t, e)
+			e.check(t)
+		})
+	}
+}
+
+func needCap(name string, has func(formats.Caps) bool) func(formats.Caps) string {
+	return func(c formats.Caps) string {
+		if has(c) {
+			return ""
+		}
+		return name
+	}
+}
+
+type env struct {
+	h     Harness
+	loc   formats.Location
+	store formats.Store
+	caps  formats.Caps
+	ctx   context.Context
+}
+
+func newEnv(t *testing.T, h Harness) *env {
+	e := &env{h: h, loc: h.NewLocation(t), caps: h.Driver.Caps(), ctx: context.Background()}
+	e.store = e.open(t, formats.OpenOptions{Create: true})
+	return e
+}
+
+func (e *env) open(t *testing.T, opt formats.OpenOptions) formats.Store {
+	t.Helper()
+	s, err := e.h.Driver.Open(e.ctx, e.loc, opt)
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", e.loc, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// reopen closes the store and opens it again, so a test sees what was
+// persisted rather than what a handle cached.
+func (e *env) reopen(t *testing.T) {
+	t.Helper()
+	if err := e.store.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	e.store = e.open(t, formats.OpenOptions{})
+}
+
+func (e *env) check(t *testing.T) {
+	t.Helper()
+	if c, ok := e.store.(formats.Checker); ok {
+		if err := c.Check(e.ctx); err != nil {
+			t.Errorf("Check() after test = %v", err)
+		}
+	}
+}
+
+func (e *env) create(t *testing.T, name string) formats.GUID {
+	t.Helper()
+	g := formats.NewGUID()
+	if err := e.store.Create(e.ctx, name, g, 1234567890); err != nil {
+		t.Fatalf("Create(%q) = %v", name, err)
+	}
+	return g
+}
+
+func (e *env) mailbox(t *testing.T, name string) formats.Mailbox {
+	t.Helper()
+	mb, err := e.store.Open(e.ctx, name)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", name, err)
+	}
+	t.Cleanup(func() { mb.Close() })
+	return mb
+}
+
+func (e *env) begin(t *testing.T, mb formats.Mailbox) formats.Tx {
+	t.Helper()
+	tx, err := mb.Begin(e.ctx)
+	if err != nil {
+		t.Fatalf("Begin(%q) = %v", mb.Name(), err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	return tx
+}
+
+func (e *env) commit(t *testing.T, tx formats.Tx) {
+	t.Helper()
+	if err := tx.Commit(e.ctx); err != nil {
+		t.Fatalf("Commit() = %v", err)
+	}
+}
+
+func (e *env) save(t *testing.T, tx formats.Tx, m formats.Message, body []byte) formats.UID {
+	t.Helper()
+	m.Size = int64(len(body))
+	uid, err := tx.Save(e.ctx, m, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("Save(uid %d) = %v", m.UID, err)
+	}
+	return uid
+}
+
+func (e *env) messages(t *testing.T, mb formats.Mailbox) []formats.Message {
+	t.Helper()
+	var out []formats.Message
+	for m, err := range mb.Messages(e.ctx, 1) {
+		if err != nil {
+			t.Fatalf("Messages(%q) = %v", mb.Name(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (e *env) body(t *testing.T, mb formats.Mailbox, uid formats.UID) []byte {
+	t.Helper()
+	var data []byte
+	err := mb.Body(e.ctx, uid, func(b formats.Body) error {
+		var err error
+		data, err = io.ReadAll(b)
+		if err == nil && b.Size() != int64(len(data)) {
+			err = fmt.Errorf("Size() = %d, read %d bytes", b.Size(), len(data))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Body(%q, %d) = %v", mb.Name(), uid, err)
+	}
+	return data
+}
+
+func (e *env) status(t *testing.T, mb formats.Mailbox) formats.Status {
+	t.Helper()
+	st, err := mb.Status(e.ctx)
+	if err != nil {
+		t.Fatalf("Status(%q) = %v", mb.Name(), err)
+	}
+	return st
+}
+
+func (e *env) list(t *testing.T) map[string]formats.MailboxInfo {
+	t.Helper()
+	boxes, err := e.store.Mailboxes(e.ctx)
+	if err != nil {
+		t.Fatalf("Mailboxes() = %v", err)
+	}
+	out := map[string]formats.MailboxInfo{}
+	for i, b := range boxes {
+		if i > 0 && boxes[i-1].Name >= b.Name {
+			t.Errorf("Mailboxes() not sorted: %q before %q", boxes[i-1].Name, b.Name)
+		}
+		out[b.Name] = b
+	}
+	return out
+}
+
+func wantKind(t *testing.T, what string, err error, k formats.Kind) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s = nil, want a %s error", what, k)
+	}
+	if got := formats.KindOf(err); got != k {
+		t.Fatalf("%s = %v (kind %s), want kind %s", what, err, got, k)
+	}
+}
+
+// Names the suite creates: nested, non-ASCII, spaces, '&' (the mUTF-7
+// escape character), and a parent that exists only as a container.
+var treeNames = []string{"INBOX", "Entwürfe", "日本語", "R&D", "With Space", "Work/Projects 2024", "Lists/dovecot/announce"}
+
+func testTree(t *testing.T, e *env) {
+	guids := map[string]formats.GUID{}
+	for _, n := range treeNames {
+		guids[n] = e.create(t, n)
+	}
+	e.reopen(t)
+	got := e.list(t)
+	for _, n := range treeNames {
+		info, ok := got[n]
+		if !ok {
+			t.Errorf("Mailboxes() lacks %q (have %v)", n, keys(got))
+			continue
+		}
+		if info.NoSelect {
+			t.Errorf("%q listed as NoSelect", n)
+		}
+		if info.GUID != guids[n] {
+			t.Errorf("%q GUID = %s, want %s", n, info.GUID, guids[n])
+		}
+		st := e.status(t, e.mailbox(t, n))
+		if st.GUID != guids[n] || st.UIDValidity != 1234567890 || st.UIDNext != 1 || st.Messages != 0 {
+			t.Errorf("Status(%q) = %+v, want GUID %s UIDVALIDITY 1234567890 UIDNEXT 1, empty", n, st, guids[n])
+		}
+	}
+	for _, c := range []string{"Work", "Lists", "Lists/dovecot"} {
+		if info, ok := got[c]; !ok || !info.NoSelect || !info.GUID.IsZero() {
+			t.Errorf("container %q = %+v (listed %v), want NoSelect with no GUID", c, info, ok)
+		}
+	}
+	// A container can become a mailbox.
+	e.create(t, "Work")
+	if info := e.list(t)["Work"]; info.NoSelect {
+		t.Errorf("Work still NoSelect after Create")
+	}
+}
+
+func keys(m map[string]formats.MailboxInfo) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func testCreateExisting(t *testing.T, e *env) {
+	e.create(t, "Box")
+	wantKind(t, `Create("Box") again`, e.store.Create(e.ctx, "Box", formats.GUID{}, 0), formats.KindExists)
+}
+
+func testOpenMissing(t *testing.T, e *env) {
+	_, err := e.store.Open(e.ctx, "Nope")
+	wantKind(t, `Open("Nope")`, err, formats.KindNotFound)
+	if !errors.Is(err, formats.ErrNotFound) {
+		t.Errorf("errors.Is(%v, ErrNotFound) = false", err)
+	}
+}
+
+func testInvalidNames(t *testing.T, e *env) {
+	for _, n := range []string{"", "../x", "a//b", "a/../../b", "/abs", "x/.", "tab\there"} {
+		wantKind(t, fmt.Sprintf("Create(%q)", n), e.store.Create(e.ctx, n, formats.GUID{}, 0), formats.KindParams)
+		_, err := e.store.Open(e.ctx, n)
+		wantKind(t, fmt.Sprintf("Open(%q)", n), err, formats.KindParams)
+	}
+}
+
+// sample is the message set most tests save: UIDs with gaps, every system
+// flag, keywords, and every body shape.
+func sample() []formats.Message {
+	base := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	return []formats.Message{
+		{UID: 1, Flags: formats.FlagSeen, Keywords: []string{"$Forwarded", "Important"}, Received: base},
+		{UID: 2, Flags: formats.FlagAnswered | formats.FlagFlagged, Received: base.Add(time.Hour)},
+		{UID: 5, Flags: formats.FlagDeleted | formats.FlagDraft, Keywords: []string{"$Junk"}, Received: base.Add(48 * time.Hour)},
+		{UID: 6, Received: base.AddDate(-10, 0, 0)},
+		{UID: 9, Flags: formats.SystemFlags, Keywords: []string{"work", "$Label1"}, Received: base.AddDate(1, 0, 0)},
+		{UID: 10, Received: base.Add(time.Second)},
+	}
+}
+
+var sampleBodies = []string{"lf", "crlf", "notrailing", "empty", "8bit", "mixed"}
+
+func (e *env) saveSample(t *testing.T, name string) []formats.Message {
+	t.Helper()
+	mb := e.mailbox(t, name)
+	tx := e.begin(t, mb)
+	msgs := sample()
+	for i := range msgs {
+		// 32 hex digits, as Dovecot generates them: every format can keep it.
+		msgs[i].GUID = fmt.Sprintf("%08x%024x", len(name), i+1)
+		msgs[i].Ext = map[byte]string{'P': fmt.Sprintf("uidl%d", i), 'O': fmt.Sprint(i + 1)}
+		e.save(t, tx, msgs[i], Bodies[sampleBodies[i]])
+	}
+	e.commit(t, tx)
+	return msgs
+}
+
+func (e *env) checkSample(t *testing.T, mb formats.Mailbox, want []formats.Message) {
+	t.Helper()
+	got := e.messages(t, mb)
+	if len(got) != len(want) {
+		t.Fatalf("Messages(%q) has %d messages, want %d", mb.Name(), len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		body := Bodies[sampleBodies[i]]
+		if e.caps.SaveUIDs && g.UID != w.UID {
+			t.Errorf("message %d: UID = %d, want %d", i, g.UID, w.UID)
+		}
+		if e.caps.SaveGUIDs && g.GUID != w.GUID {
+			t.Errorf("uid %d: GUID = %q, want %q", g.UID, g.GUID, w.GUID)
+		}
+		if g.Flags != w.Flags {
+			t.Errorf("uid %d: Flags = %s, want %s", g.UID, g.Flags, w.Flags)
+		}
+		if e.caps.Keywords && !formats.EqualKeywords(g.Keywords, formats.NormalizeKeywords(append([]string(nil), w.Keywords...))) {
+			t.Errorf("uid %d: Keywords = %q, want %q", g.UID, g.Keywords, w.Keywords)
+		}
+		if !g.Received.Equal(w.Received) {
+			t.Errorf("uid %d: Received = %s, want %s", g.UID, g.Received, w.Received)
+		}
+		if g.Size != int64(len(body)) {
+			t.Errorf("uid %d: Size = %d, want %d", g.UID, g.Size, len(body))
+		}
+		if g.VSize >= 0 && g.VSize != vsize(body) {
+			t.Errorf("uid %d: VSize = %d, want %d", g.UID, g.VSize, vsize(body))
+		}
+		if g.Ext['P'] != w.Ext['P'] || g.Ext['O'] != w.Ext['O'] {
+			t.Errorf("uid %d: Ext = %q, want POP3 fields %q", g.UID, g.Ext, w.Ext)
+		}
+		if data := e.body(t, mb, g.UID); !bytes.Equal(data, body) {
+			t.Errorf("uid %d (%s): body = %q, want %q", g.UID, sampleBodies[i], data, body)
+		}
+	}
+}
+
+func vsize(b []byte) int64 {
+	n := int64(len(b))
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			n++
+		}
+	}
+	return n
+}
+
+func testSave(t *testing.T, e *env) {
+	for _, n := range []string{"INBOX", "Entwürfe/Sub"} {
+		e.create(t, n)
+		want := e.saveSample(t, n)
+		e.checkSample(t, e.mailbox(t, n), want)
+		e.reopen(t)
+		mb := e.mailbox(t, n)
+		e.checkSample(t, mb, want)
+		st := e.status(t, mb)
+		if e.caps.SaveUIDs && st.UIDNext != 11 {
+			t.Errorf("Status(%q).UIDNext = %d, want 11", n, st.UIDNext)
+		}
+		if st.Messages != len(want) {
+			t.Errorf("Status(%q).Messages = %d, want %d", n, st.Messages, len(want))
+		}
+	}
+}
+
+func testNothingBeforeCommit(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	e.save(t, tx, formats.Message{UID: 3}, Bodies["lf"])
+	other := e.open(t, formats.OpenOptions{})
+	omb, err := other.Open(e.ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer omb.Close()
+	if msgs := e.messages(t, omb); len(msgs) != 0 {
+		t.Errorf("before Commit another handle sees %d messages", len(msgs))
+	}
+	e.commit(t, tx)
+	if msgs := e.messages(t, e.mailbox(t, "INBOX")); len(msgs) != 1 {
+		t.Errorf("after Commit: %d messages, want 1", len(msgs))
+	}
+}
+
+func testRollback(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	e.save(t, tx, formats.Message{UID: 1}, Bodies["lf"])
+	if err := tx.Rollback(); err != nil {
+		t.Fatalf("Rollback() = %v", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatalf("second Rollback() = %v", err)
+	}
+	e.reopen(t)
+	mb = e.mailbox(t, "INBOX")
+	if msgs := e.messages(t, mb); len(msgs) != 0 {
+		t.Fatalf("after Rollback: %d messages", len(msgs))
+	}
+	tx = e.begin(t, mb)
+	uid := e.save(t, tx, formats.Message{}, Bodies["crlf"])
+	e.commit(t, tx)
+	if err := tx.Rollback(); err != nil {
+		t.Errorf("Rollback() after Commit = %v", err)
+	}
+	if got := e.body(t, mb, uid); !bytes.Equal(got, Bodies["crlf"]) {
+		t.Errorf("body after rollback+save = %q", got)
+	}
+}
+
+func testAssignUIDs(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	var uids []formats.UID
+	for i := 0; i < 3; i++ {
+		uids = append(uids, e.save(t, tx, formats.Message{}, Bodies["lf"]))
+	}
+	e.commit(t, tx)
+	msgs := e.messages(t, mb)
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages, want 3", len(msgs))
+	}
+	for i, m := range msgs {
+		if i > 0 && m.UID <= msgs[i-1].UID {
+			t.Errorf("UIDs not ascending: %d after %d", m.UID, msgs[i-1].UID)
+		}
+		if m.UID != uids[i] {
+			t.Errorf("Save returned UID %d, message has %d", uids[i], m.UID)
+		}
+		if e.caps.GUIDs && m.GUID == "" {
+			t.Errorf("uid %d has no GUID", m.UID)
+		}
+	}
+	if st := e.status(t, mb); st.UIDNext <= msgs[2].UID {
+		t.Errorf("UIDNEXT %d <= last UID %d", st.UIDNext, msgs[2].UID)
+	}
+}
+
+func testKeepUIDs(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	e.save(t, tx, formats.Message{UID: 100}, Bodies["lf"])
+	e.commit(t, tx)
+	tx = e.begin(t, mb)
+	// A UID below UIDNEXT cannot be kept: the store assigns a new one.
+	uid := e.save(t, tx, formats.Message{UID: 50}, Bodies["lf"])
+	e.commit(t, tx)
+	if uid < 101 {
+		t.Errorf("Save(uid 50) after UIDNEXT 101 returned %d", uid)
+	}
+	msgs := e.messages(t, mb)
+	if len(msgs) != 2 || msgs[0].UID != 100 || msgs[1].UID != uid {
+		t.Errorf("messages = %v, want UIDs 100, %d", uidsOf(msgs), uid)
+	}
+}
+
+func uidsOf(msgs []formats.Message) []formats.UID {
+	var out []formats.UID
+	for _, m := range msgs {
+		out = append(out, m.UID)
+	}
+	return out
+}
+
+func testSetFlags(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	want := e.saveSample(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	msgs := e.messages(t, mb)
+	if err := tx.SetFlags(msgs[0].UID, formats.FlagFlagged|formats.FlagDraft, []string{"new", "$Label2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SetFlags(msgs[4].UID, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(t, tx)
+	want[0].Flags, want[0].Keywords = formats.FlagFlagged|formats.FlagDraft, []string{"$Label2", "new"}
+	want[4].Flags, want[4].Keywords = 0, nil
+	e.reopen(t)
+	e.checkSample(t, e.mailbox(t, "INBOX"), want)
+	if e.caps.ModSeqs {
+		got := e.messages(t, e.mailbox(t, "INBOX"))
+		if got[0].ModSeq <= got[1].ModSeq {
+			t.Errorf("changed message modseq %d not above unchanged %d", got[0].ModSeq, got[1].ModSeq)
+		}
+	}
+}
+
+func testExpunge(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	want := e.saveSample(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	before := e.status(t, mb)
+	msgs := e.messages(t, mb)
+	tx := e.begin(t, mb)
+	for _, i := range []int{0, 3} {
+		if err := tx.Expunge(msgs[i].UID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.commit(t, tx)
+	e.reopen(t)
+	mb = e.mailbox(t, "INBOX")
+	got := e.messages(t, mb)
+	wantUIDs := []formats.UID{msgs[1].UID, msgs[2].UID, msgs[4].UID, msgs[5].UID}
+	if fmt.Sprint(uidsOf(got)) != fmt.Sprint(wantUIDs) {
+		t.Errorf("after expunge UIDs = %v, want %v", uidsOf(got), wantUIDs)
+	}
+	if st := e.status(t, mb); st.UIDNext != before.UIDNext || st.Messages != 4 {
+		t.Errorf("after expunge Status = %+v, want UIDNEXT %d, 4 messages", st, before.UIDNext)
+	}
+	if err := mb.Body(e.ctx, msgs[0].UID, func(formats.Body) error { return nil }); formats.KindOf(err) != formats.KindExpunged && formats.KindOf(err) != formats.KindNotFound {
+		t.Errorf("Body(expunged) = %v, want Expunged or NotFound", err)
+	}
+	_ = want
+}
+
+func testSetUIDNext(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	e.save(t, tx, formats.Message{UID: 3}, Bodies["lf"])
+	if err := tx.SetUIDNext(40); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(t, tx)
+	e.reopen(t)
+	mb = e.mailbox(t, "INBOX")
+	if st := e.status(t, mb); st.UIDNext != 40 {
+		t.Errorf("UIDNEXT = %d, want 40", st.UIDNext)
+	}
+	tx = e.begin(t, mb)
+	uid := e.save(t, tx, formats.Message{}, Bodies["lf"])
+	e.commit(t, tx)
+	if uid < 40 {
+		t.Errorf("new message after SetUIDNext(40) got UID %d", uid)
+	}
+}
+
+func testSizeMismatch(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	_, err := tx.Save(e.ctx, formats.Message{UID: 1, Size: 999}, bytes.NewReader(Bodies["lf"]))
+	wantKind(t, "Save(short body)", err, formats.KindInvalidData)
+	tx.Rollback()
+	if msgs := e.messages(t, mb); len(msgs) != 0 {
+		t.Errorf("short body left %d messages", len(msgs))
+	}
+}
+
+func testMessagesFrom(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	e.saveSample(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	all := e.messages(t, mb)
+	var got []formats.UID
+	for m, err := range mb.Messages(e.ctx, all[2].UID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.UID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(uidsOf(all[2:])) {
+		t.Errorf("Messages(from %d) = %v, want %v", all[2].UID, got, uidsOf(all[2:]))
+	}
+	// Stopping early must not leak or fail.
+	for range mb.Messages(e.ctx, 1) {
+		break
+	}
+}
+
+func testDelete(t *testing.T, e *env) {
+	e.create(t, "Work")
+	e.create(t, "Work/Sub")
+	e.saveSample(t, "Work")
+	if err := e.store.Delete(e.ctx, "Work"); err != nil {
+		t.Fatalf("Delete(Work) = %v", err)
+	}
+	e.reopen(t)
+	got := e.list(t)
+	if info, ok := got["Work"]; ok && !info.NoSelect {
+		t.Errorf("Work still selectable after Delete")
+	}
+	if info, ok := got["Work/Sub"]; !ok || info.NoSelect {
+		t.Errorf("child Work/Sub lost by deleting its parent")
+	}
+	if _, err := e.store.Open(e.ctx, "Work"); formats.KindOf(err) != formats.KindNotFound {
+		t.Errorf("Open(deleted) = %v, want NotFound", err)
+	}
+	wantKind(t, "Delete(missing)", e.store.Delete(e.ctx, "Missing"), formats.KindNotFound)
+}
+
+func testSubscriptions(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	e.create(t, "Entwürfe")
+	for _, n := range []string{"INBOX", "Entwürfe", "Gone/Away"} {
+		if err := e.store.SetSubscribed(e.ctx, n, true); err != nil {
+			t.Fatalf("SetSubscribed(%q) = %v", n, err)
+		}
+	}
+	e.reopen(t)
+	got := e.list(t)
+	for _, n := range []string{"INBOX", "Entwürfe", "Gone/Away"} {
+		if !got[n].Subscribed {
+			t.Errorf("%q not subscribed after reopen (%+v)", n, got[n])
+		}
+	}
+	if info := got["Gone/Away"]; !info.NoSelect {
+		t.Errorf("subscribed missing mailbox listed as selectable")
+	}
+	if err := e.store.SetSubscribed(e.ctx, "Entwürfe", false); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen(t)
+	if e.list(t)["Entwürfe"].Subscribed {
+		t.Errorf("Entwürfe still subscribed")
+	}
+}
+
+func testReadOnly(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	e.saveSample(t, "INBOX")
+	ro := e.open(t, formats.OpenOptions{ReadOnly: true})
+	if err := ro.Create(e.ctx, "New", formats.GUID{}, 0); err == nil {
+		t.Errorf("Create on a read-only store succeeded")
+	}
+	mb, err := ro.Open(e.ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	if tx, err := mb.Begin(e.ctx); err == nil {
+		tx.Rollback()
+		t.Errorf("Begin on a read-only store succeeded")
+	}
+	if n := len(e.messages(t, mb)); n != 6 {
+		t.Errorf("read-only store lists %d messages, want 6", n)
+	}
+}
+
+func testMany(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	const n = 600
+	for batch := 0; batch < 3; batch++ {
+		tx := e.begin(t, mb)
+		for i := 0; i < n/3; i++ {
+			body := fmt.Appendf(nil, "Subject: %d\n\nbody %d\n", batch*1000+i, i)
+			e.save(t, tx, formats.Message{UID: formats.UID(batch*1000 + i + 1), Received: time.Unix(int64(1e9+i), 0)}, body)
+		}
+		e.commit(t, tx)
+	}
+	e.reopen(t)
+	mb = e.mailbox(t, "INBOX")
+	msgs := e.messages(t, mb)
+	if len(msgs) != n {
+		t.Fatalf("%d messages, want %d", len(msgs), n)
+	}
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].UID <= msgs[i-1].UID {
+			t.Fatalf("UIDs not ascending at %d", i)
+		}
+	}
+	want := fmt.Appendf(nil, "Subject: %d\n\nbody %d\n", 2000+5, 5)
+	if got := e.body(t, mb, msgs[2*n/3+5].UID); !bytes.Equal(got, want) {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,192 @@
+package formats
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// UID is an IMAP message UID. Zero means "not assigned".
+type UID uint32
+
+// ModSeq is a CONDSTORE modification sequence. Zero means "unknown".
+type ModSeq uint64
+
+// GUID is a mailbox GUID (16 bytes, shown as 32 lowercase hex digits as
+// Dovecot prints it). The zero GUID means "none": a \Noselect container.
+type GUID [16]byte
+
+// IsZero tells whether g is the zero GUID.
+func (g GUID) IsZero() bool { return g == GUID{} }
+
+func (g GUID) String() string { return hex.EncodeToString(g[:]) }
+
+// ParseGUID parses 32 hex digits.
+func ParseGUID(s string) (GUID, error) {
+	var g GUID
+	if len(s) != 32 {
+		return g, fmt.Errorf("mailbox GUID %q: want 32 hex digits", s)
+	}
+	if _, err := hex.Decode(g[:], []byte(s)); err != nil {
+		return g, fmt.Errorf("mailbox GUID %q: %w", s, err)
+	}
+	return g, nil
+}
+
+// NewGUID returns a random GUID, as Dovecot's guid_128_generate does for new
+// mailboxes (its layout differs; nothing depends on it).
+func NewGUID() GUID {
+	var g GUID
+	if _, err := rand.Read(g[:]); err != nil {
+		panic("formats: crypto/rand: " + err.Error())
+	}
+	return g
+}
+
+// Flags is a set of IMAP system flags with Dovecot's bit values
+// (dovecot 2.3.19 mail-types.h: enum mail_flags).
+type Flags uint8
+
+const (
+	FlagAnswered Flags = 0x01
+	FlagFlagged  Flags = 0x02
+	FlagDeleted  Flags = 0x04
+	FlagSeen     Flags = 0x08
+	FlagDraft    Flags = 0x10
+	// FlagRecent is session state in IMAP; drivers never store it and the
+	// engine never copies it. It exists so values read from Dovecot's
+	// records can be masked.
+	FlagRecent Flags = 0x20
+
+	// SystemFlags are the flags a store keeps.
+	SystemFlags = FlagAnswered | FlagFlagged | FlagDeleted | FlagSeen | FlagDraft
+)
+
+var flagNames = []struct {
+	f    Flags
+	name string
+}{
+	{FlagAnswered, `\Answered`},
+	{FlagFlagged, `\Flagged`},
+	{FlagDeleted, `\Deleted`},
+	{FlagSeen, `\Seen`},
+	{FlagDraft, `\Draft`},
+	{FlagRecent, `\Recent`},
+}
+
+// Names lists the IMAP names of the flags in f, in bit order.
+func (f Flags) Names() []string {
+	var out []string
+	for _, fn := range flagNames {
+		if f&fn.f != 0 {
+			out = append(out, fn.name)
+		}
+	}
+	return out
+}
+
+func (f Flags) String() string { return strings.Join(f.Names(), " ") }
+
+// ParseFlag returns the system flag named s (case-insensitive, with the
+// backslash), and false for anything else (a keyword).
+func ParseFlag(s string) (Flags, bool) {
+	for _, fn := range flagNames {
+		if strings.EqualFold(s, fn.name) {
+			return fn.f, true
+		}
+	}
+	return 0, false
+}
+
+// Message is one message's metadata: plain data, cheap to copy, no hidden
+// I/O. Bodies are read through [Mailbox.Body].
+type Message struct {
+	UID UID
+	// GUID identifies the message across stores. Maildir uses the file's
+	// base name unless dovecot-uidlist has a G field; dbox uses 32 hex
+	// digits. Empty when the store has no GUIDs (Caps.GUIDs false).
+	GUID     string
+	ModSeq   ModSeq
+	Flags    Flags    // system flags only (never FlagRecent)
+	Keywords []string // sorted, no duplicates; see NormalizeKeywords
+	// Received is IMAP INTERNALDATE. Saved is Dovecot's save date; a
+	// zero value means "unknown" (a driver then uses the time of saving).
+	Received, Saved time.Time
+	// Size is the physical size in bytes; VSize the size with every LF
+	// counted as CRLF (RFC 3501 RFC822.SIZE), -1 when unknown.
+	Size, VSize int64
+	// Ext carries per-message metadata that a driver must preserve when
+	// copying even if it does not understand it, keyed by Dovecot's dbox
+	// metadata letters (dbox-file.h): 'P' POP3 UIDL, 'O' POP3 order, ...
+	Ext map[byte]string
+}
+
+// NormalizeKeywords sorts kws and removes duplicates and empty names, in
+// place, returning the shortened slice. Keyword comparison is
+// case-sensitive, as in Dovecot.
+func NormalizeKeywords(kws []string) []string {
+	if len(kws) == 0 {
+		return nil
+	}
+	sort.Strings(kws)
+	out := kws[:0]
+	for i, k := range kws {
+		if k == "" || (i > 0 && k == kws[i-1]) {
+			continue
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// EqualKeywords compares two normalized keyword lists.
+func EqualKeywords(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// MailboxInfo describes one node of a store's mailbox tree.
+type MailboxInfo struct {
+	Name string // UTF-8, '/'-separated
+	// GUID is the mailbox GUID; zero for a \Noselect container (a
+	// directory that holds mailboxes but no mail).
+	GUID       GUID
+	NoSelect   bool
+	Subscribed bool
+}
+
+// Status is a mailbox's state as IMAP STATUS and dsync see it.
+type Status struct {
+	GUID          GUID
+	UIDValidity   uint32
+	UIDNext       UID
+	HighestModSeq ModSeq // 0 when the store keeps no modseqs
+	Messages      int
+	Caps          Caps // the driver's Caps, narrowed for this mailbox
+}
+
+// Caps are facts about what a store keeps. Driver.Caps is an upper bound;
+// Status.Caps narrows it per mailbox.
+type Caps struct {
+	GUIDs     bool // messages have stable GUIDs
+	SaveGUIDs bool // Tx.Save keeps Message.GUID
+	SaveUIDs  bool // Tx.Save keeps Message.UID (when >= UIDNEXT)
+	ModSeqs   bool // modseqs are persistent
+	Keywords  bool // keywords are kept
+	SaveDate  bool // Message.Saved is kept
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
