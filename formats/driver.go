@@ -63,7 +63,9 @@ type Store interface {
 	// container of that name becomes the mailbox.
 	Create(ctx context.Context, name string, guid GUID, uidValidity uint32) error
 	// Delete removes a mailbox and its mail; its children survive (the
-	// mailbox becomes a container if it has any).
+	// mailbox becomes a container if it has any). Deleting a \Noselect
+	// container removes it when it has no children and fails with
+	// KindNotPossible when it has.
 	Delete(ctx context.Context, name string) error
 	// SetSubscribed adds or removes name from the subscriptions.
 	SetSubscribed(ctx context.Context, name string, subscribed bool) error
@@ -100,7 +102,8 @@ type Tx interface {
 	// transaction must ascend and be >= UIDNEXT. With Caps.SaveGUIDs a
 	// non-empty m.GUID is kept. body must yield exactly m.Size bytes
 	// when m.Size > 0 (then the size is checked); m.Size <= 0 means
-	// "unknown".
+	// "unknown". A failed Save leaves the transaction as it was: the
+	// message is not saved and the transaction can go on.
 	Save(ctx context.Context, m Message, body io.Reader) (UID, error)
 	// SetFlags replaces the flags and keywords of an existing message.
 	SetFlags(uid UID, flags Flags, keywords []string) error

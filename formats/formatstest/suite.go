@@ -630,6 +630,18 @@ func testDelete(t *testing.T, e *env) {
 		t.Errorf("Open(deleted) = %v, want NotFound", err)
 	}
 	wantKind(t, "Delete(missing)", e.store.Delete(e.ctx, "Missing"), formats.KindNotFound)
+	// Work is now a container: it can't go while it has a child, and
+	// goes with its last child.
+	wantKind(t, "Delete(container with children)", e.store.Delete(e.ctx, "Work"), formats.KindNotPossible)
+	if err := e.store.Delete(e.ctx, "Work/Sub"); err != nil {
+		t.Fatalf("Delete(Work/Sub) = %v", err)
+	}
+	if err := e.store.Delete(e.ctx, "Work"); err != nil && formats.KindOf(err) != formats.KindNotFound {
+		t.Fatalf("Delete(empty container) = %v", err)
+	}
+	if _, ok := e.list(t)["Work"]; ok {
+		t.Errorf("empty container Work still listed")
+	}
 }
 
 func testSubscriptions(t *testing.T, e *env) {

@@ -28,6 +28,7 @@ import (
 	"io"
 	"iter"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,8 +184,26 @@ func (h *storeHandle) Delete(ctx context.Context, name string) error {
 	}
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
+	hasChildren := false
+	for other := range h.s.boxes {
+		if strings.HasPrefix(other, name+"/") {
+			hasChildren = true
+		}
+	}
+	for other := range h.s.dirs {
+		if strings.HasPrefix(other, name+"/") {
+			hasChildren = true
+		}
+	}
 	if _, ok := h.s.boxes[name]; !ok {
-		return &formats.Error{Kind: formats.KindNotFound, Op: "mem: delete", Mailbox: name, Err: errors.New("no such mailbox")}
+		if !h.s.dirs[name] && !hasChildren {
+			return &formats.Error{Kind: formats.KindNotFound, Op: "mem: delete", Mailbox: name, Err: errors.New("no such mailbox")}
+		}
+		if hasChildren {
+			return &formats.Error{Kind: formats.KindNotPossible, Op: "mem: delete", Mailbox: name, Err: errors.New("mailbox has children, can't delete it")}
+		}
+		delete(h.s.dirs, name)
+		return nil
 	}
 	delete(h.s.boxes, name)
 	// Like a directory-backed store: the node stays as a container only

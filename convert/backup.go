@@ -1,0 +1,493 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+const (
+	defaultCommitEvery = 2000
+	defaultCommitBytes = 128 << 20
+)
+
+// Run makes dst agree with src according to opt.Mode. The returned error
+// is a failure that stopped the run; per-mailbox and per-message failures
+// that did not stop it are in Result.Errors.
+func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, error) {
+	if opt.Mode != Backup {
+		return Result{}, formats.Errorf(formats.KindParams, "%s is not implemented yet: only backup is", opt.Mode)
+	}
+	if opt.CommitEvery <= 0 {
+		opt.CommitEvery = defaultCommitEvery
+	}
+	if opt.CommitBytes <= 0 {
+		opt.CommitBytes = defaultCommitBytes
+	}
+	r := &run{src: src, dst: dst, opt: opt}
+	err := r.backup(ctx)
+	return r.res, err
+}
+
+type run struct {
+	src, dst formats.Store
+	opt      Options
+	res      Result
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.opt.Log != nil && r.opt.Verbose {
+		fmt.Fprintf(r.opt.Log, format+"\n", args...)
+	}
+}
+
+func (r *run) warnf(format string, args ...any) {
+	if r.opt.Log != nil {
+		fmt.Fprintf(r.opt.Log, "Warning: "+format+"\n", args...)
+	}
+}
+
+// wanted tells whether a mailbox takes part in the run (-m, -x).
+func (r *run) wanted(name string) bool {
+	if r.opt.Mailbox != "" && name != r.opt.Mailbox {
+		return false
+	}
+	for _, mask := range r.opt.Exclude {
+		if MatchMask(mask, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchMask matches a doveadm -m/-x style mask against a mailbox name, as
+// Dovecot's imap-match does: '*' matches any run of characters including
+// the hierarchy separator, '%' any run without it, '?' one character.
+// INBOX matches case-insensitively.
+func MatchMask(mask, name string) bool {
+	if formats.IsInbox(mask) && formats.IsInbox(name) {
+		return true
+	}
+	return glob([]rune(mask), []rune(name))
+}
+
+func glob(p, s []rune) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*', '%':
+			for i := 0; i <= len(s); i++ {
+				if glob(p[1:], s[i:]) {
+					return true
+				}
+				if i < len(s) && p[0] == '%' && s[i] == formats.Separator {
+					return false
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 {
+				return false
+			}
+		default:
+			if len(s) == 0 || s[0] != p[0] {
+				return false
+			}
+		}
+		p, s = p[1:], s[1:]
+	}
+	return len(s) == 0
+}
+
+func (r *run) fail(err error) {
+	r.res.Errors = append(r.res.Errors, err)
+	if r.opt.Log != nil {
+		fmt.Fprintf(r.opt.Log, "Error: %s\n", err)
+	}
+}
+
+func (r *run) backup(ctx context.Context) error {
+	srcBoxes, err := r.src.Mailboxes(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: list source mailboxes", "", 0, "")
+	}
+	dstBoxes, err := r.dst.Mailboxes(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: list destination mailboxes", "", 0, "")
+	}
+	dstByName := map[string]formats.MailboxInfo{}
+	for _, b := range dstBoxes {
+		dstByName[b.Name] = b
+	}
+	srcByName := map[string]formats.MailboxInfo{}
+	for _, b := range srcBoxes {
+		srcByName[b.Name] = b
+	}
+
+	// Destination mailboxes the source lacks go first, so that a
+	// rename on the source (new name, same GUID) frees the GUID before
+	// the new name is created.
+	for _, d := range dstBoxes {
+		if !r.wanted(d.Name) || d.NoSelect {
+			continue
+		}
+		if s, ok := srcByName[d.Name]; ok && !s.NoSelect {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.logf("%s: deleting, not in source", d.Name)
+		if err := r.dst.Delete(ctx, d.Name); err != nil && !errors.Is(err, formats.ErrNotFound) {
+			r.fail(formats.Wrap(err, formats.KindTemp, "backup: delete", d.Name, 0, ""))
+			continue
+		}
+		r.res.Mailboxes.Deleted++
+	}
+
+	// Containers the source lacks, deepest first; one that still has
+	// children (kept by -x, say) stays.
+	for i := len(dstBoxes) - 1; i >= 0; i-- {
+		d := dstBoxes[i]
+		if _, ok := srcByName[d.Name]; ok || !d.NoSelect || d.Subscribed || !r.wanted(d.Name) {
+			continue
+		}
+		if err := r.dst.Delete(ctx, d.Name); err != nil && formats.KindOf(err) != formats.KindNotFound && formats.KindOf(err) != formats.KindNotPossible {
+			r.fail(formats.Wrap(err, formats.KindTemp, "backup: delete container", d.Name, 0, ""))
+		}
+	}
+
+	for _, s := range srcBoxes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !r.wanted(s.Name) {
+			continue
+		}
+		if !s.NoSelect {
+			if err := r.syncMailbox(ctx, s, dstByName[s.Name]); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.fail(err)
+			}
+		}
+		d := dstByName[s.Name]
+		if s.Subscribed != d.Subscribed {
+			if err := r.dst.SetSubscribed(ctx, s.Name, s.Subscribed); err != nil {
+				r.fail(formats.Wrap(err, formats.KindTemp, "backup: subscribe", s.Name, 0, ""))
+			}
+		}
+	}
+	// Subscriptions of names the source does not have.
+	for _, d := range dstBoxes {
+		if _, ok := srcByName[d.Name]; !ok && d.Subscribed && r.wanted(d.Name) {
+			if err := r.dst.SetSubscribed(ctx, d.Name, false); err != nil {
+				r.fail(formats.Wrap(err, formats.KindTemp, "backup: unsubscribe", d.Name, 0, ""))
+			}
+		}
+	}
+	return nil
+}
+
+// errRecreate says the destination mailbox cannot be made equal to the
+// source without lowering UIDs, so it must be deleted and copied again.
+type errRecreate struct{ why string }
+
+func (e errRecreate) Error() string { return e.why }
+
+func (r *run) syncMailbox(ctx context.Context, s, d formats.MailboxInfo) error {
+	srcBox, err := r.src.Open(ctx, s.Name)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: open source", s.Name, 0, "")
+	}
+	defer srcBox.Close()
+	srcSt, err := srcBox.Status(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: source status", s.Name, 0, "")
+	}
+	exists := d.Name != "" && !d.NoSelect
+	for attempt := 0; ; attempt++ {
+		if exists {
+			err = r.syncExisting(ctx, srcBox, srcSt)
+			var rec errRecreate
+			if !errors.As(err, &rec) {
+				return err
+			}
+			if attempt > 0 {
+				return formats.Wrap(fmt.Errorf("destination still differs after recreating it: %s", rec.why), formats.KindTemp, "backup", s.Name, 0, "")
+			}
+			r.warnf("Deleting mailbox '%s': %s", s.Name, rec.why)
+			if err := r.dst.Delete(ctx, s.Name); err != nil {
+				return formats.Wrap(err, formats.KindTemp, "backup: delete to recreate", s.Name, 0, "")
+			}
+			r.res.Mailboxes.Deleted++
+		}
+		if err := r.dst.Create(ctx, s.Name, srcSt.GUID, srcSt.UIDValidity); err != nil {
+			return formats.Wrap(err, formats.KindTemp, "backup: create", s.Name, 0, "")
+		}
+		r.res.Mailboxes.Created++
+		exists = true
+	}
+}
+
+// syncExisting makes an existing destination mailbox equal to the source.
+func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt formats.Status) error {
+	name := srcBox.Name()
+	dstBox, err := r.dst.Open(ctx, name)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: open destination", name, 0, "")
+	}
+	defer dstBox.Close()
+	dstSt, err := dstBox.Status(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: destination status", name, 0, "")
+	}
+	switch {
+	case dstSt.GUID != srcSt.GUID && !srcSt.GUID.IsZero():
+		return errRecreate{fmt.Sprintf("mailbox GUID %s differs from the source's %s", dstSt.GUID, srcSt.GUID)}
+	case dstSt.UIDValidity != srcSt.UIDValidity:
+		return errRecreate{fmt.Sprintf("UIDVALIDITY %d differs from the source's %d", dstSt.UIDValidity, srcSt.UIDValidity)}
+	case dstSt.UIDNext > srcSt.UIDNext:
+		return errRecreate{fmt.Sprintf("UIDNEXT is too high (%d > %d)", dstSt.UIDNext, srcSt.UIDNext)}
+	}
+	if r.opt.Algorithm == Fast && srcSt.Caps.ModSeqs && dstSt.Caps.ModSeqs &&
+		srcSt.UIDNext == dstSt.UIDNext && srcSt.HighestModSeq == dstSt.HighestModSeq &&
+		srcSt.Messages == dstSt.Messages && srcSt.HighestModSeq != 0 {
+		r.res.Mailboxes.Skipped++
+		return nil
+	}
+	r.logf("%s: syncing (%d messages, UIDNEXT %d)", name, srcSt.Messages, srcSt.UIDNext)
+	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext}
+	defer ms.rollback()
+	if err := ms.merge(ctx, srcSt); err != nil {
+		return err
+	}
+	if err := ms.commit(ctx, srcSt.UIDNext); err != nil {
+		return err
+	}
+	r.res.Mailboxes.Synced++
+	// A source that changed while we copied it is mirrored as it was;
+	// dsync reports that as a desync (exit 2) so the caller runs again.
+	if after, err := srcBox.Status(ctx); err == nil && (after.UIDNext != srcSt.UIDNext || after.Messages != srcSt.Messages) && r.res.Desync == "" {
+		r.res.Desync = fmt.Sprintf("mailbox %q changed during the sync", name)
+	}
+	return nil
+}
+
+// mailboxSync is one mailbox's merge of source and destination messages.
+type mailboxSync struct {
+	r        *run
+	name     string
+	src, dst formats.Mailbox
+	dstNext  formats.UID // destination UIDNEXT when we started
+
+	tx           formats.Tx
+	pending      int   // changes in tx
+	pendingBytes int64 // body bytes in tx
+	errs         int   // per-message failures in this mailbox
+}
+
+func (ms *mailboxSync) begin(ctx context.Context) error {
+	if ms.tx != nil {
+		return nil
+	}
+	tx, err := ms.dst.Begin(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: begin", ms.name, 0, "")
+	}
+	ms.tx = tx
+	return nil
+}
+
+func (ms *mailboxSync) commit(ctx context.Context, uidNext formats.UID) error {
+	if uidNext != 0 && ms.errs == 0 {
+		// Raise UIDNEXT only when every message made it: a UID skipped
+		// over a failure can still be filled in by the next run.
+		if err := ms.begin(ctx); err != nil {
+			return err
+		}
+		if err := ms.tx.SetUIDNext(uidNext); err != nil {
+			return formats.Wrap(err, formats.KindTemp, "backup: set UIDNEXT", ms.name, 0, "")
+		}
+	}
+	if ms.tx == nil {
+		return nil
+	}
+	err := ms.tx.Commit(ctx)
+	ms.tx, ms.pending, ms.pendingBytes = nil, 0, 0
+	return formats.Wrap(err, formats.KindTemp, "backup: commit", ms.name, 0, "")
+}
+
+func (ms *mailboxSync) rollback() {
+	if ms.tx != nil {
+		ms.tx.Rollback()
+		ms.tx = nil
+	}
+}
+
+func (ms *mailboxSync) maybeCommit(ctx context.Context) error {
+	if ms.pending >= ms.r.opt.CommitEvery || ms.pendingBytes >= ms.r.opt.CommitBytes {
+		return ms.commit(ctx, 0)
+	}
+	return nil
+}
+
+// merge walks both mailboxes in UID order.
+func (ms *mailboxSync) merge(ctx context.Context, srcSt formats.Status) error {
+	nextSrc, stopSrc := iter.Pull2(ms.src.Messages(ctx, 1))
+	defer stopSrc()
+	nextDst, stopDst := iter.Pull2(ms.dst.Messages(ctx, 1))
+	defer stopDst()
+	pull := func(next func() (formats.Message, error, bool), side string) (*formats.Message, error) {
+		m, err, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, formats.Wrap(err, formats.KindTemp, "backup: list "+side, ms.name, 0, "")
+		}
+		return &m, nil
+	}
+	s, err := pull(nextSrc, "source")
+	if err != nil {
+		return err
+	}
+	d, err := pull(nextDst, "destination")
+	if err != nil {
+		return err
+	}
+	for s != nil || d != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case d == nil || (s != nil && s.UID < d.UID):
+			if s.UID < ms.dstNext {
+				return errRecreate{fmt.Sprintf("UID=%d GUID=%s is missing locally", s.UID, s.GUID)}
+			}
+			if err := ms.save(ctx, *s); err != nil {
+				return err
+			}
+			if s, err = pull(nextSrc, "source"); err != nil {
+				return err
+			}
+		case s == nil || d.UID < s.UID:
+			if err := ms.expunge(ctx, d.UID); err != nil {
+				return err
+			}
+			if d, err = pull(nextDst, "destination"); err != nil {
+				return err
+			}
+		default: // same UID
+			if s.GUID != "" && d.GUID != "" && s.GUID != d.GUID {
+				return errRecreate{fmt.Sprintf("UID=%d GUID=%s already exists locally for a different mail GUID=%s", s.UID, s.GUID, d.GUID)}
+			}
+			if s.Flags != d.Flags || !formats.EqualKeywords(s.Keywords, d.Keywords) {
+				if err := ms.setFlags(ctx, *s); err != nil {
+					return err
+				}
+			}
+			if s, err = pull(nextSrc, "source"); err != nil {
+				return err
+			}
+			if d, err = pull(nextDst, "destination"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
+	if err := ms.begin(ctx); err != nil {
+		return err
+	}
+	var saved formats.UID
+	var dstErr error // a failure of the destination, which stops the mailbox
+	err := ms.src.Body(ctx, m.UID, func(b formats.Body) error {
+		m.Size = b.Size()
+		sr := &sourceReader{r: b}
+		var err error
+		saved, err = ms.tx.Save(ctx, m, sr)
+		if err != nil && sr.err == nil && formats.KindOf(err) != formats.KindInvalidData {
+			dstErr = err
+		}
+		if err == nil {
+			ms.pendingBytes += m.Size
+			ms.r.res.Bytes += m.Size
+		}
+		return err
+	})
+	switch {
+	case err == nil && saved != m.UID:
+		// The destination could not keep the UID: a concurrent writer
+		// took it. The next run repairs it (dsync: changes during sync).
+		if ms.r.res.Desync == "" {
+			ms.r.res.Desync = fmt.Sprintf("mailbox %q: UID %d was saved as %d", ms.name, m.UID, saved)
+		}
+	case dstErr != nil || ctx.Err() != nil:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return formats.Wrap(dstErr, formats.KindTemp, "backup: save", ms.name, m.UID, "")
+	case formats.KindOf(err) == formats.KindExpunged:
+		// Expunged in the source while we copied: nothing to mirror.
+		if ms.r.res.Desync == "" {
+			ms.r.res.Desync = fmt.Sprintf("mailbox %q: UID %d was expunged during the sync", ms.name, m.UID)
+		}
+		return nil
+	case err != nil:
+		// One unreadable source message must not stop the mailbox:
+		// report it and go on; the transaction holds only complete
+		// messages, and UIDNEXT is not raised past it.
+		ms.errs++
+		ms.r.fail(formats.Wrap(err, formats.KindTemp, "backup: read source message", ms.name, m.UID, ""))
+		return nil
+	}
+	ms.r.res.Messages.Saved++
+	ms.pending++
+	return ms.maybeCommit(ctx)
+}
+
+// sourceReader remembers a read error of the source, so that a failed
+// Save can be blamed on the right side.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+func (ms *mailboxSync) expunge(ctx context.Context, uid formats.UID) error {
+	if err := ms.begin(ctx); err != nil {
+		return err
+	}
+	if err := ms.tx.Expunge(uid); err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: expunge", ms.name, uid, "")
+	}
+	ms.r.res.Messages.Expunged++
+	ms.pending++
+	return ms.maybeCommit(ctx)
+}
+
+func (ms *mailboxSync) setFlags(ctx context.Context, m formats.Message) error {
+	if err := ms.begin(ctx); err != nil {
+		return err
+	}
+	if err := ms.tx.SetFlags(m.UID, m.Flags, m.Keywords); err != nil {
+		return formats.Wrap(err, formats.KindTemp, "backup: set flags", ms.name, m.UID, "")
+	}
+	ms.r.res.Messages.FlagsChanged++
+	ms.pending++
+	return ms.maybeCommit(ctx)
+}

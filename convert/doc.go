@@ -1,0 +1,30 @@
+// Package convert is boxsync's sync engine: it makes one store agree with
+// another through the formats contract only, so every pair of drivers can
+// be synced.
+//
+// # Overview
+//
+// Run takes a source and a destination store and Options. The skeleton
+// implements Backup (doveadm backup: the destination becomes a mirror of
+// the source; dsync.md §2.4 step 4 and §2.11): mailboxes are matched by
+// name and checked by GUID and UIDVALIDITY, messages by UID and checked by
+// GUID; destination-only mail is expunged and destination flag changes are
+// reverted. Where a destination cannot be repaired without lowering UIDs
+// (a UID used there for another message, a source message missing below
+// the destination's UIDNEXT), the destination mailbox is deleted and copied
+// again, exactly as dsync does, so UIDs always match the source.
+//
+// Bodies are streamed from the source's Body callback into the
+// destination's Tx.Save; messages are merged in UID order from both sides'
+// iterators, so memory does not grow with mailbox size. Transactions are
+// committed every Options.CommitEvery messages, so an interrupted run keeps
+// its progress and a rerun finishes the job without duplicates.
+//
+// # Dovecot compatibility
+//
+// Names and decisions follow dsync's (dsync-brain-mailbox-tree-sync.c,
+// dsync-mailbox-import.c): a backup never writes to the source, keeps UIDs,
+// UIDVALIDITY, mailbox and message GUIDs, raises the destination UIDNEXT to
+// the source's, and mirrors subscriptions. Unlike dsync it never rewrites a
+// message's bytes (dsync turns CRLF into LF).
+package convert
