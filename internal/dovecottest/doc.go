@@ -86,6 +86,9 @@
 //     maildir copies the file unchanged.
 //   - `doveadm fetch text` prints the physical bytes unchanged: a CRLF
 //     message written straight into a maildir reads back byte for byte.
+//   - `doveadm backup` keeps GUIDs, UIDs, UIDVALIDITY, flags, keywords,
+//     received dates, modseqs and HIGHESTMODSEQ, but not saved dates: an
+//     sdbox copy's saved date is the time of the backup.
 //   - `doveadm backup DEST` makes DEST a copy of the configured store and
 //     deletes whatever else DEST holds; `doveadm backup -R SRC` copies SRC
 //     into the configured store.
@@ -96,5 +99,7 @@
 //     Snapshot drops \Recent.
 //   - A maildir file whose S= size is wrong makes `doveadm fetch text` fail
 //     with "Cached message size larger than expected" and exit 75.
-//   - Every doveadm run costs about 15 ms; Snapshot makes four.
+//   - Every doveadm run costs about 15 ms; Snapshot makes four. A Snapshot
+//     of 100 messages of 4 KB takes about 50 ms (90 ms when Dovecot first
+//     indexes a maildir it did not write).
 package dovecottest

@@ -1,6 +1,7 @@
 package dovecottest
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func (t Tree) Lookup(name string) *Mailbox {
 // Lookup returns the message with uid, or nil.
 func (m *Mailbox) Lookup(uid uint32) *Message {
 	i, ok := slices.BinarySearchFunc(m.Messages, uid, func(msg Message, uid uint32) int {
-		return int64cmp(int64(msg.UID), int64(uid))
+		return cmp.Compare(msg.UID, uid)
 	})
 	if !ok {
 		return nil
@@ -174,14 +175,4 @@ func (d *differ) message(where string, a, b *Message) {
 	d.field(where, VSize, a.VSize, b.VSize)
 	d.field(where, ModSeq, a.ModSeq, b.ModSeq)
 	d.field(where, Body, a.SHA256, b.SHA256)
-}
-
-func int64cmp(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
