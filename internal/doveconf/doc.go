@@ -37,10 +37,16 @@
 // replaces an earlier one, as in Dovecot. Errors are [*Error] values naming
 // the file and line.
 //
+// A `<file` value that cannot be read does not fail the parse: the setting
+// gets an empty value and its error in [Setting.Err] ([Config.Lookup]
+// shows it). Dovecot's config process reads such files as root
+// (ssl_key = </etc/dovecot/private/dovecot.key); boxsync, run by an admin
+// as a mail user, must still be able to read mail_location.
+//
 // # Dovecot compatibility
 //
 // doveconf knows no setting names and no defaults: it does not check that a
-// key exists, and "$name" of a setting never set expands to "" where Dovecot
+// key exists (names with quote characters are refused), and "$name" of a setting never set expands to "" where Dovecot
 // would use the built-in default (for mail_plugins, the usual subject of
 // "$mail_plugins", the default is "" too). Dovecot 2.4's new syntax
 // (named filters, "@group") is not supported.

@@ -17,6 +17,11 @@ type Setting struct {
 	Key, Value string
 	File       string // where it was set; "" for overrides
 	Line       int
+	// Err is set, and Value empty, when a `key = <file` value could not
+	// be read. Such errors don't fail the parse: Dovecot's config
+	// process reads root-only files (ssl_key = </etc/…/key.pem) that a
+	// user running boxsync can't, and which boxsync never needs.
+	Err error
 }
 
 // Section is the root of a file or a `type [name] { … }` block.
@@ -85,6 +90,10 @@ func ParseFile(path string, opt *Options) (*Config, error) {
 	o := opt.withDefaults()
 	data, err := o.ReadFile(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == path {
+			err = pe.Err // the path is in the Error already
+		}
 		return nil, &Error{File: path, Err: err}
 	}
 	return parse(path, data, o)
@@ -179,9 +188,9 @@ func (p *parser) file(name string, data []byte, cur *Section, stack []string) er
 			}
 			v, err := p.value(name, cur, strings.TrimLeft(rest[1:], " \t"))
 			if err != nil {
-				return fail("%s: %w", key, err)
+				err = fail("%s: %w", key, err)
 			}
-			cur.Settings = append(cur.Settings, Setting{Key: key, Value: v, File: name, Line: lineNo})
+			cur.Settings = append(cur.Settings, Setting{Key: key, Value: v, File: name, Line: lineNo, Err: err})
 		case strings.HasSuffix(rest, "{"):
 			secName := strings.TrimRight(rest[:len(rest)-1], " \t")
 			if isQuoted(secName) {
@@ -332,7 +341,9 @@ func (p *parser) value(file string, cur *Section, v string) (string, error) {
 			}
 		}
 	}
-	return strings.TrimSpace(strings.Join(words, " ")), nil
+	// Not trimmed: Dovecot gives "$protocols imap" with protocols unset
+	// as " imap" (doveconf -n shows protocols = " imap").
+	return strings.Join(words, " "), nil
 }
 
 func (p *parser) relative(file, path string) string {
@@ -390,26 +401,33 @@ func (p *parser) include(file string, line int, pattern string, try bool, cur *S
 // the unnamed plugin section, "namespace/inbox/separator" is separator in
 // the namespace named inbox.
 func (s *Section) Get(key string) (string, bool) {
+	st, ok := s.Lookup(key)
+	return st.Value, ok
+}
+
+// Lookup is Get returning the whole Setting: where it was set, and the
+// error of an unreadable `<file` value.
+func (s *Section) Lookup(key string) (Setting, bool) {
 	for i := len(s.Settings) - 1; i >= 0; i-- {
 		if s.Settings[i].Key == key {
-			return s.Settings[i].Value, true
+			return s.Settings[i], true
 		}
 	}
 	typ, rest, ok := strings.Cut(key, "/")
 	if !ok {
-		return "", false
+		return Setting{}, false
 	}
 	if name, sub, ok := strings.Cut(rest, "/"); ok {
 		if c := s.Section(typ, name); c != nil {
-			if v, ok := c.Get(sub); ok {
-				return v, true
+			if st, ok := c.Lookup(sub); ok {
+				return st, true
 			}
 		}
 	}
 	if c := s.Section(typ, ""); c != nil {
-		return c.Get(rest)
+		return c.Lookup(rest)
 	}
-	return "", false
+	return Setting{}, false
 }
 
 // Section returns the child section of that type and name, or nil.
@@ -445,41 +463,56 @@ func (c *Config) Override(key, value string) error {
 
 // Overridden tells whether key was set with Override.
 func (c *Config) Overridden(key string) bool {
-	for _, o := range c.overrides {
-		if o.Key == key {
-			return true
+	_, ok := c.override(key)
+	return ok
+}
+
+func (c *Config) override(key string) (Setting, bool) {
+	for i := len(c.overrides) - 1; i >= 0; i-- {
+		if c.overrides[i].Key == key {
+			return c.overrides[i], true
 		}
 	}
-	return false
+	return Setting{}, false
 }
 
 // Get returns the effective value of key: the last override, else the
 // last value in the files.
 func (c *Config) Get(key string) (string, bool) {
-	for i := len(c.overrides) - 1; i >= 0; i-- {
-		if c.overrides[i].Key == key {
-			return c.overrides[i].Value, true
-		}
+	st, ok := c.Lookup(key)
+	return st.Value, ok
+}
+
+// Lookup is Get returning the whole Setting (File is "" for an override).
+func (c *Config) Lookup(key string) (Setting, bool) {
+	if st, ok := c.override(key); ok {
+		return st, true
 	}
 	if c.Root == nil {
-		return "", false
+		return Setting{}, false
 	}
-	return c.Root.Get(key)
+	return c.Root.Lookup(key)
 }
 
 // GetProtocol is Get as a service sees it: a value inside
 // `protocol NAME { }` wins over the top-level one (doveadm reads its
 // settings with protocol doveadm); overrides still win over both.
 func (c *Config) GetProtocol(protocol, key string) (string, bool) {
-	if c.Overridden(key) || c.Root == nil {
-		return c.Get(key)
+	st, ok := c.LookupProtocol(protocol, key)
+	return st.Value, ok
+}
+
+// LookupProtocol is GetProtocol returning the whole Setting.
+func (c *Config) LookupProtocol(protocol, key string) (Setting, bool) {
+	if st, ok := c.override(key); ok || c.Root == nil {
+		return st, ok
 	}
 	if sec := c.Root.Section("protocol", protocol); sec != nil {
-		if v, ok := sec.Get(key); ok {
-			return v, true
+		if st, ok := sec.Lookup(key); ok {
+			return st, true
 		}
 	}
-	return c.Root.Get(key)
+	return c.Root.Lookup(key)
 }
 
 // String formats the configuration tree (without overrides) in a

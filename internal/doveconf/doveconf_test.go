@@ -60,7 +60,7 @@ func TestGet(t *testing.T) {
 		{name: "var", files: map[string]string{"dovecot.conf": "mail_plugins = quota\nmail_plugins = $mail_plugins zlib\n"},
 			key: "mail_plugins", want: "quota zlib", ok: true},
 		{name: "var unset is empty", files: map[string]string{"dovecot.conf": "mail_plugins = $mail_plugins zlib\n"},
-			key: "mail_plugins", want: "zlib", ok: true},
+			key: "mail_plugins", want: " zlib", ok: true},
 		{name: "var in section sees parent", files: map[string]string{"dovecot.conf": "mail_plugins = quota\nprotocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"},
 			key: "protocol/imap/mail_plugins", want: "quota imap_quota", ok: true},
 		{name: "var not in single quotes", files: map[string]string{"dovecot.conf": "a = x\nb = '$a'\n"},
@@ -146,8 +146,6 @@ func TestErrors(t *testing.T) {
 			file: "x.conf", line: 1, want: "Unexpected '}'"},
 		{name: "section left open by include", files: map[string]string{"dovecot.conf": "!include x.conf\n}\n", "x.conf": "plugin {\n"},
 			file: "x.conf", line: 1, want: "Missing '}'"},
-		{name: "file value missing", files: map[string]string{"dovecot.conf": "\n\nssl_cert = <nope.pem\n"},
-			file: "dovecot.conf", line: 3, want: "ssl_cert"},
 		{name: "unquoted section name with space", files: map[string]string{"dovecot.conf": "namespace a b {\n}\n"},
 			file: "dovecot.conf", line: 1, want: "Expecting '{'"},
 		{name: "no key", files: map[string]string{"dovecot.conf": "= x\n"},
@@ -171,6 +169,24 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error %q does not start with %q", err, want)
 			}
 		})
+	}
+}
+
+func TestFileValueUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"dovecot.conf": "\n\nssl_key = <private/key.pem\nmail_location = maildir:~/Maildir\n"})
+	cfg, err := ParseFile(filepath.Join(dir, "dovecot.conf"), nil)
+	if err != nil {
+		t.Fatalf("ParseFile = %v, want the unreadable value deferred", err)
+	}
+	if v, _ := cfg.Get("mail_location"); v != "maildir:~/Maildir" {
+		t.Errorf("Get(mail_location) = %q", v)
+	}
+	st, ok := cfg.Lookup("ssl_key")
+	var e *Error
+	if !ok || st.Value != "" || !errors.As(st.Err, &e) || e.Line != 3 || !errors.Is(st.Err, fs.ErrNotExist) ||
+		!strings.Contains(st.Err.Error(), "ssl_key") {
+		t.Errorf("Lookup(ssl_key) = %+v, %v, want an empty value and an error at line 3 naming ssl_key", st, ok)
 	}
 }
 
