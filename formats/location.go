@@ -213,15 +213,21 @@ func expandPath(p string, v Vars) (string, error) {
 		}
 		out = v.Home + out[1:]
 	}
-	if !filepath.IsAbs(out) {
-		return "", fmt.Errorf("%q is not an absolute path (doveadm needs ~/ or a full path)", p)
+	// Like doveadm, a relative path is taken from the current directory.
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", p, err)
 	}
-	return filepath.Clean(out), nil
+	return abs, nil
 }
 
 // String formats loc back as a mail_location.
 func (loc Location) String() string {
-	esc := func(s string) string { return strings.ReplaceAll(s, ":", "::") }
+	// Expanded values may hold ':' and '%', which must be escaped to
+	// parse back to the same location.
+	esc := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, "%", "%%"), ":", "::")
+	}
 	var b strings.Builder
 	b.WriteString(loc.Driver + ":" + esc(loc.Path))
 	kv := func(k, v string) {
