@@ -4,12 +4,14 @@ package all
 
 import (
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/maildir"
 	"github.com/boxsync/boxsync/formats/mem"
 )
 
 // Drivers returns every driver, by name.
 func Drivers() []formats.Driver {
 	return []formats.Driver{
+		maildir.Driver{},
 		mem.Driver{},
 	}
 }

@@ -1,0 +1,359 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// Commit makes the transaction visible, in the order of Dovecot's save
+// commit, all under dovecot-uidlist.lock:
+//
+//  1. sync: re-read dovecot-uidlist, scan new/ and cur/;
+//  2. write a new dovecot-keywords if a keyword needs a letter;
+//  3. make the tmp/ files durable: one syncfs(2) for all of them
+//     (mail_fsync=optimized; always fsynced each at Save; never: nothing);
+//  4. rename tmp/ → cur/, rename for flag changes, unlink expunged files,
+//     then fsync cur/ (and new/): no uidlist may name mail that is not on
+//     stable storage;
+//  5. write dovecot-uidlist.tmp, fdatasync it, rename it over
+//     dovecot-uidlist and fsync the control directory;
+//  6. unlock.
+//
+// Saved messages whose UID another writer took meanwhile get the next
+// free UIDs, as the mem driver and a Dovecot commit do.
+func (t *tx) Commit(ctx context.Context) (err error) {
+	if t.done {
+		return nil
+	}
+	t.finish()
+	m := t.m
+	sync := m.s.opt.Fsync != formats.FsyncNever
+	moved := 0 // saves renamed into cur/ so far
+	finals := make([]string, len(t.saves))
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Undo what no uidlist names yet: the saved files.
+		for i, s := range t.saves {
+			if i < moved {
+				os.Remove(filepath.Join(m.b.dir, "cur", finals[i]))
+			} else {
+				os.Remove(filepath.Join(m.b.dir, "tmp", s.tmp))
+			}
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return wrap(err, "commit", m.b.name, 0, "")
+	}
+
+	l, err := m.lockUidlist(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := l.release(); rerr != nil && err == nil {
+			err = wrap(rerr, "commit", m.b.name, 0, l.lockPath)
+		}
+	}()
+	st, dirty, err := m.scan(ctx, l)
+	if err != nil {
+		return err
+	}
+
+	// UIDs: keep what Save promised unless another writer took them.
+	next := st.next
+	for i := range t.saves {
+		s := &t.saves[i]
+		if s.uid < next {
+			s.uid = next
+		}
+		next = s.uid + 1
+	}
+	next = max(next, t.raise, st.hdr.NextUID)
+
+	// Keywords: every name gets a letter; a used letter without a name
+	// gets "unknown-<n>" written, as Dovecot does when it reads one.
+	kw := st.kw
+	kwChanged := false
+	for i := 0; i < maxKeywords; i++ {
+		if kw[i] == "" && st.kwUsed&(1<<i) != 0 {
+			kw[i] = st.kwNames[i]
+		}
+	}
+	letters := func(names []string) (uint32, error) {
+		var set uint32
+		for _, n := range names {
+			i := kw.lookup(n)
+			if i < 0 {
+				i = slices.Index(kw[:], "")
+				if i < 0 {
+					return 0, fmt.Errorf("keyword %q: a Maildir mailbox holds at most %d keywords (file name letters a-z)", n, maxKeywords)
+				}
+				kw[i] = n
+				kwChanged = true
+			}
+			set |= 1 << i
+		}
+		return set, nil
+	}
+	saveLetters := make([]uint32, len(t.saves))
+	for i, s := range t.saves {
+		if saveLetters[i], err = letters(s.keywords); err != nil {
+			return fail(formats.KindNotPossible, "commit", m.b.name, formats.UID(s.uid), "", err)
+		}
+	}
+	flagLetters := map[uint32]uint32{}
+	for uid, fs := range t.flags {
+		if flagLetters[uid], err = letters(fs.keywords); err != nil {
+			return fail(formats.KindNotPossible, "commit", m.b.name, formats.UID(uid), "", err)
+		}
+	}
+	if kwChanged || kw != st.kw {
+		if err := m.writeKeywords(ctx, &kw, st.kwMtime); err != nil {
+			return err
+		}
+	}
+
+	// The tmp/ files reach stable storage before anything names them.
+	if len(t.saves) > 0 {
+		if err := t.syncTmp(); err != nil {
+			return err
+		}
+	}
+
+	// Final names. A GUID that is itself a fitting base name (with the
+	// right ,S= and ,W=) becomes the file's name, as Dovecot's
+	// maildir_save_set_dest_basename does; otherwise the GUID goes to
+	// the uidlist's G field.
+	idx := st.t.byBase()
+	used := map[string]bool{}
+	exts := make([]string, len(t.saves))
+	for i, s := range t.saves {
+		base := ""
+		if s.guid != "" && validBaseName(s.guid) && !used[s.guid] && st.t.lookupBase(idx, s.guid) < 0 {
+			sz, ok1 := extraSize(s.guid, 'S')
+			vsz, ok2 := extraSize(s.guid, 'W')
+			if ok1 && ok2 && sz == s.size && vsz == s.vsize {
+				base = s.guid
+			}
+		}
+		if base == "" {
+			base = s.tmp + ",S=" + strconv.FormatInt(s.size, 10) + ",W=" + strconv.FormatInt(s.vsize, 10)
+		}
+		used[base] = true
+		finals[i] = setFlags(base, s.flags, saveLetters[i])
+		var fields []string
+		if s.guid != "" && s.guid != base {
+			fields = append(fields, string(rune(extGUID))+s.guid)
+		}
+		if s.uidl != "" {
+			fields = append(fields, string(rune(extPOP3UIDL))+s.uidl)
+		}
+		if s.order != "" {
+			fields = append(fields, string(rune(extPOP3Order))+s.order)
+		}
+		exts[i] = strings.Join(fields, " ")
+	}
+
+	// Into cur/. A long commit keeps its lock fresh, as Dovecot touches
+	// it every MAILDIR_LOCK_TOUCH_SECS.
+	touched := time.Now()
+	keepLock := func() {
+		if time.Since(touched) > lockTouchInterval {
+			l.touch()
+			touched = time.Now()
+		}
+	}
+	curChanged, newChanged := false, false
+	for i, s := range t.saves {
+		keepLock()
+		from := filepath.Join(m.b.dir, "tmp", s.tmp)
+		to := filepath.Join(m.b.dir, "cur", finals[i])
+		if err := os.Rename(from, to); err != nil {
+			return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
+		}
+		moved++
+		curChanged = true
+	}
+
+	// Flag changes and expunges of existing messages.
+	names := map[uint32]string{} // new names
+	gone := map[uint32]bool{}
+	for _, uid := range slices.Sorted(mapsKeys(t.flags, t.expunge)) {
+		keepLock()
+		i := st.t.find(uid)
+		if i < 0 {
+			continue // not here (any more)
+		}
+		r := &st.t.recs[i]
+		name, dir := st.t.name(r), r.dir
+		for attempt := 0; ; attempt++ {
+			path := filepath.Join(m.b.dir, subdir(dir), name)
+			var err error
+			if t.expunge[uid] {
+				err = os.Remove(path)
+				if err == nil {
+					gone[uid] = true
+				}
+			} else {
+				nn := setFlags(name, t.flags[uid].flags, flagLetters[uid])
+				if nn == name {
+					break
+				}
+				err = os.Rename(path, filepath.Join(m.b.dir, subdir(dir), nn))
+				if err == nil {
+					names[uid] = nn
+				}
+			}
+			if err == nil {
+				if dir == dirNew {
+					newChanged = true
+				} else {
+					curChanged = true
+				}
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
+				return wrap(err, "commit", m.b.name, formats.UID(uid), path)
+			}
+			// A concurrent Dovecot renamed it (a flag change):
+			// find its current name.
+			var ok bool
+			if name, dir, ok = m.locate(ctx, st.t.base(r)); !ok {
+				gone[uid] = true // expunged meanwhile
+				break
+			}
+		}
+	}
+	if sync {
+		for _, d := range []struct {
+			changed bool
+			sub     string
+		}{{curChanged, "cur"}, {newChanged, "new"}} {
+			if d.changed {
+				if err := fsyncPath(filepath.Join(m.b.dir, d.sub)); err != nil {
+					return wrap(err, "commit", m.b.name, 0, filepath.Join(m.b.dir, d.sub))
+				}
+			}
+		}
+	}
+
+	// The new table and dovecot-uidlist.
+	nt := &table{arena: make([]byte, 0, len(st.t.arena)+len(t.saves)*80), recs: make([]rec, 0, len(st.t.recs)+len(t.saves))}
+	for i := range st.t.recs {
+		r := &st.t.recs[i]
+		if gone[r.uid] {
+			continue
+		}
+		name := st.t.name(r)
+		if n, ok := names[r.uid]; ok {
+			name = n
+		}
+		if err := nt.add(r.uid, name, st.t.ext(r), r.dir); err != nil {
+			return wrap(err, "commit", m.b.name, formats.UID(r.uid), "")
+		}
+	}
+	for i, s := range t.saves {
+		if err := nt.add(s.uid, finals[i], exts[i], dirCur); err != nil {
+			return wrap(err, "commit", m.b.name, formats.UID(s.uid), "")
+		}
+	}
+	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime}
+	ns.hdr.NextUID = next
+	m.fillKeywords(ns)
+	if dirty || len(t.saves) > 0 || len(gone) > 0 || next != st.hdr.NextUID {
+		if err := m.writeUidlist(ns, true); err != nil {
+			return err
+		}
+	}
+	moved = 0 // from here on the files are committed
+	m.setState(ns)
+	return nil
+}
+
+func mapsKeys[V1, V2 any](a map[uint32]V1, b map[uint32]V2) func(func(uint32) bool) {
+	return func(yield func(uint32) bool) {
+		for k := range a {
+			if !yield(k) {
+				return
+			}
+		}
+		for k := range b {
+			if _, dup := a[k]; dup {
+				continue
+			}
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// syncTmp makes the saved tmp/ files durable as the fsync mode says.
+func (t *tx) syncTmp() error {
+	m := t.m
+	switch m.s.opt.Fsync {
+	case formats.FsyncNever, formats.FsyncAlways: // always: done at Save
+		return nil
+	}
+	dir := filepath.Join(m.b.dir, "tmp")
+	if haveSyncFS {
+		if err := syncFS(dir); err == nil {
+			return nil
+		}
+	}
+	for _, s := range t.saves {
+		p := filepath.Join(dir, s.tmp)
+		if err := fsyncPath(p); err != nil {
+			return wrap(err, "commit", m.b.name, formats.UID(s.uid), p)
+		}
+	}
+	return nil
+}
+
+// locate finds the current file name of a base name in new/ or cur/.
+func (m *mailbox) locate(ctx context.Context, base string) (name string, dir uint8, ok bool) {
+	for _, d := range []struct {
+		sub string
+		dir uint8
+	}{{"cur", dirCur}, {"new", dirNew}} {
+		_ = m.readDir(ctx, d.sub, func(n string) error {
+			if !ok && baseOf(n) == base {
+				name, dir, ok = n, d.dir, true
+			}
+			return nil
+		})
+		if ok {
+			return name, dir, true
+		}
+	}
+	return "", 0, false
+}
+
+// writeKeywords replaces dovecot-keywords (maildir_keywords_commit): under
+// the uidlist lock, any dovecot-keywords.lock is stale, so it is removed
+// and taken at once; the new content is written into it, synced, given an
+// mtime after the old file's and renamed over the file.
+func (m *mailbox) writeKeywords(ctx context.Context, kw *keywordList, oldMtime time.Time) error {
+	path := filepath.Join(m.b.ctl, keywordsName)
+	_ = os.Remove(path + lockSuffix)
+	l, err := takeDotlock(ctx, path, lockOptions{stale: uidlistStaleTimeout, mode: m.s.fileMode, keepOpen: true})
+	if err != nil {
+		return wrap(err, "write keywords", m.b.name, 0, path+lockSuffix)
+	}
+	if err := l.replace(formatKeywords(kw), m.s.opt.Fsync != formats.FsyncNever, oldMtime); err != nil {
+		return wrap(err, "write keywords", m.b.name, 0, path)
+	}
+	return nil
+}

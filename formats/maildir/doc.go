@@ -1,0 +1,138 @@
+// Package maildir reads and writes Maildir stores the way Dovecot 2.3.19
+// lays them out, so that Dovecot opens what we write with every UID,
+// UIDVALIDITY, GUID, flag, keyword and date intact, and we read what it
+// wrote.
+//
+// # Overview
+//
+// [Driver] opens a location ("maildir:~/Maildir[:LAYOUT=fs][:UTF-8]
+// [:INBOX=...][:CONTROL=...][:INDEX=...]") as a [Store] implementing
+// formats.Store and formats.Checker. The driver keeps no index: Dovecot
+// needs none for Maildir (dovecot-storage.md §0) and rebuilds its own from
+// the file names, dovecot-uidlist and dovecot-keywords. Modseqs are
+// therefore not kept (Caps.ModSeqs is false), and the save date is the
+// file's ctime, which cannot be set (Caps.SaveDate is false).
+//
+// Opening or listing a mailbox syncs it as a Dovecot session does: the
+// uidlist is read, new/ and cur/ are scanned, and files the uidlist does
+// not know get UIDs in Dovecot's order (maildir_filename_sort_cmp: the
+// seconds in the name, then the microseconds after ".M", then the name;
+// new/ and cur/ alike) and are recorded under dovecot-uidlist.lock. This
+// happens on a read-only store too, because Dovecot itself records UIDs on
+// any access; when the directory cannot be written the UIDs stay in
+// memory. A mailbox without dovecot-uidlist gets one with a new
+// UIDVALIDITY (the current time, unique within the store) and a random
+// mailbox GUID.
+//
+// A mailbox's state after a sync is one immutable table: 20-byte records
+// sorted by UID whose names live in one byte arena, about 95 bytes per
+// message all told (4.7 MB for 50,000 messages).
+//
+// A transaction (Tx) streams each saved body into tmp/ with a 64 KiB
+// buffer, counting the physical and virtual size on the way. Commit works
+// as Dovecot's save commit does, all under dovecot-uidlist.lock: re-sync;
+// write dovecot-keywords if a keyword needs a letter; make the tmp/ files
+// durable; rename them into cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>",
+// rename files whose flags changed and unlink expunged ones; fsync cur/;
+// write the new uidlist to dovecot-uidlist.tmp, fdatasync it, rename it
+// over dovecot-uidlist and fsync its directory; unlock. No uidlist ever
+// names mail that is not on stable storage. With mail_fsync=optimized (the
+// default) one syncfs(2) makes all of a transaction's tmp/ files durable
+// instead of one fsync per file; "always" fsyncs each file as it is saved
+// as well; "never" syncs nothing. Rollback, and a failed Commit, remove the
+// tmp/ files; an interrupted run leaves only tmp/ files, which the next
+// transaction on the mailbox removes (ours: named by a dead process of this
+// host; anyone's: older than 36 hours, as Dovecot does).
+//
+// # On-disk format
+//
+// See dovecot-storage.md §6 (Maildir), §8 (subscriptions, names) and §9
+// (location settings).
+//
+//   - Layout (§8.2): the INBOX is the root maildir (or INBOX=); by default
+//     (Maildir++) "Work/Sub" is "<root>/.Work.Sub", so names cannot hold
+//     '.' (KindNotPossible); with LAYOUT=fs it is "<root>/Work/Sub", and
+//     a level may not be "cur", "new" or "tmp". Each level is modified
+//     UTF-7 (package formats/internal/mutf7) unless the location says
+//     UTF-8. Under Maildir++ every ".name" directory is a mailbox (Dovecot
+//     creates missing cur/ new/ tmp/ when opening it) and missing parents
+//     are \Noselect containers; under LAYOUT=fs and for the INBOX a
+//     directory is a mailbox when it has cur/. Directory names that do
+//     not decode, or would not map back to the same directory, are
+//     skipped when listing. New directories and files take the root's
+//     permissions (0700/0600 for a new root).
+//   - CONTROL= (§9) moves dovecot-uidlist and dovecot-keywords to
+//     "<control>/.Work.Sub" ("<control>/.INBOX" for the INBOX; without the
+//     dots under LAYOUT=fs) and the subscriptions file to
+//     "<control>/subscriptions" [verified with doveadm]. INDEX= and
+//     VOLATILEDIR= are accepted and unused; SUBSCRIPTIONS= names the
+//     subscriptions file. ALT=, LAYOUT=index and every other key are
+//     refused with KindConfig.
+//   - File names (§6.2): "<base>[,S=<size>][,W=<vsize>]:2,<flags>". The
+//     base name is everything before the first ':' (,S= and ,W=
+//     included): the uidlist key and the default message GUID. Flags are
+//     read after the last ':' as Dovecot does; D F R S T are the system
+//     flags, a–z keywords 0–25; other letters and a second ",..." flag set
+//     are kept when flags change. A name without ":2," has no flags.
+//   - dovecot-uidlist (§6.4), versions 3 and 1: header "3 V N G" with
+//     unknown fields kept; records "<uid>[ <key><value>...] :<base>" with
+//     G (message GUID), S/W (sizes not in the name), P (POP3 UIDL → Ext
+//     'P'), O (POP3 order → Ext 'O') and unknown keys kept. The next UID
+//     is max(N, last UID + 1). A final line without its newline is being
+//     appended by Dovecot and is ignored.
+//   - dovecot-keywords (§6.3): "<index> <name>" lines.
+//   - subscriptions (§8.1): version 2 with tab-escaped levels, version 1
+//     read (package formats/internal/subsfile).
+//
+// # Dovecot compatibility
+//
+// Checked against Dovecot 2.3.19.1's sources and, with the integration
+// build tag, against the real doveadm (dovecot_integration_test.go: what
+// we write, Dovecot reads; what it writes, we read; our changes to a store
+// Dovecot indexed are what its next look shows).
+//
+//   - Locking: dovecot-uidlist.lock is a dotlock as lib/file-dotlock.c
+//     makes it with dotlock_use_excl=yes: O_EXCL, content "<pid>:<host>",
+//     waiting up to 122 s; a lock is stale when its owner is a dead process
+//     of this host (checked once it is 2 s old) or when neither it nor
+//     dovecot-uidlist changed for 120 s. Goroutines of this process queue
+//     on a mutex first, since a lock naming our own pid counts as stale.
+//     dovecot-keywords and subscriptions are replaced through their own
+//     .lock files, written and renamed over the file (file_dotlock_replace);
+//     dovecot-keywords' mtime always grows, since Dovecot caches it by
+//     mtime.
+//   - dovecot-uidlist is rewritten whole (maildir_uidlist_recreate), never
+//     appended to, through dovecot-uidlist.tmp. Records of files that are
+//     gone are dropped when it is rewritten, as Dovecot's full sync drops
+//     them.
+//   - Saving with a GUID: when the GUID is itself a usable base name with
+//     the right ,S= and ,W= and is not taken, it becomes the file name, as
+//     maildir_save_set_dest_basename does (Maildir-to-Maildir copies keep
+//     their names); otherwise the file gets a new name
+//     "<secs>.M<usecs>P<pid>.<host>" ('/', ':' and ',' in the host name
+//     escaped as \057, \072, \054) and the GUID goes to the G field.
+//   - Keywords are matched against dovecot-keywords case-insensitively,
+//     as Dovecot's hash does, so the spelling already in the file wins. A
+//     letter without a name reads as "unknown-<n>" ('?' appended while
+//     taken) and the name is written down by the next commit,
+//     as Dovecot does. A 27th keyword cannot be stored in a file name:
+//     QUIRK: Dovecot then silently leaves it out of the name (it lives on
+//     only in its index); we fail Save or SetFlags with KindNotPossible
+//     naming the keyword, since we keep no index.
+//   - A second file with a base name already seen is renamed to a new
+//     name in new/ and becomes a new message (maildir_fix_duplicate),
+//     unless it is a hard link to the first.
+//   - QUIRK: a broken dovecot-uidlist line is an error (KindInvalidData
+//     naming the file, line and mailbox); Dovecot would delete the file
+//     and renumber the mailbox with a new UIDVALIDITY, which a conversion
+//     must not do silently. Fields with an invalid (not A–Z) key are
+//     dropped as Dovecot drops them.
+//   - Messages in new/ stay there (Dovecot moves them to cur/ only when
+//     an IMAP session claims \Recent); flag changes rename them in place.
+//   - The INBOX cannot be deleted (KindNotPossible, as in Dovecot). A
+//     Maildir++ mailbox is deleted by renaming it to "..DOVECOT-TRASH"
+//     first, as Dovecot does; a Maildir++ mailbox is created under a
+//     temporary name Dovecot does not list and renamed into place.
+//   - Compressed maildirs (mail_plugins=zlib) are not supported: bodies
+//     are the files' bytes.
+package maildir

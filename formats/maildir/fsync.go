@@ -1,0 +1,42 @@
+package maildir
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// fsyncPath makes a file or directory durable (Dovecot's fdatasync_path for
+// directories).
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	serr := f.Sync()
+	cerr := f.Close()
+	if errors.Is(serr, fs.ErrInvalid) {
+		serr = nil // some filesystems cannot fsync a directory
+	}
+	return errors.Join(serr, cerr)
+}
+
+// writeFileSync writes data to a new file at path (which must not exist),
+// syncing it when sync is set.
+func writeFileSync(path string, data []byte, mode os.FileMode, sync bool) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	var serr error
+	if werr == nil && sync {
+		serr = f.Sync()
+	}
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// mailbox is an open Maildir mailbox.
+type mailbox struct {
+	s *Store // immutable
+	b *box   // immutable
+
+	mu    sync.Mutex // guards st, tx
+	st    *state     // the last sync's state; nil before the first
+	tx    *tx
+	tmpGC bool // our stale tmp/ files were removed
+}
+
+var _ formats.Mailbox = (*mailbox)(nil)
+
+func (m *mailbox) Name() string { return m.b.name }
+
+func (m *mailbox) Close() error {
+	m.mu.Lock()
+	t := m.tx
+	m.mu.Unlock()
+	if t != nil {
+		return t.Rollback()
+	}
+	return nil
+}
+
+// Status syncs the mailbox and reports it.
+func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
+	st, err := m.load(ctx)
+	if err != nil {
+		return formats.Status{}, err
+	}
+	return formats.Status{
+		GUID:        st.hdr.GUID,
+		UIDValidity: st.hdr.UIDValidity,
+		UIDNext:     formats.UID(st.next),
+		Messages:    len(st.t.recs),
+		Caps:        Driver{}.Caps(),
+	}, nil
+}
+
+// subdir is the directory name of a record's dir.
+func subdir(dir uint8) string {
+	if dir == dirNew {
+		return "new"
+	}
+	return "cur"
+}
+
+func (m *mailbox) path(st *state, r *rec) string {
+	return filepath.Join(m.b.dir, subdir(r.dir), st.t.name(r))
+}
+
+// Messages syncs the mailbox and yields its messages with UID >= from.
+// Each message costs one stat(2) (INTERNALDATE is the file's mtime). A file
+// renamed by a concurrent flag change is found again by a new sync.
+func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
+	return func(yield func(formats.Message, error) bool) {
+		st, err := m.load(ctx)
+		if err != nil {
+			yield(formats.Message{}, err)
+			return
+		}
+		resyncs := 0
+		for i := st.t.lowerBound(uint32(from)); i < len(st.t.recs); i++ {
+			if err := ctx.Err(); err != nil {
+				yield(formats.Message{}, wrap(err, "messages", m.b.name, 0, ""))
+				return
+			}
+			r := &st.t.recs[i]
+			fi, err := os.Stat(m.path(st, r))
+			if errors.Is(err, fs.ErrNotExist) && resyncs < 3 {
+				// Renamed or expunged meanwhile: sync and go on
+				// from this UID.
+				resyncs++
+				uid := r.uid
+				if st, err = m.load(ctx); err != nil {
+					yield(formats.Message{}, err)
+					return
+				}
+				i = st.t.lowerBound(uid) - 1
+				continue
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // expunged
+			}
+			if err != nil {
+				yield(formats.Message{}, wrap(err, "messages", m.b.name, formats.UID(r.uid), m.path(st, r)))
+				return
+			}
+			if !yield(message(st, r, fi), nil) {
+				return
+			}
+		}
+	}
+}
+
+// message builds a record's Message.
+func message(st *state, r *rec, fi fs.FileInfo) formats.Message {
+	t := st.t
+	base := t.base(r)
+	ext := t.ext(r)
+	msg := formats.Message{
+		UID:      formats.UID(r.uid),
+		GUID:     base,
+		Received: fi.ModTime(),
+		Saved:    fi.ModTime(),
+		Size:     fi.Size(),
+		VSize:    -1,
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		msg.Saved = statCtime(sys)
+	}
+	// maildir-mail.c: the G field wins; an empty one is ignored.
+	if g, ok := extValue(ext, extGUID); ok && g != "" {
+		msg.GUID = g
+	}
+	if n, ok := extraSize(base, 'S'); ok {
+		msg.Size = n
+	} else if v, ok := extValue(ext, extPSize); ok {
+		if n, ok := parseSize(v); ok {
+			msg.Size = n
+		}
+	}
+	if n, ok := extraSize(base, 'W'); ok {
+		msg.VSize = n
+	} else if v, ok := extValue(ext, extVSize); ok {
+		if n, ok := parseSize(v); ok {
+			msg.VSize = n
+		}
+	}
+	if v, ok := extValue(ext, extPOP3UIDL); ok {
+		if v == "" {
+			v = base // "use the base file name" (MAIL_FETCH_UIDL_BACKEND)
+		}
+		msg.Ext = map[byte]string{'P': v}
+	}
+	if v, ok := extValue(ext, extPOP3Order); ok {
+		if msg.Ext == nil {
+			msg.Ext = map[byte]string{}
+		}
+		msg.Ext['O'] = v
+	}
+	var kws uint32
+	msg.Flags, kws = parseFlags(t.name(r))
+	for i := 0; i < maxKeywords; i++ {
+		if kws&(1<<i) != 0 {
+			msg.Keywords = append(msg.Keywords, st.kwNames[i])
+		}
+	}
+	msg.Keywords = formats.NormalizeKeywords(msg.Keywords)
+	return msg
+}
+
+func parseSize(s string) (int64, bool) {
+	var n int64
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n, true
+}
+
+// body is a message file as a formats.Body.
+type body struct {
+	io.Reader
+	size int64
+}
+
+func (b body) Size() int64 { return b.size }
+
+// Body streams the exact bytes of message uid. If its file is gone
+// because a concurrent Dovecot renamed it (a flag change), new/ and cur/
+// are scanned again before the message is reported expunged.
+func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Body) error) error {
+	st, err := m.current(ctx)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		i := st.t.find(uint32(uid))
+		if i >= 0 {
+			path := m.path(st, &st.t.recs[i])
+			f, err := os.Open(path)
+			if err == nil {
+				defer f.Close()
+				fi, err := f.Stat()
+				if err != nil {
+					return wrap(err, "body", m.b.name, uid, path)
+				}
+				return fn(body{Reader: f, size: fi.Size()})
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return wrap(err, "body", m.b.name, uid, path)
+			}
+		}
+		if attempt > 0 {
+			return fail(formats.KindExpunged, "body", m.b.name, uid, "", errors.New("no such message"))
+		}
+		if st, err = m.load(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// Begin starts a transaction. The store must not be read-only.
+func (m *mailbox) Begin(ctx context.Context) (formats.Tx, error) {
+	if err := m.s.writable("begin", m.b.name); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.tx != nil {
+		m.mu.Unlock()
+		return nil, fail(formats.KindInUse, "begin", m.b.name, 0, "", errors.New("a transaction is already open"))
+	}
+	m.mu.Unlock()
+	st, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.cleanTmp()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tx != nil {
+		return nil, fail(formats.KindInUse, "begin", m.b.name, 0, "", errors.New("a transaction is already open"))
+	}
+	m.tx = &tx{m: m, next: st.next, begun: st}
+	return m.tx, nil
+}
+
+// tmpMaxAge is how old a tmp/ file gets before Dovecot deletes it
+// (maildir-storage.h MAILDIR_TMP_DELETE_SECS).
+const tmpMaxAge = 36 * time.Hour
+
+// cleanTmp removes tmp/ files older than 36 hours, as Dovecot does, and
+// files an interrupted run of ours left (named by a process of this host
+// that no longer exists). Errors are ignored: this is housekeeping.
+func (m *mailbox) cleanTmp() {
+	m.mu.Lock()
+	done := m.tmpGC
+	m.tmpGC = true
+	m.mu.Unlock()
+	if done {
+		return
+	}
+	dir := filepath.Join(m.b.dir, "tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	old := time.Now().Add(-tmpMaxAge)
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		if pid, ok := tmpOwner(name); ok && pid != os.Getpid() && !processExists(pid) {
+			os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(old) {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
+// tmpOwner returns the pid of a base name we generated on this host
+// ("<secs>.M<usecs>P<pid>.<host>").
+func tmpOwner(name string) (int, bool) {
+	_, rest := leadingSecs(name)
+	if len(rest) < 2 || rest[0] != '.' || rest[1] != 'M' {
+		return 0, false
+	}
+	rest = rest[2:]
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i >= len(rest) || rest[i] != 'P' {
+		return 0, false
+	}
+	rest = rest[i+1:]
+	pid := 0
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' && pid < 1<<30 {
+		pid = pid*10 + int(rest[j]-'0')
+		j++
+	}
+	if j == 0 || rest[j:] != "."+genHost {
+		return 0, false
+	}
+	return pid, true
+}

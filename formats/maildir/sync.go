@@ -1,0 +1,418 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// state is a mailbox as one sync saw it. It is never changed once built.
+type state struct {
+	hdr     uidlistHeader
+	next    uint32 // next UID: max(N, last UID + 1), raised by assignments
+	t       *table // messages found on disk, sorted by UID
+	kw      keywordList
+	kwNames keywordList // kw, with "unknown-<n>" for used but unnamed letters
+	kwUsed  uint32      // keyword letters used in file names
+	kwMtime time.Time   // mtime of dovecot-keywords when read
+	// memOnly is set when the mailbox could not be locked or written
+	// (a read-only directory): UIDs and the GUID were assigned in memory.
+	memOnly bool
+}
+
+// errNoWrite tells that a directory cannot be written: the mailbox is
+// then read with UIDs assigned in memory.
+var errNoWrite = errors.New("maildir: directory is not writable")
+
+func isNoWrite(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, errNoWrite)
+}
+
+// lockUidlist takes dovecot-uidlist.lock, creating the control directory
+// if needed.
+func (m *mailbox) lockUidlist(ctx context.Context) (*dotlock, error) {
+	path := filepath.Join(m.b.ctl, uidlistName)
+	opt := lockOptions{timeout: uidlistLockTimeout, stale: uidlistStaleTimeout, mode: m.s.fileMode}
+	l, err := takeDotlock(ctx, path, opt)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(m.b.dir); serr != nil {
+			return nil, wrap(serr, "lock", m.b.name, 0, m.b.dir)
+		}
+		if merr := os.MkdirAll(m.b.ctl, m.s.dirMode); merr != nil {
+			return nil, wrap(merr, "lock", m.b.name, 0, m.b.ctl)
+		}
+		l, err = takeDotlock(ctx, path, opt)
+	}
+	if err != nil {
+		return nil, wrap(err, "lock", m.b.name, 0, path+lockSuffix)
+	}
+	return l, nil
+}
+
+// load brings the mailbox state up to date the way a Dovecot session
+// does when it opens a mailbox: it reads dovecot-uidlist, scans new/ and
+// cur/, gives files that are not in the uidlist UIDs in Dovecot's order
+// and records them. A mailbox without a uidlist gets one with a new
+// UIDVALIDITY and mailbox GUID. Writing happens under dovecot-uidlist.lock;
+// when the directory is not writable the assignment stays in memory.
+func (m *mailbox) load(ctx context.Context) (*state, error) {
+	st, dirty, err := m.scan(ctx, nil)
+	if err != nil || !dirty {
+		return m.setState(st), err
+	}
+	l, err := m.lockUidlist(ctx)
+	if isNoWrite(err) {
+		st.memOnly = true
+		return m.setState(st), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer l.release()
+	st, dirty, err = m.scan(ctx, l)
+	if err == nil && dirty {
+		err = m.writeUidlist(st, false)
+		if isNoWrite(err) {
+			st.memOnly, err = true, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.setState(st), nil
+}
+
+func (m *mailbox) setState(st *state) *state {
+	if st != nil {
+		m.mu.Lock()
+		m.st = st
+		m.mu.Unlock()
+	}
+	return st
+}
+
+// current returns the last state, loading it if there is none.
+func (m *mailbox) current(ctx context.Context) (*state, error) {
+	m.mu.Lock()
+	st := m.st
+	m.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	return m.load(ctx)
+}
+
+// readUidlist reads and parses dovecot-uidlist. A missing file gives a
+// zero header and an empty table.
+func (m *mailbox) readUidlist() (uidlistHeader, *table, uint32, error) {
+	path := filepath.Join(m.b.ctl, uidlistName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return uidlistHeader{}, &table{}, 1, nil
+	}
+	if err != nil {
+		return uidlistHeader{}, nil, 0, wrap(err, "read uidlist", m.b.name, 0, path)
+	}
+	h, t, next, err := parseUidlist(data)
+	if err != nil {
+		return h, nil, 0, fail(formats.KindInvalidData, "read uidlist", m.b.name, 0, path, err)
+	}
+	return h, t, next, nil
+}
+
+func (m *mailbox) readKeywords(st *state) error {
+	path := filepath.Join(m.b.ctl, keywordsName)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return wrap(err, "read keywords", m.b.name, 0, path)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return wrap(err, "read keywords", m.b.name, 0, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return wrap(err, "read keywords", m.b.name, 0, path)
+	}
+	st.kw = parseKeywords(data)
+	st.kwMtime = fi.ModTime()
+	return nil
+}
+
+// nameRef is a file name found by a scan, in the scan's name arena.
+type nameRef struct {
+	off  uint32
+	n    uint16
+	dir  uint8
+	pass uint8 // the directory pass that saw it
+}
+
+// scan reads the uidlist and the directories. With lock held it also
+// fixes duplicate file names as Dovecot does and assigns UIDs to new
+// files; dirty tells whether the result differs from dovecot-uidlist (new
+// files, no uidlist yet, an old version or no mailbox GUID).
+func (m *mailbox) scan(ctx context.Context, lock *dotlock) (st *state, dirty bool, err error) {
+	h, old, next, err := m.readUidlist()
+	if err != nil {
+		return nil, false, err
+	}
+	st = &state{hdr: h, next: next}
+	if err := m.readKeywords(st); err != nil {
+		return nil, false, err
+	}
+	dirty = h.Version != uidlistVersion || !h.HasGUID
+	if h.Version == 0 {
+		st.hdr = uidlistHeader{Version: uidlistVersion, NextUID: 1}
+		st.next = 1
+	}
+
+	idx := old.byBase()
+	var names []byte
+	found := make([]nameRef, len(old.recs))
+	var fresh []nameRef
+	freshByBase := map[string]int{}
+	type dup struct {
+		dir   uint8
+		first string // path of the file seen first
+	}
+	dups := map[string]dup{}
+	pass := uint8(0)
+
+	addName := func(name string, dir uint8) (nameRef, error) {
+		if len(name) > 0xffff || uint64(len(names))+uint64(len(name)) > 0xffffffff {
+			return nameRef{}, fmt.Errorf("file name too long: %q", name)
+		}
+		r := nameRef{off: uint32(len(names)), n: uint16(len(name)), dir: dir, pass: pass}
+		names = append(names, name...)
+		return r, nil
+	}
+	// see records one sighting of a base name in slot *f.
+	see := func(f *nameRef, name string, dir uint8) error {
+		switch {
+		case f.dir == dirNone,
+			f.dir == dirNew && dir == dirCur,                     // moved to cur/ while we read
+			f.pass < pass && !(f.dir == dirCur && dir == dirNew): // renamed since the last pass
+			r, err := addName(name, dir)
+			*f = r
+			return err
+		case f.dir == dir && string(names[f.off:f.off+uint32(f.n)]) == name,
+			f.pass < pass:
+			return nil
+		}
+		dups[name] = dup{dir, filepath.Join(m.b.dir, subdir(f.dir), string(names[f.off:f.off+uint32(f.n)]))}
+		return nil
+	}
+	visit := func(name string, dir uint8) error {
+		base := baseOf(name)
+		if i := old.lookupBase(idx, base); i >= 0 {
+			return see(&found[i], name, dir)
+		}
+		if j, ok := freshByBase[base]; ok {
+			return see(&fresh[j], name, dir)
+		}
+		r, err := addName(name, dir)
+		freshByBase[base] = len(fresh)
+		fresh = append(fresh, r)
+		return err
+	}
+	for ; pass < 2; pass++ {
+		for _, d := range []struct {
+			sub string
+			dir uint8
+		}{{"new", dirNew}, {"cur", dirCur}} {
+			if err := m.readDir(ctx, d.sub, func(name string) error { return visit(name, d.dir) }); err != nil {
+				return nil, false, err
+			}
+		}
+		// A message renamed (a flag change) while we read the
+		// directory may have been missed: look once more, as
+		// Dovecot's sync does when it lost files.
+		if !slices.ContainsFunc(found, func(r nameRef) bool { return r.dir == dirNone }) {
+			break
+		}
+	}
+
+	if len(dups) > 0 {
+		if lock == nil {
+			dirty = true
+		} else {
+			for _, name := range slices.Sorted(maps.Keys(dups)) {
+				d := dups[name]
+				r, err := m.fixDuplicate(name, d.dir, d.first, addName)
+				if err != nil {
+					return nil, false, err
+				}
+				if r.n > 0 {
+					freshByBase[baseOf(string(names[r.off:r.off+uint32(r.n)]))] = len(fresh)
+					fresh = append(fresh, r)
+				}
+			}
+		}
+	}
+
+	// The new table: the uidlist's records whose files exist, then the
+	// new files in Dovecot's order with UIDs from next
+	// (maildir_uidlist_assign_uids).
+	nt := &table{arena: make([]byte, 0, len(names)+len(old.arena)/4), recs: make([]rec, 0, len(old.recs)+len(fresh))}
+	for i := range old.recs {
+		f := found[i]
+		if f.dir == dirNone {
+			continue
+		}
+		r := &old.recs[i]
+		if err := nt.addBytes(r.uid, names[f.off:f.off+uint32(f.n)], old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
+			return nil, false, err
+		}
+	}
+	slices.SortFunc(fresh, func(a, b nameRef) int {
+		return sortCmp(string(names[a.off:a.off+uint32(a.n)]), string(names[b.off:b.off+uint32(b.n)]))
+	})
+	for _, f := range fresh {
+		if st.next >= 0xffffffff {
+			return nil, false, fail(formats.KindLimit, "sync", m.b.name, 0, m.b.dir, errors.New("UIDs exhausted"))
+		}
+		if err := nt.addBytes(st.next, names[f.off:f.off+uint32(f.n)], nil, f.dir); err != nil {
+			return nil, false, err
+		}
+		st.next++
+		dirty = true
+	}
+	st.t = nt
+	m.fillKeywords(st)
+	if dirty {
+		if st.hdr.UIDValidity == 0 {
+			st.hdr.UIDValidity = m.s.newUIDValidity()
+		}
+		if !st.hdr.HasGUID {
+			st.hdr.GUID, st.hdr.HasGUID = formats.NewGUID(), true
+		}
+		st.hdr.Version = uidlistVersion
+		st.hdr.NextUID = st.next
+	}
+	return st, dirty, nil
+}
+
+// fillKeywords notes the keyword letters in use and names the unnamed
+// ones as Dovecot shows them.
+func (m *mailbox) fillKeywords(st *state) {
+	for i := range st.t.recs {
+		_, kws := parseFlags(st.t.name(&st.t.recs[i]))
+		st.kwUsed |= kws
+	}
+	st.kwNames = st.kw
+	for i := 0; i < maxKeywords; i++ {
+		if st.kwUsed&(1<<i) != 0 && st.kwNames[i] == "" {
+			st.kwNames[i] = st.kwNames.unknownKeyword(i)
+		}
+	}
+}
+
+// readDir calls fn with each file name in the maildir's sub directory that
+// Dovecot would consider (maildir_scan_dir): dot files are skipped, and
+// so are names with an empty base name and names holding CR or LF.
+func (m *mailbox) readDir(ctx context.Context, sub string, fn func(string) error) error {
+	dir := filepath.Join(m.b.dir, sub)
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return wrap(err, "scan", m.b.name, 0, dir)
+	}
+	defer f.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return wrap(err, "scan", m.b.name, 0, dir)
+		}
+		names, err := f.Readdirnames(1024)
+		for _, n := range names {
+			// QUIRK: Dovecot renames a file with an empty base name
+			// (":2,S") to a new name; we leave it alone.
+			if n == "" || n[0] == '.' || n[0] == infoSep || strings.ContainsAny(n, "\r\n") {
+				continue
+			}
+			if err := fn(n); err != nil {
+				return wrap(err, "scan", m.b.name, 0, filepath.Join(dir, n))
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return wrap(err, "scan", m.b.name, 0, dir)
+		}
+	}
+}
+
+// fixDuplicate handles a second file with a base name already seen
+// (maildir_fix_duplicate): a hard link to the first file is ignored;
+// another file is renamed into new/ under a fresh base name (keeping its
+// ,S= and ,W=) and becomes a new message. It returns the new name, or a
+// zero nameRef when nothing was added.
+func (m *mailbox) fixDuplicate(name string, dir uint8, first string, addName func(string, uint8) (nameRef, error)) (nameRef, error) {
+	path := filepath.Join(m.b.dir, subdir(dir), name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nameRef{}, nil // gone meanwhile
+	}
+	if fi1, err := os.Stat(first); err != nil || os.SameFile(fi, fi1) {
+		// The first is gone (it was a rename we saw twice), or both
+		// names are one file: nothing to fix.
+		return nameRef{}, nil
+	}
+	nb := newBaseName()
+	base := baseOf(name)
+	if n, ok := extraSize(base, 'S'); ok {
+		nb += fmt.Sprintf(",S=%d", n)
+	}
+	if n, ok := extraSize(base, 'W'); ok {
+		nb += fmt.Sprintf(",W=%d", n)
+	}
+	if err := os.Rename(path, filepath.Join(m.b.dir, "new", nb)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nameRef{}, nil
+		}
+		return nameRef{}, wrap(err, "fix duplicate", m.b.name, 0, path)
+	}
+	return addName(nb, dirNew)
+}
+
+// writeUidlist replaces dovecot-uidlist with st's records, under the lock
+// (maildir_uidlist_recreate): the new file is written to
+// dovecot-uidlist.tmp, made durable unless mail_fsync=never, and renamed
+// over the old one. dirSync also syncs the control directory.
+func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
+	path := filepath.Join(m.b.ctl, uidlistName)
+	tmp := path + ".tmp"
+	data := formatUidlist(st.hdr, st.t)
+	sync := m.s.opt.Fsync != formats.FsyncNever
+	_ = os.Remove(tmp) // a leftover of a crashed writer; we hold the lock
+	if err := writeFileSync(tmp, data, m.s.fileMode, sync); err != nil {
+		return wrap(err, "write uidlist", m.b.name, 0, tmp)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return wrap(err, "write uidlist", m.b.name, 0, path)
+	}
+	if sync && dirSync {
+		if err := fsyncPath(m.b.ctl); err != nil {
+			return wrap(err, "write uidlist", m.b.name, 0, m.b.ctl)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// tx is a Maildir transaction. Saved bodies wait in tmp/; nothing is
+// visible before Commit, which does what Dovecot's save commit does
+// (maildir_transaction_save_commit_pre) under dovecot-uidlist.lock.
+type tx struct {
+	m     *mailbox
+	begun *state // the state at Begin: UIDNEXT and keywords for Save
+
+	// Owned by the caller's goroutine, like the contract says.
+	done    bool
+	next    uint32 // the next UID Save hands out
+	saves   []saveRec
+	flags   map[uint32]flagSet
+	expunge map[uint32]bool
+	raise   uint32
+	newKws  map[string]bool // keywords not yet in dovecot-keywords, ASCII-lowercased
+}
+
+type saveRec struct {
+	tmp         string // base name in tmp/
+	uid         uint32
+	size, vsize int64
+	flags       formats.Flags
+	keywords    []string
+	guid        string
+	uidl, order string // POP3 UIDL and order (Ext 'P', 'O')
+}
+
+type flagSet struct {
+	flags    formats.Flags
+	keywords []string
+}
+
+var _ formats.Tx = (*tx)(nil)
+
+func (t *tx) failf(op string, uid formats.UID, k formats.Kind, format string, args ...any) error {
+	return fail(k, op, t.m.b.name, uid, "", fmt.Errorf(format, args...))
+}
+
+// checkKeywords validates keyword names and tells whether dovecot-keywords
+// has room for the new ones (26 letters, a–z, per mailbox).
+func (t *tx) checkKeywords(op string, uid formats.UID, kws []string) error {
+	var add []string
+	for _, k := range kws {
+		if !validKeyword(k) {
+			return t.failf(op, uid, formats.KindParams, "invalid keyword %q", k)
+		}
+		if t.begun.kw.lookup(k) < 0 && !t.newKws[asciiLower(k)] && !slices.ContainsFunc(add, func(a string) bool { return asciiEqualFold(a, k) }) {
+			add = append(add, k)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	used := bits.OnesCount32(t.begun.kwUsed)
+	for i, n := range t.begun.kw {
+		if n != "" && t.begun.kwUsed&(1<<i) == 0 {
+			used++
+		}
+	}
+	if used+len(t.newKws)+len(add) > maxKeywords {
+		return t.failf(op, uid, formats.KindNotPossible,
+			"keyword %q: a Maildir mailbox holds at most %d keywords (file name letters a-z)", add[0], maxKeywords)
+	}
+	if t.newKws == nil {
+		t.newKws = map[string]bool{}
+	}
+	for _, k := range add {
+		t.newKws[asciiLower(k)] = true
+	}
+	return nil
+}
+
+// Save writes the body to tmp/ (64 KiB at a time, counting the physical
+// and virtual size as it goes) and plans the message for Commit.
+func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (formats.UID, error) {
+	if t.done {
+		return 0, t.failf("save", msg.UID, formats.KindParams, "transaction is finished")
+	}
+	kws := formats.NormalizeKeywords(append([]string(nil), msg.Keywords...))
+	if err := t.checkKeywords("save", msg.UID, kws); err != nil {
+		return 0, err
+	}
+	sr := saveRec{flags: msg.Flags & formats.SystemFlags, keywords: kws, guid: msg.GUID}
+	if sr.guid != "" && !validExtValue(sr.guid) {
+		return 0, t.failf("save", msg.UID, formats.KindNotPossible, "message GUID %q cannot be stored in dovecot-uidlist", sr.guid)
+	}
+	sr.uidl, sr.order = msg.Ext['P'], msg.Ext['O']
+	for _, v := range []string{sr.uidl, sr.order} {
+		if !validExtValue(v) {
+			return 0, t.failf("save", msg.UID, formats.KindNotPossible, "POP3 field %q cannot be stored in dovecot-uidlist", v)
+		}
+	}
+	if sr.order != "" {
+		if _, err := strconv.ParseUint(sr.order, 10, 32); err != nil {
+			return 0, t.failf("save", msg.UID, formats.KindParams, "POP3 order %q is not a number", sr.order)
+		}
+	}
+
+	m := t.m
+	var f *os.File
+	var path string
+	for {
+		sr.tmp = newBaseName()
+		path = filepath.Join(m.b.dir, "tmp", sr.tmp)
+		var err error
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, m.s.fileMode)
+		if errors.Is(err, fs.ErrNotExist) {
+			// tmp/ is missing: make it, as Dovecot does.
+			if err = os.Mkdir(filepath.Join(m.b.dir, "tmp"), m.s.dirMode); err == nil || errors.Is(err, fs.ErrExist) {
+				continue
+			}
+		}
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return 0, wrap(err, "save", m.b.name, msg.UID, path)
+		}
+		break
+	}
+	size, vsize, err := copyCounting(ctx, f, r)
+	if err == nil && msg.Size > 0 && size != msg.Size {
+		err = t.failf("save", msg.UID, formats.KindInvalidData, "body has %d bytes, expected %d", size, msg.Size)
+	}
+	if err == nil && m.s.opt.Fsync == formats.FsyncAlways {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && !msg.Received.IsZero() {
+		// INTERNALDATE is the file's mtime (maildir_save_finish_received_date).
+		err = os.Chtimes(path, time.Now(), msg.Received)
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, wrap(err, "save", m.b.name, msg.UID, path)
+	}
+	sr.size, sr.vsize = size, vsize
+
+	uid := uint32(msg.UID)
+	if uid == 0 || uid < t.next {
+		uid = t.next
+	}
+	if uid >= 0xffffffff {
+		os.Remove(path)
+		return 0, t.failf("save", msg.UID, formats.KindLimit, "UIDs exhausted")
+	}
+	sr.uid = uid
+	t.next = uid + 1
+	t.saves = append(t.saves, sr)
+	return formats.UID(uid), nil
+}
+
+// copyCounting copies r to w with a 64 KiB buffer and returns the size and
+// the virtual size (every LF not preceded by CR counted as two bytes).
+func copyCounting(ctx context.Context, w io.Writer, r io.Reader) (size, vsize int64, err error) {
+	buf := make([]byte, 64<<10)
+	prevCR := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return size, vsize, err
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			for _, c := range chunk {
+				if c == '\n' && !prevCR {
+					vsize++
+				}
+				prevCR = c == '\r'
+			}
+			vsize += int64(n)
+			size += int64(n)
+			if _, err := w.Write(chunk); err != nil {
+				return size, vsize, err
+			}
+		}
+		if rerr == io.EOF {
+			return size, vsize, nil
+		}
+		if rerr != nil {
+			return size, vsize, rerr
+		}
+	}
+}
+
+// SetFlags replaces the flags and keywords of a message at Commit.
+func (t *tx) SetFlags(uid formats.UID, flags formats.Flags, keywords []string) error {
+	if t.done {
+		return t.failf("flags", uid, formats.KindParams, "transaction is finished")
+	}
+	kws := formats.NormalizeKeywords(append([]string(nil), keywords...))
+	if err := t.checkKeywords("flags", uid, kws); err != nil {
+		return err
+	}
+	fs := flagSet{flags: flags & formats.SystemFlags, keywords: kws}
+	for i := range t.saves {
+		if t.saves[i].uid == uint32(uid) {
+			t.saves[i].flags, t.saves[i].keywords = fs.flags, fs.keywords
+			return nil
+		}
+	}
+	if t.flags == nil {
+		t.flags = map[uint32]flagSet{}
+	}
+	t.flags[uint32(uid)] = fs
+	return nil
+}
+
+// Expunge removes a message at Commit.
+func (t *tx) Expunge(uid formats.UID) error {
+	if t.done {
+		return t.failf("expunge", uid, formats.KindParams, "transaction is finished")
+	}
+	for i := range t.saves {
+		if t.saves[i].uid == uint32(uid) {
+			os.Remove(filepath.Join(t.m.b.dir, "tmp", t.saves[i].tmp))
+			t.saves = append(t.saves[:i], t.saves[i+1:]...)
+			return nil
+		}
+	}
+	if t.expunge == nil {
+		t.expunge = map[uint32]bool{}
+	}
+	t.expunge[uint32(uid)] = true
+	return nil
+}
+
+// SetUIDNext raises the next UID at Commit.
+func (t *tx) SetUIDNext(next formats.UID) error {
+	if t.done {
+		return t.failf("uidnext", 0, formats.KindParams, "transaction is finished")
+	}
+	t.raise = max(t.raise, uint32(next))
+	t.next = max(t.next, uint32(next))
+	return nil
+}
+
+// Rollback removes the bodies saved to tmp/.
+func (t *tx) Rollback() error {
+	if t.done {
+		return nil
+	}
+	t.finish()
+	var errs []error
+	for _, s := range t.saves {
+		if err := os.Remove(filepath.Join(t.m.b.dir, "tmp", s.tmp)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, wrap(err, "rollback", t.m.b.name, formats.UID(s.uid), ""))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *tx) finish() {
+	t.done = true
+	t.m.mu.Lock()
+	if t.m.tx == t {
+		t.m.tx = nil
+	}
+	t.m.mu.Unlock()
+}

@@ -1,0 +1,437 @@
+package maildir
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// dovecot-uidlist (dovecot-storage.md §6.4; dovecot 2.3.19.1
+// maildir-uidlist.c, maildir-uidlist.h):
+//
+//	3 V<uidvalidity> N<next uid> G<mailbox guid>[ <key><value>...]
+//	<uid>[ <key><value>...] :<base name>
+//
+// Version 1 (Courier's courierimapuiddb too) is "1 <uidvalidity> <next
+// uid>" then "<uid> <file name>".
+const (
+	uidlistName    = "dovecot-uidlist"
+	uidlistVersion = 3
+)
+
+// Record extension keys (enum maildir_uidlist_rec_ext_key).
+const (
+	extPSize     = 'S' // physical size, when not in the file name
+	extVSize     = 'W' // virtual size, when not in the file name
+	extPOP3UIDL  = 'P'
+	extPOP3Order = 'O'
+	extGUID      = 'G' // message GUID; default is the base name
+)
+
+// uidlistHeader is the first line of a dovecot-uidlist.
+type uidlistHeader struct {
+	Version     int
+	UIDValidity uint32
+	NextUID     uint32 // as in the header; see table.nextUID
+	GUID        formats.GUID
+	HasGUID     bool
+	Ext         string // other header fields ("P..."), kept on rewrite
+}
+
+// rec is one message of a mailbox, 20 bytes: its strings live in the
+// owning table's arena, so a 50,000-message mailbox costs about 1 MB of
+// records plus its names.
+type rec struct {
+	uid     uint32
+	nameOff uint32 // file name (base[:info]) in the arena
+	nameLen uint16
+	baseLen uint16
+	extOff  uint32 // record extensions, "Kvalue Kvalue", in the arena
+	extLen  uint16
+	dir     uint8 // dirNone, dirNew, dirCur
+}
+
+const (
+	dirNone uint8 = iota // listed in dovecot-uidlist, not (yet) seen on disk
+	dirNew
+	dirCur
+)
+
+// table is a mailbox's messages: records sorted by UID and the arena their
+// strings point into. A table is never changed once built; a sync makes a
+// new one.
+type table struct {
+	arena []byte
+	recs  []rec
+}
+
+func (t *table) name(r *rec) string { return string(t.arena[r.nameOff : r.nameOff+uint32(r.nameLen)]) }
+func (t *table) base(r *rec) string { return string(t.arena[r.nameOff : r.nameOff+uint32(r.baseLen)]) }
+func (t *table) ext(r *rec) string  { return string(t.arena[r.extOff : r.extOff+uint32(r.extLen)]) }
+
+// baseBytes returns the base name without copying.
+func (t *table) baseBytes(r *rec) []byte { return t.arena[r.nameOff : r.nameOff+uint32(r.baseLen)] }
+
+// find returns the index of uid, or -1.
+func (t *table) find(uid uint32) int {
+	lo, hi := 0, len(t.recs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.recs[m].uid < uid {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(t.recs) && t.recs[lo].uid == uid {
+		return lo
+	}
+	return -1
+}
+
+// lowerBound returns the index of the first record with UID >= uid.
+func (t *table) lowerBound(uid uint32) int {
+	lo, hi := 0, len(t.recs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.recs[m].uid < uid {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// add appends a record with the given strings copied into the arena.
+func (t *table) add(uid uint32, name, ext string, dir uint8) error {
+	return t.addBytes(uid, []byte(name), []byte(ext), dir)
+}
+
+func (t *table) addBytes(uid uint32, name, ext []byte, dir uint8) error {
+	if len(name) > 0xffff || len(ext) > 0xffff || uint64(len(t.arena))+uint64(len(name))+uint64(len(ext)) > 0xffffffff {
+		return errors.New("file name or uidlist record too long")
+	}
+	r := rec{uid: uid, dir: dir}
+	r.nameOff = uint32(len(t.arena))
+	t.arena = append(t.arena, name...)
+	r.nameLen = uint16(len(name))
+	r.baseLen = uint16(len(name))
+	if i := bytes.IndexByte(name, infoSep); i >= 0 {
+		r.baseLen = uint16(i)
+	}
+	r.extOff = uint32(len(t.arena))
+	t.arena = append(t.arena, ext...)
+	r.extLen = uint16(len(ext))
+	t.recs = append(t.recs, r)
+	return nil
+}
+
+// extValue returns the value of key in an extension string.
+func extValue(ext string, key byte) (string, bool) {
+	for ext != "" {
+		f := ext
+		if i := strings.IndexByte(ext, ' '); i >= 0 {
+			f, ext = ext[:i], ext[i+1:]
+		} else {
+			ext = ""
+		}
+		if f != "" && f[0] == key {
+			return f[1:], true
+		}
+	}
+	return "", false
+}
+
+// validExtValue tells whether v can be written as a uidlist field value.
+func validExtValue(v string) bool {
+	return !strings.ContainsAny(v, " \r\n\x00")
+}
+
+// uidlistError is a broken line, as Dovecot reports it ("Broken file
+// <path> line <n>: <why>").
+type uidlistError struct {
+	Line int
+	Why  string
+}
+
+func (e *uidlistError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Why) }
+
+// parseUidlistHeader parses the first line (without its newline).
+func parseUidlistHeader(line []byte) (uidlistHeader, error) {
+	var h uidlistHeader
+	bad := func(format string, args ...any) (uidlistHeader, error) {
+		return uidlistHeader{}, &uidlistError{Line: 1, Why: fmt.Sprintf(format, args...)}
+	}
+	if len(line) < 2 || line[0] < '0' || line[0] > '9' || line[1] != ' ' {
+		return bad("corrupted header (invalid version number)")
+	}
+	h.Version = int(line[0] - '0')
+	rest := string(line[2:])
+	switch h.Version {
+	case 1:
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return bad("corrupted header (version 1)")
+		}
+		v, err1 := strconv.ParseUint(f[0], 10, 32)
+		n, err2 := strconv.ParseUint(f[1], 10, 32)
+		if err1 != nil || err2 != nil {
+			return bad("corrupted header (version 1)")
+		}
+		h.UIDValidity, h.NextUID = uint32(v), uint32(n)
+	case uidlistVersion:
+		var ext []string
+		for _, f := range strings.Split(rest, " ") {
+			if f == "" {
+				continue
+			}
+			key, val := f[0], f[1:]
+			switch key {
+			case 'V', 'N':
+				n, err := strconv.ParseUint(val, 10, 32)
+				if err != nil {
+					if key == 'V' {
+						return bad("invalid mailbox UID_VALIDITY: %q", val)
+					}
+					return bad("invalid mailbox NEXT_UID: %q", val)
+				}
+				if key == 'V' {
+					h.UIDValidity = uint32(n)
+				} else {
+					h.NextUID = uint32(n)
+				}
+			case 'G':
+				g, err := formats.ParseGUID(val)
+				if err != nil {
+					return bad("invalid mailbox GUID: %q", val)
+				}
+				h.GUID, h.HasGUID = g, true
+			default:
+				ext = append(ext, f)
+			}
+		}
+		h.Ext = strings.Join(ext, " ")
+	default:
+		return bad("unsupported version %d", h.Version)
+	}
+	if h.UIDValidity == 0 || h.NextUID == 0 {
+		return bad("broken header (uidvalidity = %d, next_uid = %d)", h.UIDValidity, h.NextUID)
+	}
+	return h, nil
+}
+
+// parseUidlist parses a whole dovecot-uidlist into a table whose records
+// have dir == dirNone. A final record line without a newline is ignored. next is Dovecot's next UID: max(N, last UID + 1).
+// As Dovecot does (maildir_uidlist_next), fields with an invalid (not A–Z)
+// key are dropped and, when two lines name the same file, the later UID
+// wins.
+func parseUidlist(data []byte) (h uidlistHeader, t *table, next uint32, err error) {
+	line, rest := cutLine(data)
+	// Dovecot appends records in place under the lock, and readers do
+	// not lock: a last line without its newline is still being written
+	// and is ignored, as i_stream_read_next_line ignores it.
+	if i := bytes.LastIndexByte(rest, '\n'); i < 0 {
+		rest = nil
+	} else {
+		rest = rest[:i+1]
+	}
+	if h, err = parseUidlistHeader(line); err != nil {
+		return h, nil, 0, err
+	}
+	t = &table{arena: make([]byte, 0, len(rest))}
+	var prev uint32
+	var scratch []byte
+	for n := 2; len(rest) > 0; n++ {
+		line, rest = cutLine(rest)
+		uid, ext, name, err := parseUidlistRec(line, h.Version, prev, h.NextUID, scratch[:0])
+		if err != nil {
+			return h, nil, 0, &uidlistError{Line: n, Why: err.Error()}
+		}
+		scratch = ext
+		prev = uid
+		if name[0] == infoSep {
+			// QUIRK: an empty base name can match no file (the scan
+			// skips such files, Dovecot renames them): drop it.
+			continue
+		}
+		if err := t.addBytes(uid, name, ext, dirNone); err != nil {
+			return h, nil, 0, &uidlistError{Line: n, Why: err.Error()}
+		}
+	}
+	next = h.NextUID
+	if prev >= next {
+		next = prev + 1
+	}
+	t.dropDuplicateBases()
+	return h, t, next, nil
+}
+
+// cutLine splits off the first line; like i_stream_next_line it drops
+// the newline and a CR before it.
+func cutLine(data []byte) (line, rest []byte) {
+	line = data
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		line, rest = data[:i], data[i+1:]
+	}
+	return bytes.TrimSuffix(line, []byte{'\r'}), rest
+}
+
+// parseUidlistRec parses one record line. ext is built in buf.
+func parseUidlistRec(line []byte, version int, prev, hdrNext uint32, buf []byte) (uid uint32, ext, name []byte, err error) {
+	i := 0
+	var u uint64
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		u = u*10 + uint64(line[i]-'0')
+		if u >= 0xffffffff {
+			return 0, nil, nil, fmt.Errorf("UID too high: %q", line)
+		}
+		i++
+	}
+	if u == 0 || i >= len(line) || line[i] != ' ' {
+		return 0, nil, nil, fmt.Errorf("invalid data: %q", line)
+	}
+	uid = uint32(u)
+	if uid <= prev {
+		return 0, nil, nil, fmt.Errorf("UIDs not ordered (%d after %d)", uid, prev)
+	}
+	if version == 1 && uid >= hdrNext {
+		return 0, nil, nil, fmt.Errorf("UID larger than next_uid (%d >= %d)", uid, hdrNext)
+	}
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	ext = buf
+	if version == uidlistVersion {
+		// Extension fields until the ':' that starts the file name.
+		for i < len(line) && line[i] != ':' {
+			start := i
+			for i < len(line) && line[i] != ' ' {
+				i++
+			}
+			// QUIRK: Dovecot drops a field with an invalid key (and
+			// rewrites the file); we drop it from what we keep.
+			if line[start] >= 'A' && line[start] <= 'Z' {
+				if len(ext) > 0 {
+					ext = append(ext, ' ')
+				}
+				ext = append(ext, line[start:i]...)
+			}
+			for i < len(line) && line[i] == ' ' {
+				i++
+			}
+		}
+		if i+1 >= len(line) {
+			return 0, nil, nil, fmt.Errorf("invalid extended fields: %q", line)
+		}
+		i++ // ':'
+	}
+	name = line[i:]
+	if len(name) == 0 {
+		return 0, nil, nil, fmt.Errorf("no file name: %q", line)
+	}
+	if bytes.IndexByte(name, '/') >= 0 {
+		return 0, nil, nil, fmt.Errorf("broken file name: %q", name)
+	}
+	return uid, ext, name, nil
+}
+
+// formatUidlist writes a version 3 dovecot-uidlist (maildir_uidlist_write_fd):
+// the header, then each record's UID, extensions and base name.
+func formatUidlist(h uidlistHeader, t *table) []byte {
+	var b bytes.Buffer
+	b.Grow(64 + len(t.recs)*64)
+	fmt.Fprintf(&b, "%d V%d N%d G%s", uidlistVersion, h.UIDValidity, h.NextUID, h.GUID)
+	if h.Ext != "" {
+		b.WriteByte(' ')
+		b.WriteString(h.Ext)
+	}
+	b.WriteByte('\n')
+	var num [10]byte
+	for i := range t.recs {
+		r := &t.recs[i]
+		b.Write(strconv.AppendUint(num[:0], uint64(r.uid), 10))
+		if r.extLen > 0 {
+			b.WriteByte(' ')
+			b.Write(t.arena[r.extOff : r.extOff+uint32(r.extLen)])
+		}
+		b.WriteString(" :")
+		b.Write(t.baseBytes(r))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// byBase returns the indexes of t.recs sorted by base name (then UID).
+func (t *table) byBase() []int32 {
+	idx := make([]int32, len(t.recs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		if c := bytes.Compare(t.baseBytes(&t.recs[a]), t.baseBytes(&t.recs[b])); c != 0 {
+			return c
+		}
+		return cmp.Compare(t.recs[a].uid, t.recs[b].uid)
+	})
+	return idx
+}
+
+// lookupBase finds base in idx (from byBase) and returns the record index
+// with the highest UID of that base, or -1.
+func (t *table) lookupBase(idx []int32, base string) int {
+	i, _ := slices.BinarySearchFunc(idx, base, func(e int32, b string) int {
+		return compareBytesString(t.baseBytes(&t.recs[e]), b)
+	})
+	j := -1
+	for ; i < len(idx) && string(t.baseBytes(&t.recs[idx[i]])) == base; i++ {
+		j = int(idx[i])
+	}
+	return j
+}
+
+// dropDuplicateBases removes all but the highest-UID record of each base
+// name: when a line repeats a file name with a new UID, Dovecot replaces
+// the old record (maildir_uidlist_next: "Duplicate file entry").
+func (t *table) dropDuplicateBases() {
+	idx := t.byBase()
+	var drop []int32
+	for i := 1; i < len(idx); i++ {
+		if bytes.Equal(t.baseBytes(&t.recs[idx[i-1]]), t.baseBytes(&t.recs[idx[i]])) {
+			drop = append(drop, idx[i-1])
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	slices.Sort(drop)
+	out := t.recs[:0]
+	for i, r := range t.recs {
+		if len(drop) > 0 && drop[0] == int32(i) {
+			drop = drop[1:]
+			continue
+		}
+		out = append(out, r)
+	}
+	t.recs = out
+}
+
+// compareBytesString is bytes.Compare(a, []byte(b)) without the copy.
+func compareBytesString(a []byte, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
