@@ -89,7 +89,7 @@ func Encode(s State) string {
 }
 
 // Decode parses a state string. The empty string is the empty state (a
-// first stateful run, `-s ''`). Errors are *InvalidError.
+// first stateful run, `-s ”`). Errors are *InvalidError.
 func Decode(str string) (State, error) {
 	if str == "" {
 		return State{}, nil

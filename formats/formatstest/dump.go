@@ -29,13 +29,13 @@ import (
 type Field uint
 
 const (
-	FieldGUID     Field = 1 << iota // message GUIDs
-	FieldModSeq                     // per-message modseq and HIGHESTMODSEQ
-	FieldSaved                      // save date
-	FieldVSize                      // virtual size
-	FieldMailboxGUID                // mailbox GUIDs
-	FieldSubscribed                 // subscriptions
-	FieldUIDNext                    // UIDNEXT
+	FieldGUID        Field = 1 << iota // message GUIDs
+	FieldModSeq                        // per-message modseq and HIGHESTMODSEQ
+	FieldSaved                         // save date
+	FieldVSize                         // virtual size
+	FieldMailboxGUID                   // mailbox GUIDs
+	FieldSubscribed                    // subscriptions
+	FieldUIDNext                       // UIDNEXT
 
 	// FieldsAll is every field.
 	FieldsAll = FieldGUID | FieldModSeq | FieldSaved | FieldVSize | FieldMailboxGUID | FieldSubscribed | FieldUIDNext
