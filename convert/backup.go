@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"runtime"
+	"sync"
 
 	"github.com/boxsync/boxsync/formats"
 )
@@ -36,7 +38,25 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 type run struct {
 	src, dst formats.Store
 	opt      Options
-	res      Result
+
+	mu  sync.Mutex
+	res Result // guarded by mu while mailbox workers run
+}
+
+// update changes the result under the lock.
+func (r *run) update(f func(*Result)) {
+	r.mu.Lock()
+	f(&r.res)
+	r.mu.Unlock()
+}
+
+// desync records the first reason the run should be repeated.
+func (r *run) desync(format string, args ...any) {
+	r.update(func(res *Result) {
+		if res.Desync == "" {
+			res.Desync = fmt.Sprintf(format, args...)
+		}
+	})
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -103,6 +123,8 @@ func glob(p, s []rune) bool {
 }
 
 func (r *run) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.res.Errors = append(r.res.Errors, err)
 	if r.opt.Log != nil {
 		fmt.Fprintf(r.opt.Log, "Error: %s\n", err)
@@ -160,23 +182,15 @@ func (r *run) backup(ctx context.Context) error {
 		}
 	}
 
+	// Mailboxes are independent: sync several at once, each worker
+	// with its own handles, so reading, writing and waiting for the disk
+	// overlap.
+	if err := r.syncMailboxes(ctx, srcBoxes, dstByName); err != nil {
+		return err
+	}
 	for _, s := range srcBoxes {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !r.wanted(s.Name) {
-			continue
-		}
-		if !s.NoSelect {
-			if err := r.syncMailbox(ctx, s, dstByName[s.Name]); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				r.fail(err)
-			}
-		}
 		d := dstByName[s.Name]
-		if s.Subscribed != d.Subscribed {
+		if r.wanted(s.Name) && s.Subscribed != d.Subscribed {
 			if err := r.dst.SetSubscribed(ctx, s.Name, s.Subscribed); err != nil {
 				r.fail(formats.Wrap(err, formats.KindTemp, "backup: subscribe", s.Name, 0, ""))
 			}
@@ -191,6 +205,41 @@ func (r *run) backup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (r *run) syncMailboxes(ctx context.Context, srcBoxes []formats.MailboxInfo, dstByName map[string]formats.MailboxInfo) error {
+	workers := r.opt.Workers
+	if workers <= 0 {
+		workers = min(runtime.GOMAXPROCS(0), 4)
+	}
+	work := make(chan formats.MailboxInfo)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range work {
+				if err := r.syncMailbox(ctx, s, dstByName[s.Name]); err != nil && ctx.Err() == nil {
+					r.fail(err)
+				}
+			}
+		}()
+	}
+	for _, s := range srcBoxes {
+		if s.NoSelect || !r.wanted(s.Name) {
+			continue
+		}
+		select {
+		case work <- s:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	return ctx.Err()
 }
 
 // errRecreate says the destination mailbox cannot be made equal to the
@@ -224,12 +273,12 @@ func (r *run) syncMailbox(ctx context.Context, s, d formats.MailboxInfo) error {
 			if err := r.dst.Delete(ctx, s.Name); err != nil {
 				return formats.Wrap(err, formats.KindTemp, "backup: delete to recreate", s.Name, 0, "")
 			}
-			r.res.Mailboxes.Deleted++
+			r.update(func(res *Result) { res.Mailboxes.Deleted++ })
 		}
 		if err := r.dst.Create(ctx, s.Name, srcSt.GUID, srcSt.UIDValidity); err != nil {
 			return formats.Wrap(err, formats.KindTemp, "backup: create", s.Name, 0, "")
 		}
-		r.res.Mailboxes.Created++
+		r.update(func(res *Result) { res.Mailboxes.Created++ })
 		exists = true
 	}
 }
@@ -257,7 +306,7 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 	if r.opt.Algorithm == Fast && srcSt.Caps.ModSeqs && dstSt.Caps.ModSeqs &&
 		srcSt.UIDNext == dstSt.UIDNext && srcSt.HighestModSeq == dstSt.HighestModSeq &&
 		srcSt.Messages == dstSt.Messages && srcSt.HighestModSeq != 0 {
-		r.res.Mailboxes.Skipped++
+		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
 		return nil
 	}
 	r.logf("%s: syncing (%d messages, UIDNEXT %d)", name, srcSt.Messages, srcSt.UIDNext)
@@ -269,11 +318,17 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 	if err := ms.commit(ctx, srcSt.UIDNext); err != nil {
 		return err
 	}
-	r.res.Mailboxes.Synced++
+	r.update(func(res *Result) {
+		res.Mailboxes.Synced++
+		res.Messages.Saved += ms.counts.Saved
+		res.Messages.Expunged += ms.counts.Expunged
+		res.Messages.FlagsChanged += ms.counts.FlagsChanged
+		res.Bytes += ms.bytes
+	})
 	// A source that changed while we copied it is mirrored as it was;
 	// dsync reports that as a desync (exit 2) so the caller runs again.
-	if after, err := srcBox.Status(ctx); err == nil && (after.UIDNext != srcSt.UIDNext || after.Messages != srcSt.Messages) && r.res.Desync == "" {
-		r.res.Desync = fmt.Sprintf("mailbox %q changed during the sync", name)
+	if after, err := srcBox.Status(ctx); err == nil && (after.UIDNext != srcSt.UIDNext || after.Messages != srcSt.Messages) {
+		r.desync("mailbox %q changed during the sync", name)
 	}
 	return nil
 }
@@ -289,6 +344,9 @@ type mailboxSync struct {
 	pending      int   // changes in tx
 	pendingBytes int64 // body bytes in tx
 	errs         int   // per-message failures in this mailbox
+
+	counts struct{ Saved, Expunged, FlagsChanged int }
+	bytes  int64
 }
 
 func (ms *mailboxSync) begin(ctx context.Context) error {
@@ -418,7 +476,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 		}
 		if err == nil {
 			ms.pendingBytes += m.Size
-			ms.r.res.Bytes += m.Size
+			ms.bytes += m.Size
 		}
 		return err
 	})
@@ -426,9 +484,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 	case err == nil && saved != m.UID:
 		// The destination could not keep the UID: a concurrent writer
 		// took it. The next run repairs it (dsync: changes during sync).
-		if ms.r.res.Desync == "" {
-			ms.r.res.Desync = fmt.Sprintf("mailbox %q: UID %d was saved as %d", ms.name, m.UID, saved)
-		}
+		ms.r.desync("mailbox %q: UID %d was saved as %d", ms.name, m.UID, saved)
 	case dstErr != nil || ctx.Err() != nil:
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -436,9 +492,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 		return formats.Wrap(dstErr, formats.KindTemp, "backup: save", ms.name, m.UID, "")
 	case formats.KindOf(err) == formats.KindExpunged:
 		// Expunged in the source while we copied: nothing to mirror.
-		if ms.r.res.Desync == "" {
-			ms.r.res.Desync = fmt.Sprintf("mailbox %q: UID %d was expunged during the sync", ms.name, m.UID)
-		}
+		ms.r.desync("mailbox %q: UID %d was expunged during the sync", ms.name, m.UID)
 		return nil
 	case err != nil:
 		// One unreadable source message must not stop the mailbox:
@@ -448,7 +502,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 		ms.r.fail(formats.Wrap(err, formats.KindTemp, "backup: read source message", ms.name, m.UID, ""))
 		return nil
 	}
-	ms.r.res.Messages.Saved++
+	ms.counts.Saved++
 	ms.pending++
 	return ms.maybeCommit(ctx)
 }
@@ -475,7 +529,7 @@ func (ms *mailboxSync) expunge(ctx context.Context, uid formats.UID) error {
 	if err := ms.tx.Expunge(uid); err != nil {
 		return formats.Wrap(err, formats.KindTemp, "backup: expunge", ms.name, uid, "")
 	}
-	ms.r.res.Messages.Expunged++
+	ms.counts.Expunged++
 	ms.pending++
 	return ms.maybeCommit(ctx)
 }
@@ -487,7 +541,7 @@ func (ms *mailboxSync) setFlags(ctx context.Context, m formats.Message) error {
 	if err := ms.tx.SetFlags(m.UID, m.Flags, m.Keywords); err != nil {
 		return formats.Wrap(err, formats.KindTemp, "backup: set flags", ms.name, m.UID, "")
 	}
-	ms.r.res.Messages.FlagsChanged++
+	ms.counts.FlagsChanged++
 	ms.pending++
 	return ms.maybeCommit(ctx)
 }

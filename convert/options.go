@@ -58,6 +58,11 @@ type Options struct {
 	CommitEvery int
 	CommitBytes int64
 
+	// Workers is how many mailboxes are synced at once; 0 means one per
+	// CPU, at most 4. Drivers' stores are safe for concurrent use on
+	// different mailboxes.
+	Workers int
+
 	// Log receives progress and warnings (-v); nil discards them.
 	Log io.Writer
 	// Verbose adds per-mailbox progress lines.

@@ -49,7 +49,9 @@ func ParseFsyncMode(s string) (FsyncMode, error) {
 	return 0, Errorf(KindParams, "mail_fsync=%q: want optimized, always or never", s)
 }
 
-// Store is one user's mailbox tree.
+// Store is one user's mailbox tree. A Store is safe for concurrent use by
+// several goroutines working on different mailboxes (the engine syncs
+// mailboxes in parallel); one Mailbox handle belongs to one goroutine.
 type Store interface {
 	// Mailboxes lists the tree: every mailbox and \Noselect container,
 	// sorted by name, and subscribed names that do not exist (as
