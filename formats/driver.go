@@ -127,3 +127,12 @@ type Tx interface {
 type Checker interface {
 	Check(ctx context.Context) error
 }
+
+// Configurable is implemented by drivers that take settings beyond the
+// location, by Dovecot's names (imapc_host, imapc_user, ...). The CLI looks
+// each name up in the Dovecot config and -o overrides and passes the ones
+// that are set.
+type Configurable interface {
+	SettingNames() []string
+	Configure(settings map[string]string) (Driver, error)
+}

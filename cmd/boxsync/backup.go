@@ -65,6 +65,30 @@ func setting(cfg *doveconf.Config, key string) (string, error) {
 	return st.Value, nil
 }
 
+// lookupDriver finds a format's driver and hands it the settings it takes
+// (imapc_host, ...) from the config and -o.
+func lookupDriver(cfg *doveconf.Config, name string) (formats.Driver, error) {
+	d, ok := all.Lookup(name)
+	if !ok {
+		return nil, notImplemented("the " + name + " mail storage format")
+	}
+	c, ok := d.(formats.Configurable)
+	if !ok {
+		return d, nil
+	}
+	settings := map[string]string{}
+	for _, key := range c.SettingNames() {
+		v, err := setting(cfg, key)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			settings[key] = v
+		}
+	}
+	return c.Configure(settings)
+}
+
 // backupUser runs one user's backup and records its outcome.
 func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts, u mailUser) {
 	fail := func(err error) {
@@ -134,14 +158,14 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(fmt.Errorf("Both source and destination mail_location points to same directory: %s", src.Path))
 		return
 	}
-	srcDrv, ok := all.Lookup(src.Driver)
-	if !ok {
-		fail(notImplemented("the " + src.Driver + " mail storage format"))
+	srcDrv, err := lookupDriver(cfg, src.Driver)
+	if err != nil {
+		fail(err)
 		return
 	}
-	dstDrv, ok := all.Lookup(dst.Driver)
-	if !ok {
-		fail(notImplemented("the " + dst.Driver + " mail storage format"))
+	dstDrv, err := lookupDriver(cfg, dst.Driver)
+	if err != nil {
+		fail(err)
 		return
 	}
 

@@ -4,6 +4,7 @@ package all
 
 import (
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/imapc"
 	"github.com/boxsync/boxsync/formats/maildir"
 	"github.com/boxsync/boxsync/formats/mem"
 )
@@ -11,6 +12,7 @@ import (
 // Drivers returns every driver, by name.
 func Drivers() []formats.Driver {
 	return []formats.Driver{
+		imapc.Driver{},
 		maildir.Driver{},
 		mem.Driver{},
 	}
