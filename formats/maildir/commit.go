@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,10 +39,11 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	t.finish()
 	m := t.m
 	sync := m.s.opt.Fsync != formats.FsyncNever
-	moved := 0 // saves renamed into cur/ so far
+	moved := 0         // saves renamed into cur/ so far
+	committed := false // the uidlist names them: nothing to undo
 	finals := make([]string, len(t.saves))
 	defer func() {
-		if err == nil {
+		if err == nil || committed {
 			return
 		}
 		// Undo what no uidlist names yet: the saved files.
@@ -85,7 +87,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	// Keywords: every name gets a letter; a used letter without a name
 	// gets "unknown-<n>" written, as Dovecot does when it reads one.
 	kw := st.kw
-	kwChanged := false
 	for i := 0; i < maxKeywords; i++ {
 		if kw[i] == "" && st.kwUsed&(1<<i) != 0 {
 			kw[i] = st.kwNames[i]
@@ -101,7 +102,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 					return 0, fmt.Errorf("keyword %q: a Maildir mailbox holds at most %d keywords (file name letters a-z)", n, maxKeywords)
 				}
 				kw[i] = n
-				kwChanged = true
 			}
 			set |= 1 << i
 		}
@@ -114,12 +114,12 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		}
 	}
 	flagLetters := map[uint32]uint32{}
-	for uid, fs := range t.flags {
-		if flagLetters[uid], err = letters(fs.keywords); err != nil {
+	for _, uid := range slices.Sorted(maps.Keys(t.flags)) {
+		if flagLetters[uid], err = letters(t.flags[uid].keywords); err != nil {
 			return fail(formats.KindNotPossible, "commit", m.b.name, formats.UID(uid), "", err)
 		}
 	}
-	if kwChanged || kw != st.kw {
+	if kw != st.kw {
 		if err := m.writeKeywords(ctx, &kw, st.kwMtime); err != nil {
 			return err
 		}
@@ -188,9 +188,13 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 
 	// Flag changes and expunges of existing messages.
-	names := map[uint32]string{} // new names
+	type movedTo struct {
+		name string
+		dir  uint8
+	}
+	renamed := map[uint32]movedTo{}
 	gone := map[uint32]bool{}
-	for _, uid := range slices.Sorted(mapsKeys(t.flags, t.expunge)) {
+	for _, uid := range t.changedUIDs() {
 		keepLock()
 		i := st.t.find(uid)
 		if i < 0 {
@@ -202,19 +206,15 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			path := filepath.Join(m.b.dir, subdir(dir), name)
 			var err error
 			if t.expunge[uid] {
-				err = os.Remove(path)
-				if err == nil {
+				if err = os.Remove(path); err == nil {
 					gone[uid] = true
 				}
-			} else {
-				nn := setFlags(name, t.flags[uid].flags, flagLetters[uid])
-				if nn == name {
-					break
+			} else if nn := setFlags(name, t.flags[uid].flags, flagLetters[uid]); nn != name {
+				if err = os.Rename(path, filepath.Join(m.b.dir, subdir(dir), nn)); err == nil {
+					renamed[uid] = movedTo{nn, dir}
 				}
-				err = os.Rename(path, filepath.Join(m.b.dir, subdir(dir), nn))
-				if err == nil {
-					names[uid] = nn
-				}
+			} else if attempt > 0 {
+				renamed[uid] = movedTo{name, dir} // found under a new name, flags already right
 			}
 			if err == nil {
 				if dir == dirNew {
@@ -227,8 +227,8 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
 				return wrap(err, "commit", m.b.name, formats.UID(uid), path)
 			}
-			// A concurrent Dovecot renamed it (a flag change):
-			// find its current name.
+			// A concurrent Dovecot renamed it (a flag change, or
+			// new/ to cur/): find its current name.
 			var ok bool
 			if name, dir, ok = m.locate(ctx, st.t.base(r)); !ok {
 				gone[uid] = true // expunged meanwhile
@@ -256,11 +256,11 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		if gone[r.uid] {
 			continue
 		}
-		name := st.t.name(r)
-		if n, ok := names[r.uid]; ok {
-			name = n
+		name, dir := st.t.name(r), r.dir
+		if mv, ok := renamed[r.uid]; ok {
+			name, dir = mv.name, mv.dir
 		}
-		if err := nt.add(r.uid, name, st.t.ext(r), r.dir); err != nil {
+		if err := nt.add(r.uid, name, st.t.ext(r), dir); err != nil {
 			return wrap(err, "commit", m.b.name, formats.UID(r.uid), "")
 		}
 	}
@@ -277,27 +277,21 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	moved = 0 // from here on the files are committed
+	committed = true
 	m.setState(ns)
 	return nil
 }
 
-func mapsKeys[V1, V2 any](a map[uint32]V1, b map[uint32]V2) func(func(uint32) bool) {
-	return func(yield func(uint32) bool) {
-		for k := range a {
-			if !yield(k) {
-				return
-			}
-		}
-		for k := range b {
-			if _, dup := a[k]; dup {
-				continue
-			}
-			if !yield(k) {
-				return
-			}
+// changedUIDs returns the UIDs with flag changes or expunges, ascending.
+func (t *tx) changedUIDs() []uint32 {
+	uids := slices.Collect(maps.Keys(t.flags))
+	for uid := range t.expunge {
+		if _, ok := t.flags[uid]; !ok {
+			uids = append(uids, uid)
 		}
 	}
+	slices.Sort(uids)
+	return uids
 }
 
 // syncTmp makes the saved tmp/ files durable as the fsync mode says.

@@ -86,10 +86,12 @@
 //
 // # Dovecot compatibility
 //
-// Checked against Dovecot 2.3.19.1's sources and, with the integration
-// build tag, against the real doveadm (dovecot_integration_test.go: what
+// Checked against Dovecot 2.3.19.1's sources and against the real doveadm
+// (dovecot_test.go, through internal/dovecottest, for every layout: what
 // we write, Dovecot reads; what it writes, we read; our changes to a store
-// Dovecot indexed are what its next look shows).
+// Dovecot indexed are what its next look shows). Save dates are not
+// compared: ours is the file's ctime, which a rename for a flag change
+// moves, while Dovecot keeps the first value it saw in its index cache.
 //
 //   - Locking: dovecot-uidlist.lock is a dotlock as lib/file-dotlock.c
 //     makes it with dotlock_use_excl=yes: O_EXCL, content "<pid>:<host>",

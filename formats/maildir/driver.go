@@ -53,15 +53,16 @@ func (Driver) Open(ctx context.Context, loc formats.Location, opt formats.OpenOp
 		// as Dovecot's mailbox_list_get_root_permissions does.
 		s.dirMode = fi.Mode().Perm() | 0o700
 		s.fileMode = s.dirMode & 0o666
-		if !opt.ReadOnly {
+		if !opt.ReadOnly && !s.fsys {
 			s.removeStaleStages()
 		}
 	}
 	return s, nil
 }
 
-// removeStaleStages removes what an interrupted Create left: staging
-// directories older than an hour.
+// removeStaleStages removes what an interrupted Maildir++ Create left:
+// staging directories older than an hour (names without the leading dot
+// are no mailboxes under Maildir++).
 func (s *Store) removeStaleStages() {
 	stages, _ := filepath.Glob(filepath.Join(s.root, "boxsync-create.*"))
 	for _, p := range stages {
@@ -83,8 +84,12 @@ type Store struct {
 
 	dirMode, fileMode os.FileMode // immutable after Open
 
-	mu       sync.Mutex // guards lastUIDV
+	mu       sync.Mutex // guards lastUIDV, memHdr
 	lastUIDV uint32
+	// memHdr remembers the UIDVALIDITY and GUID given to mailboxes that
+	// have no dovecot-uidlist, by control directory, so that a mailbox
+	// we cannot write keeps them for the life of the store.
+	memHdr map[string]uidlistHeader
 }
 
 var _ formats.Store = (*Store)(nil)

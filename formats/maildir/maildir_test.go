@@ -632,3 +632,106 @@ func TestFsyncModes(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentRename: a file a concurrent Dovecot renamed (a flag
+// change) is found again by Body, and a commit changing it works on its
+// new name.
+func TestConcurrentRename(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "Maildir")
+	_, mb := newInbox(t, formats.Location{Path: root})
+	tx, _ := mb.Begin(context.Background())
+	uid := save(t, tx, formats.Message{}, "body")
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rename := func(flags string) {
+		cur := dirNames(t, filepath.Join(root, "cur"))
+		if len(cur) != 1 {
+			t.Fatalf("cur/ = %q", cur)
+		}
+		to := baseOf(cur[0]) + ":2," + flags
+		if err := os.Rename(filepath.Join(root, "cur", cur[0]), filepath.Join(root, "cur", to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list(t, mb)
+	rename("S")
+	var got bytes.Buffer
+	if err := mb.Body(context.Background(), uid, func(b formats.Body) error { _, err := got.ReadFrom(b); return err }); err != nil || got.String() != "body" {
+		t.Errorf("Body after a rename = %q, %v", got.String(), err)
+	}
+	tx, _ = mb.Begin(context.Background())
+	if err := tx.SetFlags(uid, formats.FlagFlagged, nil); err != nil {
+		t.Fatal(err)
+	}
+	rename("RS")
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := list(t, mb); len(msgs) != 1 || msgs[0].Flags != formats.FlagFlagged {
+		t.Errorf("messages = %+v", msgs)
+	}
+	if cur := dirNames(t, filepath.Join(root, "cur")); len(cur) != 1 || !strings.HasSuffix(cur[0], ":2,F") {
+		t.Errorf("cur/ = %q", cur)
+	}
+}
+
+// TestParallelWriters: handles of one store committing to the same and to
+// other mailboxes at once serialise on dovecot-uidlist.lock; no UID is
+// given twice and nothing is lost.
+func TestParallelWriters(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newInbox(t, formats.Location{Path: filepath.Join(t.TempDir(), "Maildir")})
+	if err := s.Create(ctx, "Other", formats.GUID{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	const writers, commits, per = 4, 5, 10
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			errs <- func() error {
+				name := []string{"INBOX", "Other"}[w%2]
+				mb, err := s.Open(ctx, name)
+				if err != nil {
+					return err
+				}
+				defer mb.Close()
+				for c := 0; c < commits; c++ {
+					tx, err := mb.Begin(ctx)
+					if err != nil {
+						return err
+					}
+					for i := 0; i < per; i++ {
+						body := fmt.Sprintf("Subject: %d/%d/%d\n\n", w, c, i)
+						if _, err := tx.Save(ctx, formats.Message{Size: int64(len(body)), Keywords: []string{fmt.Sprintf("w%d", w)}}, strings.NewReader(body)); err != nil {
+							return err
+						}
+					}
+					if err := tx.Commit(ctx); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"INBOX", "Other"} {
+		msgs := list(t, openBox(t, s, name))
+		if len(msgs) != writers/2*commits*per {
+			t.Errorf("%s: %d messages, want %d", name, len(msgs), writers/2*commits*per)
+		}
+		for i := 1; i < len(msgs); i++ {
+			if msgs[i].UID <= msgs[i-1].UID {
+				t.Fatalf("%s: UIDs not ascending at %d", name, i)
+			}
+		}
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-maildir"
@@ -34,6 +35,28 @@ func (s *Store) newUIDValidity() uint32 {
 	}
 	s.lastUIDV = v
 	return v
+}
+
+// newHeader returns the header of a new dovecot-uidlist for a mailbox,
+// the same for the life of the store.
+func (s *Store) newHeader(ctl string) uidlistHeader {
+	s.mu.Lock()
+	h, ok := s.memHdr[ctl]
+	s.mu.Unlock()
+	if ok {
+		return h
+	}
+	h = uidlistHeader{Version: uidlistVersion, UIDValidity: s.newUIDValidity(), GUID: formats.NewGUID(), HasGUID: true}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.memHdr == nil {
+		s.memHdr = map[string]uidlistHeader{}
+	}
+	if old, ok := s.memHdr[ctl]; ok {
+		return old
+	}
+	s.memHdr[ctl] = h
+	return h
 }
 
 func isDir(path string) bool {
@@ -199,7 +222,7 @@ func (s *Store) listFS(ctx context.Context, dir string, levels []string, add fun
 		if !e.IsDir() && (e.Type()&fs.ModeSymlink == 0 || !isDir(path)) {
 			continue
 		}
-		if len(levels) == 0 && (path == s.control || strings.HasPrefix(fname, "boxsync-create.")) {
+		if path == s.control {
 			continue
 		}
 		sub := append(slices.Clip(levels), fname)
@@ -230,7 +253,8 @@ func (s *Store) mailboxGUID(ctx context.Context, b *box) (formats.GUID, error) {
 		if rerr != nil && rerr != io.EOF {
 			return formats.GUID{}, wrap(rerr, "list", b.name, 0, path)
 		}
-		h, perr := parseUidlistHeader(bytesTrimNL(line))
+		line, _ = cutLine(line)
+		h, perr := parseUidlistHeader(line)
 		if perr != nil {
 			return formats.GUID{}, fail(formats.KindInvalidData, "list", b.name, 0, path, perr)
 		}
@@ -246,13 +270,6 @@ func (s *Store) mailboxGUID(ctx context.Context, b *box) (formats.GUID, error) {
 		return formats.GUID{}, err
 	}
 	return st.hdr.GUID, nil
-}
-
-func bytesTrimNL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		return b[:n-1]
-	}
-	return b
 }
 
 // hierSep is the separator of version 1 subscription files.
@@ -565,10 +582,7 @@ func removeMaildirParts(dir string) error {
 	return nil
 }
 
-func isNotEmpty(err error) bool {
-	var le *os.LinkError
-	return errors.As(err, &le) && strings.Contains(le.Err.Error(), "directory not empty")
-}
+func isNotEmpty(err error) bool { return errors.Is(err, syscall.ENOTEMPTY) }
 
 // Check verifies each mailbox's dovecot-uidlist against the files: UIDs
 // ascending and below the next UID, message GUIDs unique, and a file in

@@ -26,17 +26,12 @@ type state struct {
 	kwNames keywordList // kw, with "unknown-<n>" for used but unnamed letters
 	kwUsed  uint32      // keyword letters used in file names
 	kwMtime time.Time   // mtime of dovecot-keywords when read
-	// memOnly is set when the mailbox could not be locked or written
-	// (a read-only directory): UIDs and the GUID were assigned in memory.
-	memOnly bool
 }
 
-// errNoWrite tells that a directory cannot be written: the mailbox is
-// then read with UIDs assigned in memory.
-var errNoWrite = errors.New("maildir: directory is not writable")
-
+// isNoWrite tells that a directory cannot be written: the mailbox is then
+// read with UIDs assigned in memory.
 func isNoWrite(err error) bool {
-	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, errNoWrite)
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }
 
 // lockUidlist takes dovecot-uidlist.lock, creating the control directory
@@ -73,8 +68,7 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	}
 	l, err := m.lockUidlist(ctx)
 	if isNoWrite(err) {
-		st.memOnly = true
-		return m.setState(st), nil
+		return m.setState(st), nil // UIDs assigned in memory only
 	}
 	if err != nil {
 		return nil, err
@@ -82,9 +76,8 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	defer l.release()
 	st, dirty, err = m.scan(ctx, l)
 	if err == nil && dirty {
-		err = m.writeUidlist(st, false)
-		if isNoWrite(err) {
-			st.memOnly, err = true, nil
+		if err = m.writeUidlist(st, false); isNoWrite(err) {
+			err = nil // in memory only
 		}
 	}
 	if err != nil {
@@ -126,6 +119,9 @@ func (m *mailbox) readUidlist() (uidlistHeader, *table, uint32, error) {
 	}
 	h, t, next, err := parseUidlist(data)
 	if err != nil {
+		// QUIRK: Dovecot deletes a broken uidlist and renumbers the
+		// mailbox under a new UIDVALIDITY; a conversion must not do
+		// that silently, so this is an error.
 		return h, nil, 0, fail(formats.KindInvalidData, "read uidlist", m.b.name, 0, path, err)
 	}
 	return h, t, next, nil
@@ -279,10 +275,17 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock) (st *state, dirty boo
 			return nil, false, err
 		}
 	}
-	slices.SortFunc(fresh, func(a, b nameRef) int {
-		return sortCmp(string(names[a.off:a.off+uint32(a.n)]), string(names[b.off:b.off+uint32(b.n)]))
-	})
-	for _, f := range fresh {
+	type freshName struct {
+		ref  nameRef
+		name string // one string per name, not one per comparison
+	}
+	sorted := make([]freshName, len(fresh))
+	for i, f := range fresh {
+		sorted[i] = freshName{f, string(names[f.off : f.off+uint32(f.n)])}
+	}
+	slices.SortFunc(sorted, func(a, b freshName) int { return sortCmp(a.name, b.name) })
+	for _, fn := range sorted {
+		f := fn.ref
 		if st.next >= 0xffffffff {
 			return nil, false, fail(formats.KindLimit, "sync", m.b.name, 0, m.b.dir, errors.New("UIDs exhausted"))
 		}
@@ -295,11 +298,14 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock) (st *state, dirty boo
 	st.t = nt
 	m.fillKeywords(st)
 	if dirty {
-		if st.hdr.UIDValidity == 0 {
-			st.hdr.UIDValidity = m.s.newUIDValidity()
-		}
-		if !st.hdr.HasGUID {
-			st.hdr.GUID, st.hdr.HasGUID = formats.NewGUID(), true
+		if st.hdr.UIDValidity == 0 || !st.hdr.HasGUID {
+			nh := m.s.newHeader(m.b.ctl)
+			if st.hdr.UIDValidity == 0 {
+				st.hdr.UIDValidity = nh.UIDValidity
+			}
+			if !st.hdr.HasGUID {
+				st.hdr.GUID, st.hdr.HasGUID = nh.GUID, true
+			}
 		}
 		st.hdr.Version = uidlistVersion
 		st.hdr.NextUID = st.next

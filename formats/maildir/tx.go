@@ -31,6 +31,7 @@ type tx struct {
 	expunge map[uint32]bool
 	raise   uint32
 	newKws  map[string]bool // keywords not yet in dovecot-keywords, ASCII-lowercased
+	buf     []byte          // 64 KiB copy buffer, reused by every Save
 }
 
 type saveRec struct {
@@ -55,19 +56,20 @@ func (t *tx) failf(op string, uid formats.UID, k formats.Kind, format string, ar
 }
 
 // checkKeywords validates keyword names and tells whether dovecot-keywords
-// has room for the new ones (26 letters, a–z, per mailbox).
-func (t *tx) checkKeywords(op string, uid formats.UID, kws []string) error {
+// has room for the new ones (26 letters, a–z, per mailbox). It returns
+// the new ones, for addKeywords once the change is accepted.
+func (t *tx) checkKeywords(op string, uid formats.UID, kws []string) ([]string, error) {
 	var add []string
 	for _, k := range kws {
 		if !validKeyword(k) {
-			return t.failf(op, uid, formats.KindParams, "invalid keyword %q", k)
+			return nil, t.failf(op, uid, formats.KindParams, "invalid keyword %q", k)
 		}
 		if t.begun.kw.lookup(k) < 0 && !t.newKws[asciiLower(k)] && !slices.ContainsFunc(add, func(a string) bool { return asciiEqualFold(a, k) }) {
 			add = append(add, k)
 		}
 	}
 	if len(add) == 0 {
-		return nil
+		return nil, nil
 	}
 	used := bits.OnesCount32(t.begun.kwUsed)
 	for i, n := range t.begun.kw {
@@ -75,17 +77,23 @@ func (t *tx) checkKeywords(op string, uid formats.UID, kws []string) error {
 			used++
 		}
 	}
+	// QUIRK: Dovecot leaves a 27th keyword out of the file name (it
+	// lives on in its index only); without an index it would be lost,
+	// so we refuse it.
 	if used+len(t.newKws)+len(add) > maxKeywords {
-		return t.failf(op, uid, formats.KindNotPossible,
+		return nil, t.failf(op, uid, formats.KindNotPossible,
 			"keyword %q: a Maildir mailbox holds at most %d keywords (file name letters a-z)", add[0], maxKeywords)
 	}
-	if t.newKws == nil {
+	return add, nil
+}
+
+func (t *tx) addKeywords(add []string) {
+	if len(add) > 0 && t.newKws == nil {
 		t.newKws = map[string]bool{}
 	}
 	for _, k := range add {
 		t.newKws[asciiLower(k)] = true
 	}
-	return nil
 }
 
 // Save writes the body to tmp/ (64 KiB at a time, counting the physical
@@ -95,7 +103,8 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		return 0, t.failf("save", msg.UID, formats.KindParams, "transaction is finished")
 	}
 	kws := formats.NormalizeKeywords(append([]string(nil), msg.Keywords...))
-	if err := t.checkKeywords("save", msg.UID, kws); err != nil {
+	newKws, err := t.checkKeywords("save", msg.UID, kws)
+	if err != nil {
 		return 0, err
 	}
 	sr := saveRec{flags: msg.Flags & formats.SystemFlags, keywords: kws, guid: msg.GUID}
@@ -136,7 +145,10 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		}
 		break
 	}
-	size, vsize, err := copyCounting(ctx, f, r)
+	if t.buf == nil {
+		t.buf = make([]byte, 64<<10)
+	}
+	size, vsize, err := copyCounting(ctx, f, r, t.buf)
 	if err == nil && msg.Size > 0 && size != msg.Size {
 		err = t.failf("save", msg.UID, formats.KindInvalidData, "body has %d bytes, expected %d", size, msg.Size)
 	}
@@ -167,13 +179,13 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	sr.uid = uid
 	t.next = uid + 1
 	t.saves = append(t.saves, sr)
+	t.addKeywords(newKws)
 	return formats.UID(uid), nil
 }
 
-// copyCounting copies r to w with a 64 KiB buffer and returns the size and
-// the virtual size (every LF not preceded by CR counted as two bytes).
-func copyCounting(ctx context.Context, w io.Writer, r io.Reader) (size, vsize int64, err error) {
-	buf := make([]byte, 64<<10)
+// copyCounting copies r to w through buf and returns the size and the
+// virtual size (every LF not preceded by CR counted as two bytes).
+func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (size, vsize int64, err error) {
 	prevCR := false
 	for {
 		if err := ctx.Err(); err != nil {
@@ -209,20 +221,22 @@ func (t *tx) SetFlags(uid formats.UID, flags formats.Flags, keywords []string) e
 		return t.failf("flags", uid, formats.KindParams, "transaction is finished")
 	}
 	kws := formats.NormalizeKeywords(append([]string(nil), keywords...))
-	if err := t.checkKeywords("flags", uid, kws); err != nil {
+	newKws, err := t.checkKeywords("flags", uid, kws)
+	if err != nil {
 		return err
 	}
-	fs := flagSet{flags: flags & formats.SystemFlags, keywords: kws}
+	t.addKeywords(newKws)
+	fset := flagSet{flags: flags & formats.SystemFlags, keywords: kws}
 	for i := range t.saves {
 		if t.saves[i].uid == uint32(uid) {
-			t.saves[i].flags, t.saves[i].keywords = fs.flags, fs.keywords
+			t.saves[i].flags, t.saves[i].keywords = fset.flags, fset.keywords
 			return nil
 		}
 	}
 	if t.flags == nil {
 		t.flags = map[uint32]flagSet{}
 	}
-	t.flags[uint32(uid)] = fs
+	t.flags[uint32(uid)] = fset
 	return nil
 }
 
