@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/boxsync/boxsync/formats"
 )
 
 // dsyncUsage is the synopsis of sync and backup: doveadm's, plus -F and
@@ -207,6 +210,12 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		no("-m '' (the mailbox tree without mail)")
 	case isSpecialUse(o.mailbox):
 		no(`-m \Flag (mailbox by SPECIAL-USE flag)`)
+	case o.mailbox != "":
+		// A name that could never exist (or would escape the mail
+		// root) is a usage error, not a silent no-op.
+		if err := formats.ValidateName(o.mailbox); err != nil {
+			errs = append(errs, fmt.Errorf("-m: %w", err))
+		}
 	}
 	for _, x := range o.exclude {
 		if isSpecialUse(x) {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// TestKilledBackupRerun kills the real binary (SIGKILL, no cleanup) at
+// random points of a Maildir backup, then reruns it: the rerun must finish
+// the job with every message exactly once.
+func TestKilledBackupRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary and copies 40 MB")
+	}
+	bin := filepath.Join(t.TempDir(), "boxsync")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	src := "maildir:" + filepath.Join(dir, "src")
+	fillSized(t, src, 2000)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	killed := 0
+	for i := 0; i < 4; i++ {
+		dst := "maildir:" + filepath.Join(dir, fmt.Sprintf("dst%d", i))
+		run := func() *exec.Cmd {
+			cmd := exec.Command(bin, "backup", "--source", src, dst)
+			cmd.Env = []string{"USER=jane", "HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+			return cmd
+		}
+		// Kill it once or twice, at random moments.
+		for k := 0; k <= i%2; k++ {
+			cmd := run()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGKILL)
+			if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
+				killed++
+			}
+		}
+		if out, err := run().CombinedOutput(); err != nil {
+			t.Fatalf("rerun after kill: %v\n%s", err, out)
+		}
+		if d := diffLines(dump(t, src), dump(t, dst)); d != "" {
+			t.Fatalf("after kill and rerun %d:\n%s", i, d)
+		}
+	}
+	if killed == 0 {
+		t.Fatalf("no run was still going when killed: the test proved nothing")
+	}
+	t.Logf("%d runs killed mid-way", killed)
+}
+
+// fillSized makes a store of n messages of 1–40 KB over a few mailboxes.
+func fillSized(t *testing.T, loc string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	d, l := driverFor(t, loc)
+	st, err := d.Open(ctx, l, formats.OpenOptions{Create: true, Fsync: formats.FsyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	boxes := []string{"INBOX", "Sent", "Archive/2024", "Entwürfe"}
+	for bi, name := range boxes {
+		if err := st.Create(ctx, name, formats.GUID{}, 0); err != nil {
+			t.Fatal(err)
+		}
+		mb, _ := st.Open(ctx, name)
+		tx, _ := mb.Begin(ctx)
+		for i := bi; i < n; i += len(boxes) {
+			body := fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, strings.Repeat("x", 1000+rng.IntN(40000)))
+			m := formats.Message{Flags: formats.Flags(rng.IntN(32)), Keywords: []string{"k" + fmt.Sprint(i%5)},
+				Received: time.Unix(1.6e9+int64(i), 0), Size: int64(len(body))}
+			if _, err := tx.Save(ctx, m, strings.NewReader(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mb.Close()
+	}
+}
