@@ -310,7 +310,7 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 		return nil
 	}
 	r.logf("%s: syncing (%d messages, UIDNEXT %d)", name, srcSt.Messages, srcSt.UIDNext)
-	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext}
+	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext, dstCaps: dstSt.Caps}
 	defer ms.rollback()
 	if err := ms.merge(ctx, srcSt); err != nil {
 		return err
@@ -339,6 +339,7 @@ type mailboxSync struct {
 	name     string
 	src, dst formats.Mailbox
 	dstNext  formats.UID // destination UIDNEXT when we started
+	dstCaps  formats.Caps
 
 	tx           formats.Tx
 	pending      int   // changes in tx
@@ -441,8 +442,8 @@ func (ms *mailboxSync) merge(ctx context.Context, srcSt formats.Status) error {
 				return err
 			}
 		default: // same UID
-			if s.GUID != "" && d.GUID != "" && s.GUID != d.GUID {
-				return errRecreate{fmt.Sprintf("UID=%d GUID=%s already exists locally for a different mail GUID=%s", s.UID, s.GUID, d.GUID)}
+			if why := ms.differentMail(*s, *d); why != "" {
+				return errRecreate{fmt.Sprintf("UID=%d already exists locally for a different mail: %s", s.UID, why)}
 			}
 			if s.Flags != d.Flags || !formats.EqualKeywords(s.Keywords, d.Keywords) {
 				if err := ms.setFlags(ctx, *s); err != nil {
@@ -458,6 +459,20 @@ func (ms *mailboxSync) merge(ctx context.Context, srcSt formats.Status) error {
 		}
 	}
 	return nil
+}
+
+// differentMail tells why the destination's message at a UID is not the
+// source's, or "" when it is. GUIDs decide where the destination keeps
+// them; a destination that derives its own (mbox) is checked by size,
+// since UIDs and UIDVALIDITY already match.
+func (ms *mailboxSync) differentMail(s, d formats.Message) string {
+	if ms.dstCaps.SaveGUIDs && s.GUID != "" && d.GUID != "" && s.GUID != d.GUID {
+		return fmt.Sprintf("GUID %s, source has %s", d.GUID, s.GUID)
+	}
+	if s.Size >= 0 && d.Size >= 0 && s.Size != d.Size {
+		return fmt.Sprintf("size %d, source has %d", d.Size, s.Size)
+	}
+	return ""
 }
 
 func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {

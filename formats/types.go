@@ -187,6 +187,10 @@ type Caps struct {
 	ModSeqs   bool // modseqs are persistent
 	Keywords  bool // keywords are kept
 	SaveDate  bool // Message.Saved is kept
+	// MailboxIsFile: a mailbox is a file, so it cannot have children
+	// (mbox). Creating a child of a mailbox, or turning a container
+	// into a mailbox, fails with KindNotPossible, as in Dovecot.
+	MailboxIsFile bool
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

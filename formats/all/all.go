@@ -6,6 +6,7 @@ import (
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/imapc"
 	"github.com/boxsync/boxsync/formats/maildir"
+	"github.com/boxsync/boxsync/formats/mbox"
 	"github.com/boxsync/boxsync/formats/mem"
 )
 
@@ -14,6 +15,7 @@ func Drivers() []formats.Driver {
 	return []formats.Driver{
 		imapc.Driver{},
 		maildir.Driver{},
+		mbox.Driver{},
 		mem.Driver{},
 	}
 }

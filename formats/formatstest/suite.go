@@ -265,6 +265,11 @@ func testTree(t *testing.T, e *env) {
 			t.Errorf("container %q = %+v (listed %v), want NoSelect with no GUID", c, info, ok)
 		}
 	}
+	if e.caps.MailboxIsFile {
+		// A container is a directory and can't become a mailbox file.
+		wantKind(t, `Create("Work") over a container`, e.store.Create(e.ctx, "Work", formats.GUID{}, 0), formats.KindNotPossible)
+		return
+	}
 	// A container can become a mailbox.
 	e.create(t, "Work")
 	if info := e.list(t)["Work"]; info.NoSelect {
@@ -612,6 +617,20 @@ func testMessagesFrom(t *testing.T, e *env) {
 }
 
 func testDelete(t *testing.T, e *env) {
+	if e.caps.MailboxIsFile {
+		e.create(t, "Work")
+		wantKind(t, `Create("Work/Sub") under a mailbox file`, e.store.Create(e.ctx, "Work/Sub", formats.GUID{}, 0), formats.KindNotPossible)
+		e.saveSample(t, "Work")
+		if err := e.store.Delete(e.ctx, "Work"); err != nil {
+			t.Fatalf("Delete(Work) = %v", err)
+		}
+		e.reopen(t)
+		if _, ok := e.list(t)["Work"]; ok {
+			t.Errorf("Work still listed after Delete")
+		}
+		wantKind(t, "Delete(missing)", e.store.Delete(e.ctx, "Missing"), formats.KindNotFound)
+		return
+	}
 	e.create(t, "Work")
 	e.create(t, "Work/Sub")
 	e.saveSample(t, "Work")

@@ -284,3 +284,27 @@ func TestDovecotMaildir(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLZ4: the block decoder never panics nor writes past its buffer,
+// and Detect+NewReader never panic on any input.
+func FuzzLZ4(f *testing.F) {
+	f.Add([]byte{0x26, 'a', 'b', 0x02, 0x00, 0x00})
+	f.Add(append([]byte{0xf0, 255, 30}, bytes.Repeat([]byte("x"), 300)...))
+	f.Add([]byte{0x1f, 'z', 0x01, 0x00, 20, 0x00})
+	f.Fuzz(func(t *testing.T, block []byte) {
+		out, err := lz4Block(make([]byte, 0, 4096), block)
+		if err == nil && len(out) > 4096 {
+			t.Fatalf("decoded %d bytes into a 4096-byte buffer", len(out))
+		}
+		r, _, err := NewReader(bytes.NewReader(block))
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+			r.Close()
+		}
+		r, _, err = NewReader(bytes.NewReader(lz4Stream(block)))
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+			r.Close()
+		}
+	})
+}
