@@ -34,6 +34,7 @@
 //	COMMANDS:
 //	   backup  make the destination a copy of the user's mail (doveadm backup)
 //	   sync    two-way sync (doveadm sync; not implemented yet)
+//	   index   inspect Dovecot index files
 //
 //	GLOBAL OPTIONS:
 //	   -c FILE, --config FILE         read Dovecot's configuration from FILE (default /etc/dovecot/dovecot.conf when it exists)
