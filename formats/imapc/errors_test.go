@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/internal/dovecottest"
 )
 
 func openErr(t *testing.T, s Settings) error {
@@ -136,7 +137,7 @@ func TestLogin(t *testing.T) {
 	})
 	t.Run("ClosedPort", func(t *testing.T) {
 		s := srv.settings()
-		s.Port = freePort(t)
+		s.Port = dovecottest.FreePort(t)
 		wantKind(t, "Open(closed port)", openErr(t, s), formats.KindTemp, testPassword)
 	})
 	t.Run("UnknownHost", func(t *testing.T) {

@@ -2,22 +2,10 @@ package imapc
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -126,136 +114,21 @@ type server struct {
 }
 
 const (
-	testPassword       = "s3cret-PASSWORD-xyzzy"
-	testMasterPassword = "m4ster-PASSWORD-plugh"
+	testPassword       = dovecottest.IMAPPassword
+	testMasterPassword = dovecottest.IMAPMasterPassword
 )
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startServer starts `dovecot -c CONF -F` on a free loopback port and
-// stops it (by its pid) when the test ends. tls adds a self-signed
-// certificate (STARTTLS on the same port).
+// startServer starts a listening Dovecot (dovecottest.ServeIMAP).
 func startServer(t testing.TB, withTLS bool, extraConf ...string) *server {
 	t.Helper()
-	if _, err := exec.LookPath("dovecot"); err != nil {
-		dovecottest.Require(t)
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI has Dovecot, so interop tests never skip there: dovecot binary missing")
-		}
-		t.Skip("dovecot binary missing (install dovecot-core)")
-	}
-	port := freePort(t)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	passwd := filepath.Join(dir, "passwd")
-	internal, group := "nobody", "nogroup"
-	if os.Geteuid() != 0 {
-		u, _ := user.Current()
-		internal = u.Username
-		if g, err := user.LookupGroupId(u.Gid); err == nil {
-			group = g.Name
-		}
-	}
-	conf := []string{
-		"mail_save_crlf = yes",
-		"protocols = imap",
-		"listen = 127.0.0.1",
-		"disable_plaintext_auth = no",
-		"auth_mechanisms = plain login xoauth2 oauthbearer",
-		"auth_failure_delay = 0",
-		"default_internal_user = " + internal,
-		"default_login_user = " + internal,
-		"default_internal_group = " + group,
-		"passdb {\n  driver = passwd-file\n  args = " + passwd + ".master\n  master = yes\n}",
-		"passdb {\n  driver = passwd-file\n  args = " + passwd + "\n}",
-		"userdb {\n  driver = passwd-file\n  args = " + passwd + "\n}",
-		fmt.Sprintf("service imap-login {\n  chroot =\n  inet_listener imap {\n    port = %d\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}", port),
-		// No penalty delays after the failed logins the tests make.
-		"service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
-	}
-	if withTLS {
-		cert, key := selfSigned(t, dir)
-		conf = append(conf, "ssl = yes", "ssl_cert = <"+cert, "ssl_key = <"+key)
-	}
-	d := dovecottest.New(t, "", append(conf, extraConf...)...)
-	if err := os.WriteFile(passwd, []byte(fmt.Sprintf("u1:{PLAIN}%s::::%s\n", testPassword, d.Home())), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(passwd+".master", []byte("admin:{PLAIN}"+testMasterPassword+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Hand the store to mail_uid (a doveadm run does that).
-	d.MustDoveadm(t, "mailbox", "list")
-	cmd := exec.Command("dovecot", "-c", d.Config(), "-F")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot did not listen on %d: %v\n%s", port, err, d.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &server{d: d, port: port, user: "u1", pass: testPassword}
+	s := dovecottest.ServeIMAP(t, withTLS, extraConf...)
+	return &server{d: s.Dovecot, port: s.Port, user: dovecottest.IMAPUser, pass: dovecottest.IMAPPassword}
 }
 
 func (s *server) settings() Settings {
 	st := Defaults()
 	st.Host, st.Port, st.User, st.Password = "127.0.0.1", s.port, s.user, s.pass
 	return st
-}
-
-func selfSigned(t testing.TB, dir string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "boxsync test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return certPath, keyPath
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -1,0 +1,165 @@
+package dovecottest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The IMAP server's passwd-file accounts. The passwords are distinctive so
+// tests can assert they never appear in an error or log line.
+const (
+	IMAPUser           = "u1"
+	IMAPPassword       = "s3cret-PASSWORD-xyzzy"
+	IMAPMasterUser     = "admin"
+	IMAPMasterPassword = "m4ster-PASSWORD-plugh"
+)
+
+// IMAPServer is a real Dovecot listening for IMAP on 127.0.0.1, with a
+// passwd-file user IMAPUser whose mail is the Dovecot's store (Root), and
+// a master user. ServeIMAP starts it; it stops when the test ends.
+type IMAPServer struct {
+	*Dovecot
+	Port int
+}
+
+// Addr is host:port to dial.
+func (s *IMAPServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
+
+// ServeIMAP starts `dovecot -c CONF -F` on a free loopback port (only
+// loopback: no traffic leaves the machine) and stops it by its pid when
+// the test ends. withTLS adds a self-signed certificate (STARTTLS on the
+// same port). extraConf lines go into the configuration, e.g. an
+// imap_capability without CONDSTORE.
+func ServeIMAP(t testing.TB, withTLS bool, extraConf ...string) *IMAPServer {
+	t.Helper()
+	if _, err := exec.LookPath("dovecot"); err != nil {
+		Require(t)
+		if ciRequiresDovecot() {
+			t.Fatal("CI has Dovecot, so interop tests never skip there: dovecot binary missing")
+		}
+		t.Skip("dovecot binary missing (install dovecot-core)")
+	}
+	port := FreePort(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	passwd := filepath.Join(dir, "passwd")
+	internal, group := "nobody", "nogroup"
+	if os.Geteuid() != 0 {
+		u, _ := user.Current()
+		internal = u.Username
+		if g, err := user.LookupGroupId(u.Gid); err == nil {
+			group = g.Name
+		}
+	}
+	conf := []string{
+		"mail_save_crlf = yes",
+		"protocols = imap",
+		"listen = 127.0.0.1",
+		"disable_plaintext_auth = no",
+		"auth_mechanisms = plain login xoauth2 oauthbearer",
+		"auth_failure_delay = 0",
+		"default_internal_user = " + internal,
+		"default_login_user = " + internal,
+		"default_internal_group = " + group,
+		"passdb {\n  driver = passwd-file\n  args = " + passwd + ".master\n  master = yes\n}",
+		"passdb {\n  driver = passwd-file\n  args = " + passwd + "\n}",
+		"userdb {\n  driver = passwd-file\n  args = " + passwd + "\n}",
+		fmt.Sprintf("service imap-login {\n  chroot =\n  inet_listener imap {\n    port = %d\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}", port),
+		// No penalty delays after the failed logins tests make.
+		"service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
+	}
+	if withTLS {
+		cert, key := selfSigned(t, dir)
+		conf = append(conf, "ssl = yes", "ssl_cert = <"+cert, "ssl_key = <"+key)
+	}
+	d := New(t, "", append(conf, extraConf...)...)
+	if err := os.WriteFile(passwd, []byte(fmt.Sprintf("%s:{PLAIN}%s::::%s\n", IMAPUser, IMAPPassword, d.Home())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwd+".master", []byte(IMAPMasterUser+":{PLAIN}"+IMAPMasterPassword+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Hand the store to mail_uid (a doveadm run does that).
+	d.MustDoveadm(t, "mailbox", "list")
+	cmd := exec.Command("dovecot", "-c", d.Config(), "-F")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot did not listen on %d: %v\n%s", port, err, d.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &IMAPServer{Dovecot: d, Port: port}
+}
+
+// FreePort returns a loopback TCP port nothing listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func selfSigned(t testing.TB, dir string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "boxsync test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certPath, keyPath
+}
