@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dotlock"
 )
 
 // Commit makes the transaction visible, in the order of Dovecot's save
@@ -64,8 +65,8 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() {
-		if rerr := l.release(); rerr != nil && err == nil {
-			err = wrap(rerr, "commit", m.b.name, 0, l.lockPath)
+		if rerr := l.Release(); rerr != nil && err == nil {
+			err = wrap(rerr, "commit", m.b.name, 0, l.Path())
 		}
 	}()
 	st, dirty, err := m.scan(ctx, l)
@@ -171,7 +172,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	touched := time.Now()
 	keepLock := func() {
 		if time.Since(touched) > lockTouchInterval {
-			l.touch()
+			_ = l.Touch()
 			touched = time.Now()
 		}
 	}
@@ -342,11 +343,11 @@ func (m *mailbox) locate(ctx context.Context, base string) (name string, dir uin
 func (m *mailbox) writeKeywords(ctx context.Context, kw *keywordList, oldMtime time.Time) error {
 	path := filepath.Join(m.b.ctl, keywordsName)
 	_ = os.Remove(path + lockSuffix)
-	l, err := takeDotlock(ctx, path, lockOptions{stale: uidlistStaleTimeout, mode: m.s.fileMode, keepOpen: true})
+	l, err := dotlock.Create(ctx, path, dotlock.Options{Stale: uidlistStaleTimeout, Mode: m.s.fileMode, KeepOpen: true})
 	if err != nil {
 		return wrap(err, "write keywords", m.b.name, 0, path+lockSuffix)
 	}
-	if err := l.replace(formatKeywords(kw), m.s.opt.Fsync != formats.FsyncNever, oldMtime); err != nil {
+	if err := l.Replace(formatKeywords(kw), m.s.opt.Fsync != formats.FsyncNever, oldMtime); err != nil {
 		return wrap(err, "write keywords", m.b.name, 0, path)
 	}
 	return nil

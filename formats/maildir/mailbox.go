@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dotlock"
 )
 
 // mailbox is an open Maildir mailbox.
@@ -24,6 +25,10 @@ type mailbox struct {
 	st    *state     // the last sync's state; nil before the first
 	tx    *tx
 	tmpGC bool // our stale tmp/ files were removed
+
+	ixMu  sync.Mutex   // guards ix, ixErr
+	ix    *index.Index // the Dovecot index, once opened
+	ixErr error        // why the index was last ignored
 }
 
 var _ formats.Mailbox = (*mailbox)(nil)
@@ -275,7 +280,7 @@ func (m *mailbox) cleanTmp() {
 			continue
 		}
 		name := e.Name()
-		if pid, ok := tmpOwner(name); ok && pid != os.Getpid() && !processExists(pid) {
+		if pid, ok := tmpOwner(name); ok && pid != os.Getpid() && !dotlock.ProcessExists(pid) {
 			os.Remove(filepath.Join(dir, name))
 			continue
 		}

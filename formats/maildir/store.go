@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-maildir"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dotlock"
 	"github.com/boxsync/boxsync/formats/internal/subsfile"
 )
 
@@ -311,27 +312,27 @@ func (s *Store) SetSubscribed(ctx context.Context, name string, subscribed bool)
 	if err != nil {
 		return err
 	}
-	opt := lockOptions{timeout: subsLockTimeout, stale: subsStaleTimeout, mode: s.fileMode, keepOpen: true}
-	l, err := takeDotlock(ctx, s.subs, opt)
+	opt := dotlock.Options{Timeout: subsLockTimeout, Stale: subsStaleTimeout, Mode: s.fileMode, KeepOpen: true}
+	l, err := dotlock.Create(ctx, s.subs, opt)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(s.subs), s.dirMode); err != nil {
 			return wrap(err, "subscribe", b.name, 0, filepath.Dir(s.subs))
 		}
-		l, err = takeDotlock(ctx, s.subs, opt)
+		l, err = dotlock.Create(ctx, s.subs, opt)
 	}
 	if err != nil {
 		return wrap(err, "subscribe", b.name, 0, s.subs+lockSuffix)
 	}
 	data, err := os.ReadFile(s.subs)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		l.release()
+		l.Release()
 		return wrap(err, "subscribe", b.name, 0, s.subs)
 	}
 	out, changed := subsfile.Update(data, s.hierSep(), b.levels, subscribed)
 	if !changed {
-		return wrap(l.release(), "subscribe", b.name, 0, s.subs)
+		return wrap(l.Release(), "subscribe", b.name, 0, s.subs)
 	}
-	if err := l.replace(out, s.opt.Fsync != formats.FsyncNever, time.Time{}); err != nil {
+	if err := l.Replace(out, s.opt.Fsync != formats.FsyncNever, time.Time{}); err != nil {
 		return wrap(err, "subscribe", b.name, 0, s.subs)
 	}
 	if s.opt.Fsync != formats.FsyncNever {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dotlock"
 )
 
 // state is a mailbox as one sync saw it. It is never changed once built.
@@ -36,10 +37,10 @@ func isNoWrite(err error) bool {
 
 // lockUidlist takes dovecot-uidlist.lock, creating the control directory
 // if needed.
-func (m *mailbox) lockUidlist(ctx context.Context) (*dotlock, error) {
+func (m *mailbox) lockUidlist(ctx context.Context) (*dotlock.Lock, error) {
 	path := filepath.Join(m.b.ctl, uidlistName)
-	opt := lockOptions{timeout: uidlistLockTimeout, stale: uidlistStaleTimeout, mode: m.s.fileMode}
-	l, err := takeDotlock(ctx, path, opt)
+	opt := dotlock.Options{Timeout: uidlistLockTimeout, Stale: uidlistStaleTimeout, Mode: m.s.fileMode}
+	l, err := dotlock.Create(ctx, path, opt)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(m.b.dir); serr != nil {
 			return nil, wrap(serr, "lock", m.b.name, 0, m.b.dir)
@@ -47,7 +48,7 @@ func (m *mailbox) lockUidlist(ctx context.Context) (*dotlock, error) {
 		if merr := os.MkdirAll(m.b.ctl, m.s.dirMode); merr != nil {
 			return nil, wrap(merr, "lock", m.b.name, 0, m.b.ctl)
 		}
-		l, err = takeDotlock(ctx, path, opt)
+		l, err = dotlock.Create(ctx, path, opt)
 	}
 	if err != nil {
 		return nil, wrap(err, "lock", m.b.name, 0, path+lockSuffix)
@@ -73,7 +74,7 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer l.release()
+	defer l.Release()
 	st, dirty, err = m.scan(ctx, l)
 	if err == nil && dirty {
 		if err = m.writeUidlist(st, false); isNoWrite(err) {
@@ -162,7 +163,7 @@ type nameRef struct {
 // fixes duplicate file names as Dovecot does and assigns UIDs to new
 // files; dirty tells whether the result differs from dovecot-uidlist (new
 // files, no uidlist yet, an old version or no mailbox GUID).
-func (m *mailbox) scan(ctx context.Context, lock *dotlock) (st *state, dirty bool, err error) {
+func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirty bool, err error) {
 	h, old, next, err := m.readUidlist()
 	if err != nil {
 		return nil, false, err

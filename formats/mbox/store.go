@@ -632,7 +632,7 @@ func (s *store) Delete(ctx context.Context, name string) error {
 		return s.wrap(err, "delete", name, file)
 	}
 	rerr := os.Remove(file)
-	lerr := lock.release()
+	lerr := lock.Release()
 	if rerr != nil {
 		return s.wrap(rerr, "delete", name, file)
 	}
@@ -714,7 +714,7 @@ func (s *store) SetSubscribed(ctx context.Context, name string, subscribed bool)
 		}
 		return writeFileAtomic(path, out, 0o600, s.fsync)
 	}()
-	if lerr := lock.release(); err == nil && lerr != nil {
+	if lerr := lock.Release(); err == nil && lerr != nil {
 		err = lerr
 	}
 	if err != nil {

@@ -181,7 +181,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		return mb.s.wrap(err, "commit", mb.name, mb.path)
 	}
 	defer func() {
-		if lerr := lock.release(); lerr != nil && err == nil {
+		if lerr := lock.Release(); lerr != nil && err == nil {
 			err = mb.s.wrap(lerr, "commit", mb.name, mb.path)
 		}
 	}()
