@@ -25,10 +25,6 @@ type mailbox struct {
 	st    *state     // the last sync's state; nil before the first
 	tx    *tx
 	tmpGC bool // our stale tmp/ files were removed
-
-	ixMu  sync.Mutex   // guards ix, ixErr
-	ix    *index.Index // the Dovecot index, once opened
-	ixErr error        // why the index was last ignored
 }
 
 var _ formats.Mailbox = (*mailbox)(nil)
