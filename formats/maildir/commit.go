@@ -74,8 +74,12 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		return err
 	}
 
+	// The index, if we can extend it: saved UIDs must not go below its
+	// next UID either.
+	iw, ixNext := m.beginIndex(st)
+
 	// UIDs: keep what Save promised unless another writer took them.
-	next := st.next
+	next := max(st.next, ixNext)
 	for i := range t.saves {
 		s := &t.saves[i]
 		if s.uid < next {
@@ -280,6 +284,8 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	committed = true
 	m.setState(ns)
+	// The log describes mail the uidlist already names.
+	m.commitIndex(iw, t, st, ns, gone)
 	return nil
 }
 

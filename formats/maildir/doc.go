@@ -7,11 +7,44 @@
 //
 // [Driver] opens a location ("maildir:~/Maildir[:LAYOUT=fs][:UTF-8]
 // [:INBOX=...][:CONTROL=...][:INDEX=...]") as a [Store] implementing
-// formats.Store and formats.Checker. The driver keeps no index: Dovecot
-// needs none for Maildir (dovecot-storage.md §0) and rebuilds its own from
-// the file names, dovecot-uidlist and dovecot-keywords. Modseqs are
-// therefore not kept (Caps.ModSeqs is false), and the save date is the
-// file's ctime, which cannot be set (Caps.SaveDate is false).
+// formats.Store and formats.Checker. Dovecot needs no index for Maildir
+// (dovecot-storage.md §0) and rebuilds its own from the file names,
+// dovecot-uidlist and dovecot-keywords, but modseqs live only in its
+// index, so the driver keeps a log-only dovecot.index.log next to the mail
+// (spec §2.9, §6.5; see Modseqs below). The save date is the file's ctime,
+// which cannot be set (Caps.SaveDate is false).
+//
+// # Modseqs
+//
+// Reading: when the mailbox has Dovecot index files (in the maildir, or
+// under INDEX=), Message.ModSeq and Status.HighestModSeq are what Dovecot
+// reports, read through package index without writing anything. Files the
+// index does not know yet, or knows with other flags or keywords, are
+// changes Dovecot's next sync records: they get the index's highest modseq
+// plus one for the record and one per keyword they carry, and
+// HIGHESTMODSEQ is raised to that, so we never report less than Dovecot
+// will assign. An index without the "modseq" extension (Dovecot enables
+// it on the first CONDSTORE access) gives every message the highest
+// modseq, as that first access does [verified]. No index, INDEX=MEMORY, or
+// a corrupt index or one whose UIDVALIDITY is not dovecot-uidlist's
+// (Dovecot would reset it): modseqs are 0 (unknown), Status.Caps.ModSeqs
+// is false (except for a mailbox without an index on a writable store,
+// whose first commit creates one) and the reason is kept out of the way
+// in the mailbox's IndexError() method.
+//
+// Writing: each Commit, once dovecot-uidlist is durable, appends one
+// transaction to dovecot.index.log (index.Create with the uidlist's
+// UIDVALIDITY when there is none; an existing index only when it opens
+// cleanly with that UIDVALIDITY): APPENDs of every message at or above
+// the index's next UID with the flags and keywords of its file name, flag
+// and keyword updates for SetFlags, EXPUNGE_GUIDs for expunges (GUID as
+// mail_generate_guid_128_hash), then a MODSEQ_UPDATE raising each saved
+// message to max(natural, Message.ModSeq) and HIGHESTMODSEQ to the
+// highest of those (introducing the "modseq" extension first if the
+// index lacks it). Records are EXTERNAL|SYNC. Saved UIDs never go below
+// the index's next UID. A failed log update does not fail the commit (the
+// mail is already there; Dovecot indexes it itself, with new modseqs): it
+// shows in IndexError() and Status.Caps.ModSeqs until a commit succeeds.
 //
 // Opening or listing a mailbox syncs it as a Dovecot session does: the
 // uidlist is read, new/ and cur/ are scanned, and files the uidlist does
@@ -64,8 +97,11 @@
 //   - CONTROL= (§9) moves dovecot-uidlist and dovecot-keywords to
 //     "<control>/.Work.Sub" ("<control>/.INBOX" for the INBOX; without the
 //     dots under LAYOUT=fs) and the subscriptions file to
-//     "<control>/subscriptions" [verified with doveadm]. INDEX= and
-//     VOLATILEDIR= are accepted and unused; SUBSCRIPTIONS= names the
+//     "<control>/subscriptions" [verified with doveadm]. INDEX= moves
+//     dovecot.index* to "<index>/.Work.Sub" ("<index>/.INBOX"; LAYOUT=fs
+//     without the dots, unverified) and Delete removes them there;
+//     INDEX=MEMORY means no index (no modseqs). VOLATILEDIR= is accepted
+//     and unused; SUBSCRIPTIONS= names the
 //     subscriptions file. ALT=, LAYOUT=index and every other key are
 //     refused with KindConfig.
 //   - File names (§6.2): "<base>[,S=<size>][,W=<vsize>]:2,<flags>". The
@@ -120,7 +156,8 @@
 //     as Dovecot does. A 27th keyword cannot be stored in a file name:
 //     QUIRK: Dovecot then silently leaves it out of the name (it lives on
 //     only in its index); we fail Save or SetFlags with KindNotPossible
-//     naming the keyword, since we keep no index.
+//     naming the keyword, since our index is only a log of what the file
+//     names say.
 //   - A second file with a base name already seen is renamed to a new
 //     name in new/ and becomes a new message (maildir_fix_duplicate),
 //     unless it is a hard link to the first.

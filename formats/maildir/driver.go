@@ -25,10 +25,12 @@ func (Driver) Name() string { return "maildir" }
 
 // Caps: message GUIDs are the base names (or dovecot-uidlist G fields),
 // both of which a save can choose; UIDs are kept; keywords live in file
-// names. There are no modseqs without an index, and the save date is the
-// file's ctime, which cannot be set.
+// names; modseqs live in the log-only Dovecot index the driver keeps
+// (Status.Caps.ModSeqs is false for a mailbox whose index is unusable or
+// under INDEX=MEMORY); the save date is the file's ctime, which cannot be
+// set.
 func (Driver) Caps() formats.Caps {
-	return formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, Keywords: true}
+	return formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true}
 }
 
 // Open opens the store at loc.Path. See the package documentation for the
@@ -77,6 +79,7 @@ type Store struct {
 	root    string // immutable: the mail root (INBOX unless INBOX=)
 	inbox   string // immutable: the INBOX maildir
 	control string // immutable: CONTROL= root, or ""
+	index   string // immutable: INDEX= root, "MEMORY", or "" (in the maildir)
 	subs    string // immutable: subscriptions file
 	fsys    bool   // immutable: LAYOUT=fs (else Maildir++)
 	utf8    bool   // immutable: names on disk in UTF-8
@@ -136,8 +139,14 @@ func newStore(loc formats.Location, opt formats.OpenOptions) (*Store, error) {
 	if loc.Control != "" {
 		s.control = filepath.Clean(loc.Control)
 	}
-	// INDEX= and VOLATILEDIR= are accepted: we write no index and take
-	// no lock that Dovecot keeps in the volatile directory.
+	// INDEX= moves dovecot.index*; VOLATILEDIR= is accepted: we take no
+	// lock that Dovecot keeps in the volatile directory.
+	if loc.Index != "" {
+		s.index = loc.Index
+		if s.index != "MEMORY" {
+			s.index = filepath.Clean(s.index)
+		}
+	}
 	dir := s.root
 	if s.control != "" {
 		dir = s.control

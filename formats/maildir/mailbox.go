@@ -14,6 +14,7 @@ import (
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dotlock"
+	"github.com/boxsync/boxsync/index"
 )
 
 // mailbox is an open Maildir mailbox.
@@ -25,6 +26,10 @@ type mailbox struct {
 	st    *state     // the last sync's state; nil before the first
 	tx    *tx
 	tmpGC bool // our stale tmp/ files were removed
+
+	ixMu  sync.Mutex   // guards ix, ixErr
+	ix    *index.Index // the Dovecot index, once opened
+	ixErr error        // why the index was last ignored
 }
 
 var _ formats.Mailbox = (*mailbox)(nil)
@@ -47,12 +52,14 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 	if err != nil {
 		return formats.Status{}, err
 	}
+	ms := m.modseqs(st)
 	return formats.Status{
-		GUID:        st.hdr.GUID,
-		UIDValidity: st.hdr.UIDValidity,
-		UIDNext:     formats.UID(st.next),
-		Messages:    len(st.t.recs),
-		Caps:        Driver{}.Caps(),
+		GUID:          st.hdr.GUID,
+		UIDValidity:   st.hdr.UIDValidity,
+		UIDNext:       formats.UID(st.next),
+		HighestModSeq: formats.ModSeq(ms.highest),
+		Messages:      len(st.t.recs),
+		Caps:          m.modseqCaps(ms),
 	}, nil
 }
 
@@ -78,6 +85,7 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 			yield(formats.Message{}, err)
 			return
 		}
+		ms := m.modseqs(st)
 		resyncs := 0
 		for i := st.t.lowerBound(uint32(from)); i < len(st.t.recs); i++ {
 			if err := ctx.Err(); err != nil {
@@ -95,6 +103,7 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 					yield(formats.Message{}, err)
 					return
 				}
+				ms = m.modseqs(st)
 				i = st.t.lowerBound(uid) - 1
 				continue
 			}
@@ -105,7 +114,11 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 				yield(formats.Message{}, wrap(err, "messages", m.b.name, formats.UID(r.uid), m.path(st, r)))
 				return
 			}
-			if !yield(message(st, r, fi), nil) {
+			msg := message(st, r, fi)
+			if ms.known {
+				msg.ModSeq = formats.ModSeq(ms.per[i])
+			}
+			if !yield(msg, nil) {
 				return
 			}
 		}

@@ -468,6 +468,20 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.delete(b); err != nil {
+		return err
+	}
+	// Index files under INDEX= go too: a mailbox created later under
+	// the same name must not inherit them.
+	if ixd := s.indexDir(b); s.index != "" && ixd != "" {
+		if err := removeMaildirParts(ixd); err != nil {
+			return wrap(err, "delete", b.name, 0, ixd)
+		}
+	}
+	return nil
+}
+
+func (s *Store) delete(b *box) error {
 	if b.isInbox() {
 		return fail(formats.KindNotPossible, "delete", b.name, 0, "", errors.New("INBOX can't be deleted"))
 	}

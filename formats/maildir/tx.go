@@ -42,6 +42,7 @@ type saveRec struct {
 	keywords    []string
 	guid        string
 	uidl, order string // POP3 UIDL and order (Ext 'P', 'O')
+	modseq      uint64 // the source's modseq, kept through the index
 }
 
 type flagSet struct {
@@ -107,7 +108,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	if err != nil {
 		return 0, err
 	}
-	sr := saveRec{flags: msg.Flags & formats.SystemFlags, keywords: kws, guid: msg.GUID}
+	sr := saveRec{flags: msg.Flags & formats.SystemFlags, keywords: kws, guid: msg.GUID, modseq: uint64(msg.ModSeq)}
 	if sr.guid != "" && !validExtValue(sr.guid) {
 		return 0, t.failf("save", msg.UID, formats.KindNotPossible, "message GUID %q cannot be stored in dovecot-uidlist", sr.guid)
 	}

@@ -1,0 +1,422 @@
+package maildir
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+
+	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/index"
+)
+
+// Modseqs live in Dovecot's index (dovecot.index + dovecot.index.log in
+// the maildir, or under INDEX=), not in the Maildir itself
+// (dovecot-storage.md §6.5). Reading takes them from the index as Dovecot
+// would replay it; writing keeps a log-only index (§2.9) in step with the
+// uidlist so Dovecot keeps the modseqs we set.
+
+// indexDir returns where a mailbox's dovecot.index* files live, or ""
+// when there are none (INDEX=MEMORY). With INDEX=<dir> they go to
+// "<dir>/.INBOX" and "<dir>/.Work.Sub" (spec §9 [verified]; LAYOUT=fs:
+// "<dir>/INBOX", "<dir>/Work/Sub", as CONTROL= does).
+func (s *Store) indexDir(b *box) string {
+	switch s.index {
+	case "":
+		return b.dir
+	case "MEMORY":
+		return ""
+	}
+	if b.isInbox() {
+		if s.fsys {
+			return filepath.Join(s.index, "INBOX")
+		}
+		return filepath.Join(s.index, ".INBOX")
+	}
+	if s.fsys {
+		return filepath.Join(append([]string{s.index}, b.levels...)...)
+	}
+	return filepath.Join(s.index, "."+joinLevels(b.levels))
+}
+
+func joinLevels(levels []string) string {
+	out := ""
+	for i, l := range levels {
+		if i > 0 {
+			out += "."
+		}
+		out += l
+	}
+	return out
+}
+
+func (s *Store) indexOptions() *index.Options {
+	return &index.Options{Fsync: s.opt.Fsync}
+}
+
+// indexView returns the mailbox index and a fresh view of it; nil, nil,
+// nil when there is none. An index whose UIDVALIDITY is not the uidlist's
+// is stale (Dovecot would reset it) and reported as an error.
+func (m *mailbox) indexView(st *state) (*index.Index, *index.View, error) {
+	dir := m.s.indexDir(m.b)
+	if dir == "" {
+		return nil, nil, nil
+	}
+	m.ixMu.Lock()
+	defer m.ixMu.Unlock()
+	var v *index.View
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if m.ix == nil {
+			ix, err := index.Open(dir, index.Prefix, m.s.indexOptions())
+			if errors.Is(err, formats.ErrNotFound) {
+				return nil, nil, nil
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			m.ix = ix
+		}
+		if v, err = m.ix.View(); err == nil {
+			break
+		}
+		m.ix = nil // replaced or removed meanwhile: open it again
+		if errors.Is(err, formats.ErrNotFound) {
+			return nil, nil, nil
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if v.UIDValidity() != st.hdr.UIDValidity {
+		return nil, nil, fmt.Errorf("maildir: %s: index UIDVALIDITY %d is not dovecot-uidlist's %d: stale index ignored",
+			dir, v.UIDValidity(), st.hdr.UIDValidity)
+	}
+	return m.ix, v, nil
+}
+
+// setIndexErr remembers why the index could not be used (nil: it could).
+func (m *mailbox) setIndexErr(err error) {
+	m.ixMu.Lock()
+	m.ixErr = err
+	m.ixMu.Unlock()
+}
+
+// IndexError reports why the mailbox's Dovecot index was last ignored
+// (corrupt, stale, or a failed update), or nil. Modseqs are then unknown
+// and Status.Caps.ModSeqs is false. Reach it with a type assertion to
+// interface{ IndexError() error }.
+func (m *mailbox) IndexError() error {
+	m.ixMu.Lock()
+	defer m.ixMu.Unlock()
+	return m.ixErr
+}
+
+// modseqInfo is what the index says about a state's modseqs.
+type modseqInfo struct {
+	known   bool     // the index is usable
+	highest uint64   // HIGHESTMODSEQ as Dovecot will report it
+	per     []uint64 // by position in st.t.recs
+}
+
+// modseqs reads the modseqs of st's messages from the index. Messages
+// the index does not have yet, or has with other flags or keywords than
+// their file names, are changes Dovecot's next sync records; they get a
+// modseq above the index's highest, which the mailbox's HIGHESTMODSEQ is
+// raised to: Dovecot counts one for the APPEND (or flag) record and one
+// per keyword record, so we never report less than it will assign.
+// A missing, corrupt or stale index leaves modseqs unknown (0).
+func (m *mailbox) modseqs(st *state) modseqInfo {
+	_, v, err := m.indexView(st)
+	m.setIndexErr(err)
+	if v == nil {
+		return modseqInfo{}
+	}
+	kwBit := map[string]uint32{}
+	for _, n := range v.Keywords() {
+		if i := st.kwNames.lookup(n); i >= 0 {
+			kwBit[n] = 1 << i
+		}
+	}
+	highest := v.HighestModSeq()
+	info := modseqInfo{known: true, per: make([]uint64, len(st.t.recs))}
+	matched := 0
+	var pendingKws uint32
+	pending, changed := false, false
+	for i := range st.t.recs {
+		r := &st.t.recs[i]
+		flags, kws := parseFlags(st.t.name(r))
+		_, im, ok := v.Lookup(r.uid)
+		if ok {
+			matched++
+			if im.Flags&index.SystemFlags == uint8(flags) && keywordMask(im.Keywords, kwBit) == int64(kws) {
+				ms := im.ModSeq
+				if ms == 0 {
+					ms = highest
+				}
+				info.per[i] = ms
+				continue
+			}
+			changed = true
+		}
+		pending = true
+		pendingKws |= kws
+	}
+	if pending || matched < v.Count() {
+		p := highest + 1 + uint64(bits.OnesCount32(pendingKws))
+		if changed {
+			p++
+		}
+		for i := range info.per {
+			if info.per[i] == 0 {
+				info.per[i] = p
+			}
+		}
+		highest = p
+	}
+	info.highest = highest
+	if _, ok := v.Ext(index.ExtModSeq); !ok {
+		// Modseqs are not tracked yet: the first CONDSTORE access
+		// enables them and gives every message the highest modseq
+		// [verified: doveadm fetch modseq].
+		for i := range info.per {
+			info.per[i] = highest
+		}
+	}
+	return info
+}
+
+// keywordMask maps index keyword names to file name letters; -1 when a
+// name has no letter.
+func keywordMask(names []string, kwBit map[string]uint32) int64 {
+	var mask uint32
+	for _, n := range names {
+		b, ok := kwBit[n]
+		if !ok {
+			return -1
+		}
+		mask |= b
+	}
+	return int64(mask)
+}
+
+// modseqCaps narrows the driver's Caps for this mailbox: modseqs are
+// kept when the index is usable, or absent on a store we may write (the
+// first commit creates it).
+func (m *mailbox) modseqCaps(info modseqInfo) formats.Caps {
+	c := Driver{}.Caps()
+	c.ModSeqs = info.known || (!m.s.opt.ReadOnly && m.s.indexDir(m.b) != "" && m.IndexError() == nil)
+	return c
+}
+
+// indexWrite is the index a commit extends: ix nil means it is created.
+type indexWrite struct {
+	dir string
+	ix  *index.Index
+}
+
+// beginIndex looks at the index before a commit assigns UIDs. It returns
+// nil when the commit must leave the index alone (INDEX=MEMORY, or an
+// index we cannot safely extend: corrupt or stale), and the index's next
+// UID, which saved messages must not go below.
+func (m *mailbox) beginIndex(st *state) (*indexWrite, uint32) {
+	dir := m.s.indexDir(m.b)
+	if dir == "" {
+		return nil, 0
+	}
+	ix, v, err := m.indexView(st)
+	if err != nil {
+		m.setIndexErr(err)
+		return nil, 0
+	}
+	if v == nil {
+		return &indexWrite{dir: dir}, 0
+	}
+	return &indexWrite{dir: dir, ix: ix}, v.NextUID()
+}
+
+// commitIndex appends what the commit did to dovecot.index.log, after
+// dovecot-uidlist names it: appends of the new messages (every message
+// at or above the index's next UID, with the flags and keywords of their
+// file names), flag and keyword changes, expunges, then a MODSEQ_UPDATE
+// raising each saved message to its source modseq and HIGHESTMODSEQ to
+// the highest of them. The mail is already committed, so a failure only
+// leaves the modseqs to Dovecot (IndexError, Caps.ModSeqs false).
+func (m *mailbox) commitIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint32]bool) {
+	if w == nil {
+		return
+	}
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if err = m.writeIndex(w, t, old, ns, gone); err == nil {
+			break
+		}
+		// Dovecot may have synced meanwhile: look again.
+		m.ixMu.Lock()
+		m.ix = nil
+		m.ixMu.Unlock()
+		w2, _ := m.beginIndex(ns)
+		if w2 == nil {
+			break
+		}
+		w = w2
+	}
+	if err != nil {
+		err = fmt.Errorf("maildir: %s: updating dovecot.index.log: %w", w.dir, err)
+	}
+	m.setIndexErr(err)
+}
+
+func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint32]bool) error {
+	ix := w.ix
+	if ix == nil {
+		if err := os.MkdirAll(w.dir, m.s.dirMode); err != nil {
+			return err
+		}
+		opt := *m.s.indexOptions()
+		opt.UIDValidity = ns.hdr.UIDValidity
+		var err error
+		ix, err = index.Create(w.dir, index.Prefix, opt)
+		if errors.Is(err, formats.ErrExists) {
+			ix, err = index.Open(w.dir, index.Prefix, m.s.indexOptions())
+		}
+		if err != nil {
+			return err
+		}
+		m.ixMu.Lock()
+		m.ix = ix
+		m.ixMu.Unlock()
+	}
+	v, err := ix.View()
+	if err != nil {
+		return err
+	}
+	if v.UIDValidity() != ns.hdr.UIDValidity {
+		return fmt.Errorf("index UIDVALIDITY %d is not dovecot-uidlist's %d", v.UIDValidity(), ns.hdr.UIDValidity)
+	}
+	kwNames := func(mask uint32) []string {
+		var out []string
+		for i := 0; i < maxKeywords; i++ {
+			if mask&(1<<i) != 0 && ns.kwNames[i] != "" {
+				out = append(out, ns.kwNames[i])
+			}
+		}
+		return out
+	}
+	tx := ix.Begin()
+	defer tx.Rollback()
+	changes := 0
+	appended := false
+	for i := range ns.t.recs {
+		r := &ns.t.recs[i]
+		flags, kws := parseFlags(ns.t.name(r))
+		_, im, ok := v.Lookup(r.uid)
+		switch {
+		case !ok && r.uid >= v.NextUID():
+			tx.Append(r.uid, uint8(flags))
+			if names := kwNames(kws); len(names) > 0 {
+				tx.UpdateKeywords(r.uid, index.KeywordsAdd, names...)
+			}
+			changes++
+			appended = true
+		case ok && t.flags != nil:
+			if _, mine := t.flags[r.uid]; !mine {
+				continue
+			}
+			cur := im.Flags & index.SystemFlags
+			if add, rm := uint8(flags)&^cur, cur&^uint8(flags); add != 0 || rm != 0 {
+				tx.UpdateFlags(r.uid, add, rm)
+				changes++
+			}
+			want := map[string]bool{}
+			for _, n := range kwNames(kws) {
+				want[n] = true
+			}
+			var add, rm []string
+			for _, n := range im.Keywords {
+				if !want[n] {
+					rm = append(rm, n)
+				}
+				delete(want, n)
+			}
+			for _, n := range kwNames(kws) {
+				if want[n] {
+					add = append(add, n)
+				}
+			}
+			if len(add) > 0 {
+				tx.UpdateKeywords(r.uid, index.KeywordsAdd, add...)
+				changes++
+			}
+			if len(rm) > 0 {
+				tx.UpdateKeywords(r.uid, index.KeywordsRemove, rm...)
+				changes++
+			}
+		}
+	}
+	for uid := range gone {
+		if _, _, ok := v.Lookup(uid); !ok {
+			continue
+		}
+		var guid [16]byte
+		if i := old.t.find(uid); i >= 0 {
+			r := &old.t.recs[i]
+			g := old.t.base(r)
+			if x, ok := extValue(old.t.ext(r), extGUID); ok && x != "" {
+				g = x
+			}
+			guid = guid128(g)
+		}
+		tx.Expunge(uid, guid)
+		changes++
+	}
+	var highest uint64
+	for _, s := range t.saves {
+		if s.modseq == 0 {
+			continue
+		}
+		if _, ok := v.Ext(index.ExtModSeq); !ok && highest == 0 {
+			// Enable modseqs as Dovecot does for CONDSTORE (§2.6.5).
+			d := index.ExtDefModSeq
+			d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
+			tx.ExtIntro(d)
+		}
+		tx.SetModSeq(s.uid, s.modseq)
+		highest = max(highest, s.modseq)
+		changes++
+	}
+	if highest > 0 {
+		tx.SetModSeq(0, highest)
+	}
+	if ns.next > v.NextUID() {
+		tx.SetHeader(index.FieldNextUID, ns.next)
+		changes++
+	}
+	if appended {
+		tx.SetHeader(index.FieldFirstRecentUID, ns.next)
+	}
+	if changes == 0 {
+		return nil
+	}
+	_, err = tx.Commit()
+	return err
+}
+
+// guid128 is mail_generate_guid_128_hash (Dovecot 2.3 mail-storage.c): a
+// GUID of 32 hex digits as is, anything else the last 16 bytes of its
+// SHA-1. Dovecot writes it in EXPUNGE_GUID records.
+func guid128(guid string) [16]byte {
+	var g [16]byte
+	if len(guid) == 32 {
+		if b, err := hex.DecodeString(guid); err == nil {
+			copy(g[:], b)
+			return g
+		}
+	}
+	sum := sha1.Sum([]byte(guid))
+	copy(g[:], sum[len(sum)-16:])
+	return g
+}
