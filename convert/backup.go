@@ -21,8 +21,10 @@ const (
 // is a failure that stopped the run; per-mailbox and per-message failures
 // that did not stop it are in Result.Errors.
 func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, error) {
-	if opt.Mode != Backup {
-		return Result{}, formats.Errorf(formats.KindParams, "%s is not implemented yet: only backup is", opt.Mode)
+	switch opt.Mode {
+	case Backup, Sync, OneWay:
+	default:
+		return Result{}, formats.Errorf(formats.KindParams, "%s is not implemented", opt.Mode)
 	}
 	if opt.CommitEvery <= 0 {
 		opt.CommitEvery = defaultCommitEvery
@@ -31,7 +33,12 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 		opt.CommitBytes = defaultCommitBytes
 	}
 	r := &run{src: src, dst: dst, opt: opt}
-	err := r.backup(ctx)
+	var err error
+	if opt.Mode == Backup {
+		err = r.backup(ctx)
+	} else {
+		err = r.twoWay(ctx)
+	}
 	return r.res, err
 }
 
@@ -310,7 +317,7 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 		return nil
 	}
 	r.logf("%s: syncing (%d messages, UIDNEXT %d)", name, srcSt.Messages, srcSt.UIDNext)
-	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext, dstCaps: dstSt.Caps}
+	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext, dstCaps: dstSt.Caps, srcHMS: srcSt.HighestModSeq}
 	defer ms.rollback()
 	if err := ms.merge(ctx, srcSt); err != nil {
 		return err
@@ -340,6 +347,7 @@ type mailboxSync struct {
 	src, dst formats.Mailbox
 	dstNext  formats.UID // destination UIDNEXT when we started
 	dstCaps  formats.Caps
+	srcHMS   formats.ModSeq // the source's HIGHESTMODSEQ, kept where the destination can
 
 	tx           formats.Tx
 	pending      int   // changes in tx
@@ -371,6 +379,11 @@ func (ms *mailboxSync) commit(ctx context.Context, uidNext formats.UID) error {
 		}
 		if err := ms.tx.SetUIDNext(uidNext); err != nil {
 			return formats.Wrap(err, formats.KindTemp, "backup: set UIDNEXT", ms.name, 0, "")
+		}
+		if r, ok := ms.tx.(formats.ModSeqRaiser); ok && ms.srcHMS > 0 {
+			if err := r.RaiseHighestModSeq(ms.srcHMS); err != nil {
+				return formats.Wrap(err, formats.KindTemp, "backup: raise HIGHESTMODSEQ", ms.name, 0, "")
+			}
 		}
 	}
 	if ms.tx == nil {

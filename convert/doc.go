@@ -14,6 +14,17 @@
 // the destination's UIDNEXT), the destination mailbox is deleted and copied
 // again, exactly as dsync does, so UIDs always match the source.
 //
+// Sync (doveadm sync) and OneWay (doveadm sync -1) are stateless full
+// merges (twoway.go): mailboxes are matched by name and created where
+// missing, never deleted; messages follow dsync's import (dsync.md §2.8):
+// the common UID prefix, with mail missing below the other side's UIDNEXT
+// taken as expunged there, flags from the copy with the higher modseq,
+// and new mail keeping its UID where the other side's UIDNEXT allows,
+// else renumbered on both sides from max(UIDNEXT). OneWay applies the same
+// plan to the destination only and never expunges there. Mail is
+// identified by GUID, or by dsync's header hash and size when a side
+// can't keep GUIDs (mbox, imapc).
+//
 // Bodies are streamed from the source's Body callback into the
 // destination's Tx.Save; messages are merged in UID order from both sides'
 // iterators, so memory does not grow with mailbox size. Transactions are

@@ -136,3 +136,11 @@ type Configurable interface {
 	SettingNames() []string
 	Configure(settings map[string]string) (Driver, error)
 }
+
+// ModSeqRaiser is implemented by transactions of stores that keep
+// modseqs: it raises the mailbox's HIGHESTMODSEQ to at least m at Commit,
+// so a converted mailbox never reports a lower HIGHESTMODSEQ than its
+// source did (a CONDSTORE client that cached it must miss no change).
+type ModSeqRaiser interface {
+	RaiseHighestModSeq(m ModSeq) error
+}

@@ -374,18 +374,30 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 		changes++
 	}
 	var highest uint64
-	for _, s := range t.saves {
-		if s.modseq == 0 {
-			continue
-		}
-		if _, ok := v.Ext(index.ExtModSeq); !ok && highest == 0 {
+	enabled := false
+	enable := func() {
+		if _, ok := v.Ext(index.ExtModSeq); !ok && !enabled {
 			// Enable modseqs as Dovecot does for CONDSTORE (§2.6.5).
 			d := index.ExtDefModSeq
 			d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
 			tx.ExtIntro(d)
 		}
+		enabled = true
+	}
+	for _, s := range t.saves {
+		if s.modseq == 0 {
+			continue
+		}
+		enable()
 		tx.SetModSeq(s.uid, s.modseq)
 		highest = max(highest, s.modseq)
+		changes++
+	}
+	if t.hms > highest && t.hms > v.HighestModSeq() {
+		// The source's HIGHESTMODSEQ may be above every message it
+		// still has (its last change was an expunge).
+		enable()
+		highest = t.hms
 		changes++
 	}
 	if highest > 0 {

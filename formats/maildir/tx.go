@@ -30,6 +30,7 @@ type tx struct {
 	flags   map[uint32]flagSet
 	expunge map[uint32]bool
 	raise   uint32
+	hms     uint64          // RaiseHighestModSeq's value
 	newKws  map[string]bool // keywords not yet in dovecot-keywords, ASCII-lowercased
 	buf     []byte          // 64 KiB copy buffer, reused by every Save
 }
@@ -267,6 +268,16 @@ func (t *tx) SetUIDNext(next formats.UID) error {
 	}
 	t.raise = max(t.raise, uint32(next))
 	t.next = max(t.next, uint32(next))
+	return nil
+}
+
+// RaiseHighestModSeq raises HIGHESTMODSEQ through dovecot.index.log at
+// Commit (formats.ModSeqRaiser).
+func (t *tx) RaiseHighestModSeq(m formats.ModSeq) error {
+	if t.done {
+		return t.failf("highestmodseq", 0, formats.KindParams, "transaction is finished")
+	}
+	t.hms = max(t.hms, uint64(m))
 	return nil
 }
 

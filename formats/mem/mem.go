@@ -399,6 +399,13 @@ type tx struct {
 	flags   map[formats.UID]flagSet
 	expunge map[formats.UID]bool
 	raiseTo formats.UID
+	hms     formats.ModSeq
+}
+
+// RaiseHighestModSeq implements formats.ModSeqRaiser.
+func (t *tx) RaiseHighestModSeq(m formats.ModSeq) error {
+	t.hms = max(t.hms, m)
+	return nil
 }
 
 func (t *tx) fail(op string, uid formats.UID, k formats.Kind, format string, args ...any) error {
@@ -526,6 +533,9 @@ func (t *tx) Commit(ctx context.Context) error {
 	}
 	if changed && modseq > b.highestModSeq {
 		b.highestModSeq = modseq
+	}
+	if t.hms > b.highestModSeq {
+		b.highestModSeq = t.hms
 	}
 	return nil
 }
