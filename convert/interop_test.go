@@ -17,7 +17,6 @@ import (
 
 // Everything is carried but the save date (a Maildir's is the file's ctime,
 // which nobody can set).
-
 var notCarried = []dovecottest.Field{dovecottest.Saved}
 
 // modSeqsKept checks the rule for modseqs across a conversion (issue 3):
