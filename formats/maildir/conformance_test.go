@@ -36,3 +36,23 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// TestConformanceZlib runs the suite with Dovecot's zlib plugin saving
+// compressed mail (mail_plugins = zlib, zlib_save = zstd or gz).
+func TestConformanceZlib(t *testing.T) {
+	for _, save := range []string{"zstd", "gz"} {
+		t.Run(save, func(t *testing.T) {
+			drv, err := maildir.Driver{}.Configure(map[string]string{
+				"mail_plugins": "zlib", "plugin/zlib_save": save, "plugin/zlib_save_level": "6"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			formatstest.Run(t, formatstest.Harness{
+				Driver: drv,
+				NewLocation: func(t *testing.T) formats.Location {
+					return formats.Location{Driver: "maildir", Path: filepath.Join(t.TempDir(), "Maildir")}
+				},
+			})
+		})
+	}
+}

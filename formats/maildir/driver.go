@@ -13,10 +13,14 @@ import (
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/mutf7"
+	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
 
-// Driver opens Maildir stores as Dovecot lays them out.
-type Driver struct{}
+// Driver opens Maildir stores as Dovecot lays them out. The zero value
+// writes plain mail; [Driver.Configure] turns on compressed saving.
+type Driver struct {
+	zlib zlib.Settings // immutable: mail_plugins zlib, zlib_save, zlib_save_level
+}
 
 var _ formats.Driver = Driver{}
 
@@ -35,11 +39,12 @@ func (Driver) Caps() formats.Caps {
 
 // Open opens the store at loc.Path. See the package documentation for the
 // location settings it accepts.
-func (Driver) Open(ctx context.Context, loc formats.Location, opt formats.OpenOptions) (formats.Store, error) {
+func (d Driver) Open(ctx context.Context, loc formats.Location, opt formats.OpenOptions) (formats.Store, error) {
 	s, err := newStore(loc, opt)
 	if err != nil {
 		return nil, err
 	}
+	s.zlib = d.zlib
 	fi, err := os.Stat(s.root)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && opt.Create && !opt.ReadOnly:
@@ -84,6 +89,7 @@ type Store struct {
 	fsys    bool   // immutable: LAYOUT=fs (else Maildir++)
 	utf8    bool   // immutable: names on disk in UTF-8
 	opt     formats.OpenOptions
+	zlib    zlib.Settings // immutable: how Save compresses
 
 	dirMode, fileMode os.FileMode // immutable after Open
 

@@ -115,6 +115,10 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 				return
 			}
 			msg := message(st, r, fi)
+			if namedSize(st.t.base(r), st.t.ext(r)) < 0 && fileCompressed(m.path(st, r)) {
+				// No ,S=: the file's size is not the message's.
+				msg.Size = -1
+			}
 			if ms.known {
 				msg.ModSeq = formats.ModSeq(ms.per[i])
 			}
@@ -145,12 +149,8 @@ func message(st *state, r *rec, fi fs.FileInfo) formats.Message {
 	if g, ok := extValue(ext, extGUID); ok && g != "" {
 		msg.GUID = g
 	}
-	if n, ok := extraSize(base, 'S'); ok {
+	if n := namedSize(base, ext); n >= 0 {
 		msg.Size = n
-	} else if v, ok := extValue(ext, extPSize); ok {
-		if n, ok := parseSize(v); ok {
-			msg.Size = n
-		}
 	}
 	if n, ok := extraSize(base, 'W'); ok {
 		msg.VSize = n
@@ -182,6 +182,20 @@ func message(st *state, r *rec, fi fs.FileInfo) formats.Message {
 	return msg
 }
 
+// namedSize is the ,S= size of the file name, else dovecot-uidlist's S
+// field, else -1. For a compressed file it is the uncompressed size.
+func namedSize(base, ext string) int64 {
+	if n, ok := extraSize(base, 'S'); ok {
+		return n
+	}
+	if v, ok := extValue(ext, extPSize); ok {
+		if n, ok := parseSize(v); ok {
+			return n
+		}
+	}
+	return -1
+}
+
 func parseSize(s string) (int64, bool) {
 	var n int64
 	if s == "" || len(s) > 18 {
@@ -204,7 +218,9 @@ type body struct {
 
 func (b body) Size() int64 { return b.size }
 
-// Body streams the exact bytes of message uid. If its file is gone
+// Body streams the exact bytes of message uid, decompressed when the file
+// is compressed (detected by its magic bytes, as Dovecot's zlib plugin
+// does); Size is then the uncompressed size, the file name's ,S=. If its file is gone
 // because a concurrent Dovecot renamed it (a flag change), new/ and cur/
 // are scanned again before the message is reported expunged.
 func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Body) error) error {
@@ -215,15 +231,20 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 	for attempt := 0; ; attempt++ {
 		i := st.t.find(uint32(uid))
 		if i >= 0 {
-			path := m.path(st, &st.t.recs[i])
+			r := &st.t.recs[i]
+			path := m.path(st, r)
 			f, err := os.Open(path)
 			if err == nil {
 				defer f.Close()
-				fi, err := f.Stat()
+				b, _, closeBody, err := openBody(f, namedSize(st.t.base(r), st.t.ext(r)))
 				if err != nil {
 					return wrap(err, "body", m.b.name, uid, path)
 				}
-				return fn(body{Reader: f, size: fi.Size()})
+				err = fn(b)
+				if cerr := closeBody(); err == nil && cerr != nil {
+					return wrap(cerr, "body", m.b.name, uid, path)
+				}
+				return err
 			}
 			if !errors.Is(err, fs.ErrNotExist) {
 				return wrap(err, "body", m.b.name, uid, path)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
 
 // tx is a Maildir transaction. Saved bodies wait in tmp/; nothing is
@@ -99,7 +100,8 @@ func (t *tx) addKeywords(add []string) {
 }
 
 // Save writes the body to tmp/ (64 KiB at a time, counting the physical
-// and virtual size as it goes) and plans the message for Commit.
+// and virtual size as it goes), compressed when the driver was configured
+// with zlib_save, and plans the message for Commit.
 func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (formats.UID, error) {
 	if t.done {
 		return 0, t.failf("save", msg.UID, formats.KindParams, "transaction is finished")
@@ -150,7 +152,33 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	if t.buf == nil {
 		t.buf = make([]byte, 64<<10)
 	}
-	size, vsize, err := copyCounting(ctx, f, r, t.buf)
+	var size, vsize int64
+	comp := m.s.zlib.Save
+	var w io.WriteCloser
+	if comp == zlib.None {
+		// dovecot 2.3.19.1 zlib-plugin.c zlib_mail_save_finish: mail
+		// that looks compressed would read back decompressed.
+		var compressed bool
+		if r, compressed, err = looksCompressed(r); err == nil && compressed {
+			err = t.failf("save", msg.UID, formats.KindNotPossible, "Saving mails compressed by client isn't supported")
+		}
+	} else {
+		// zlib_mail_save_compress_begin: the file holds the compressed
+		// stream; ,S= and ,W= count the uncompressed bytes.
+		w, err = zlib.NewWriter(f, comp, m.s.zlib.Level)
+	}
+	if err == nil {
+		dst := io.Writer(f)
+		if w != nil {
+			dst = w
+		}
+		size, vsize, err = copyCounting(ctx, dst, r, t.buf)
+		if w != nil {
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
 	if err == nil && msg.Size > 0 && size != msg.Size {
 		err = t.failf("save", msg.UID, formats.KindInvalidData, "body has %d bytes, expected %d", size, msg.Size)
 	}
