@@ -489,7 +489,7 @@ func TestBackupFailures(t *testing.T) {
 		{[]string{"backup", "-u", "nobody", "--source", src, memPath(t, "d")}, 67, "boxsync(nobody): Error: User doesn't exist"},
 		{[]string{"backup", "-u", "broken", "--source", src, memPath(t, "d")}, 75, "User lookup failed: passwd database unavailable"},
 		{[]string{"backup", "--source", "imapc:", memPath(t, "d")}, 78, "imapc: settings: imapc_host is not set"},
-		{[]string{"backup", "--source", "sdbox:" + memPath(t, "s")[4:], memPath(t, "d")}, 64, "the sdbox mail storage format is not implemented yet"},
+		{[]string{"backup", "--source", "sdbox:" + memPath(t, "s")[4:], memPath(t, "d")}, 68, "sdbox: open: "},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

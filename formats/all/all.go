@@ -7,6 +7,8 @@ import (
 	"github.com/boxsync/boxsync/formats/imapc"
 	"github.com/boxsync/boxsync/formats/maildir"
 	"github.com/boxsync/boxsync/formats/mbox"
+	"github.com/boxsync/boxsync/formats/mdbox"
+	"github.com/boxsync/boxsync/formats/sdbox"
 	"github.com/boxsync/boxsync/formats/mem"
 )
 
@@ -16,6 +18,8 @@ func Drivers() []formats.Driver {
 		imapc.Driver{},
 		maildir.Driver{},
 		mbox.Driver{},
+		mdbox.Driver{},
+		sdbox.Driver{},
 		mem.Driver{},
 	}
 }

@@ -1,0 +1,135 @@
+package dboxlist
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+func TestResolve(t *testing.T) {
+	root := t.TempDir()
+	l, err := NewLayout("sdbox", formats.Location{Driver: "sdbox", Path: root, Index: "/idx"}, formats.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, dir, index string }{
+		{"inbox", "mailboxes/INBOX", "/idx/mailboxes/INBOX"},
+		{"Entwürfe/Sub", "mailboxes/Entw&APw-rfe/Sub", "/idx/mailboxes/Entw&APw-rfe/Sub"},
+		{"R&D", "mailboxes/R&-D", "/idx/mailboxes/R&-D"},
+	} {
+		b, err := l.Resolve("test", c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Dir != filepath.Join(root, c.dir) || b.MailDir != filepath.Join(root, c.dir, MailDir) || b.IndexDir != c.index {
+			t.Errorf("Resolve(%q) = %+v", c.name, b)
+		}
+	}
+	if _, err := l.Resolve("test", "a/dbox-Mails"); formats.KindOf(err) != formats.KindNotPossible {
+		t.Errorf("Resolve(dbox-Mails) = %v, want NotPossible", err)
+	}
+	for _, loc := range []formats.Location{
+		{Driver: "sdbox", Path: root, Alt: "/alt"},
+		{Driver: "sdbox", Path: root, Layout: "maildir++"},
+		{Driver: "sdbox", Path: root, Index: "MEMORY"},
+		{Driver: "sdbox", Path: "relative"},
+		{Driver: "mdbox", Path: root},
+	} {
+		if _, err := NewLayout("sdbox", loc, formats.OpenOptions{}); formats.KindOf(err) != formats.KindConfig {
+			t.Errorf("NewLayout(%s) = %v, want KindConfig", loc, err)
+		}
+	}
+}
+
+func TestListCreateDelete(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	l, _ := NewLayout("sdbox", formats.Location{Driver: "sdbox", Path: root}, formats.OpenOptions{})
+	for _, name := range []string{"INBOX", "Work/Sub", "日本語"} {
+		b, _ := l.Resolve("create", name)
+		if err := l.Create(b, func(dir string) error { return os.WriteFile(filepath.Join(dir, "dovecot.index.log"), nil, 0o600) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Create(b, func(string) error { return nil }); formats.KindOf(err) != formats.KindExists {
+			t.Errorf("second Create(%q) = %v, want Exists", name, err)
+		}
+	}
+	os.Mkdir(filepath.Join(root, MailboxesDir, "&-invalid-&"), 0o700) // not modified UTF-7: skipped
+	nodes, boxes, err := l.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(boxes) != 3 || len(nodes) != 4 || !nodes["Work"].NoSelect || nodes["Work/Sub"].NoSelect {
+		t.Errorf("List() = %v, %d boxes", Sorted(nodes), len(boxes))
+	}
+	if stage, _ := filepath.Glob(filepath.Join(root, ".boxsync-create.*")); len(stage) != 0 {
+		t.Errorf("staging directories left: %v", stage)
+	}
+	work, _ := l.Resolve("delete", "Work")
+	if err := l.DeleteContainer(work); formats.KindOf(err) != formats.KindNotPossible {
+		t.Errorf("DeleteContainer(Work) = %v, want NotPossible", err)
+	}
+	sub, _ := l.Resolve("delete", "Work/Sub")
+	if err := l.Delete(sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteContainer(work); err != nil {
+		t.Errorf("DeleteContainer(empty Work) = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, TrashDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("trash left behind: %v", err)
+	}
+}
+
+func TestLinkNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("new"), 0o600)
+	os.WriteFile(b, []byte("old"), 0o600)
+	if err := LinkNoReplace(a, b); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("LinkNoReplace onto an existing file = %v, want ErrExist", err)
+	}
+	if data, _ := os.ReadFile(b); string(data) != "old" {
+		t.Errorf("existing file replaced: %q", data)
+	}
+	c := filepath.Join(dir, "c")
+	if err := LinkNoReplace(a, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("source still there: %v", err)
+	}
+}
+
+func TestLogLock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dovecot.index.log")
+	calls := 0
+	l, err := Lock(context.Background(), path, func() error { calls++; return nil })
+	if err != nil || l != nil || calls != 1 {
+		t.Errorf("Lock(missing log) = %v, %v after %d views; want nil, nil, 1", l, err, calls)
+	}
+	os.WriteFile(path, []byte("x"), 0o600)
+	grow := true
+	l, err = Lock(context.Background(), path, func() error {
+		calls++
+		if grow { // someone appends while we look: look again
+			grow = false
+			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("more")
+			f.Close()
+		}
+		return nil
+	})
+	if err != nil || l == nil || calls != 3 {
+		t.Errorf("Lock() = %v, %v after %d views; want a lock after 2 more views", l, err, calls)
+	}
+	if err := l.Release(); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,324 @@
+package mdbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/index"
+)
+
+// mapLocks serialise this process's commits on one map: its log lock
+// (dboxlist.LogLock) does not exclude our own goroutines.
+var (
+	mapLocksMu sync.Mutex
+	mapLocks   = map[string]*sync.Mutex{}
+)
+
+func mapLock(dir string) *sync.Mutex {
+	mapLocksMu.Lock()
+	defer mapLocksMu.Unlock()
+	mu := mapLocks[dir]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		mapLocks[dir] = mu
+	}
+	return mu
+}
+
+// Commit makes the transaction visible, in the order of Dovecot's mdbox
+// save commit (mdbox_transaction_save_commit_pre/post):
+//
+//  1. make the appended bytes durable: one syncfs(2) (mail_fsync =
+//     optimized; always: each message was fsynced at Save);
+//  2. under the map's log lock: name each new file m.<id> above the map's
+//     highest_file_id without replacing any file, fsync storage/, and
+//     append the map records — file, offset, size, refcount 1 — with
+//     highest_file_id, in one EXTERNAL transaction;
+//  3. under the mailbox's log lock: append the messages with their map
+//     UIDs, save dates and GUIDs (mdbox and guid extensions), flags,
+//     keywords and modseqs, the flag and keyword changes, the expunges
+//     with their GUIDs, POP3 header flags and the next UID;
+//  4. decrement the map refcounts of the expunged messages, so that a
+//     purge can remove them.
+//
+// QUIRK: every map record is EXTERNAL, so that the map log's tail follows
+// its head (spec §2.6.6) and Dovecot never finds an "Inconsistency in map
+// index"; Dovecot instead keeps the tail behind while it expunges, as a
+// crash marker. Our order makes a crash leak space, never lose mail: map
+// records before the mailbox records that use them, refcount decrements
+// after the mailbox expunges. A failed mailbox commit gives the new map
+// records refcount 0 again.
+func (t *tx) Commit(ctx context.Context) (err error) {
+	if t.done {
+		return nil
+	}
+	t.finish()
+	m, s := t.m, t.m.s
+	const op = "commit"
+	mapped := false
+	var newMapUIDs []uint32
+	defer func() {
+		switch {
+		case err == nil:
+			used := map[*appendFile]bool{}
+			for _, af := range t.files {
+				used[af] = af.id != 0
+			}
+			t.undoFiles(used) // new files whose messages were all expunged again
+		case !mapped:
+			t.undoFiles(nil)
+		default:
+			// the map has the messages, no mailbox does: let a
+			// purge take them
+			if len(newMapUIDs) > 0 {
+				_ = s.changeRefs(context.WithoutCancel(ctx), op, newMapUIDs, -1)
+			}
+			t.closeFiles()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return wrap(err, op, m.b.Name, 0, "")
+	}
+	if len(t.saves) == 0 && len(t.flags) == 0 && len(t.expunge) == 0 && t.raise == 0 {
+		return nil
+	}
+	mu := mapLock(s.mapDir)
+	mu.Lock()
+	defer mu.Unlock()
+
+	var mapUIDValidity uint32
+	if len(t.saves) > 0 {
+		if err := t.syncFiles(); err != nil {
+			return err
+		}
+		if newMapUIDs, mapUIDValidity, err = t.commitMap(ctx); err != nil {
+			return err
+		}
+		mapped = true
+	}
+
+	var v *index.View
+	ll, err := dboxlist.Lock(ctx, filepath.Join(m.b.IndexDir, index.Prefix+".log"), func() error {
+		var err error
+		v, _, err = m.views(op)
+		return err
+	})
+	if err != nil {
+		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
+	}
+	defer ll.Release()
+	h, _ := v.MdboxHdr()
+	itx := m.ix.Begin()
+	defer itx.Rollback()
+	if mapUIDValidity != 0 && h.MapUIDValidity != mapUIDValidity {
+		if v.Count() > 0 {
+			return fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
+				fmt.Errorf("mdbox: map uidvalidity mismatch (%d vs %d); %s", h.MapUIDValidity, mapUIDValidity, forceResync))
+		}
+		itx.ExtHdrUpdate(index.ExtMdboxHdr, 0, le32(mapUIDValidity)) // mdbox_update_header
+	}
+	for _, d := range []index.ExtDef{index.ExtDefMdbox, index.ExtDefGUID} {
+		if _, ok := v.Ext(d.Name); !ok && len(t.saves) > 0 {
+			itx.ExtIntro(d)
+		}
+	}
+	next := v.NextUID()
+	// A mailbox Dovecot made has no modseq extension until something
+	// enables CONDSTORE; introduce it as Dovecot does (highest 1, log
+	// position 0/0) so that modseqs can be set.
+	if _, ok := v.Ext(index.ExtModSeq); !ok && slices.ContainsFunc(t.saves, func(s saveRec) bool { return s.modseq > 0 }) {
+		d := index.ExtDefModSeq
+		d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
+		itx.ExtIntro(d)
+	}
+	var uidl, order bool
+	var pop3Max uint32
+	for i := range t.saves {
+		sv := &t.saves[i]
+		sv.uid = max(sv.uid, next)
+		next = sv.uid + 1
+		itx.Append(sv.uid, uint8(sv.flags))
+		itx.ExtRecUpdate(index.ExtMdbox, sv.uid, index.MdboxRec{MapUID: newMapUIDs[i], SaveDate: uint32(sv.saved.Unix())}.Encode())
+		itx.ExtRecUpdate(index.ExtGUID, sv.uid, sv.guid[:])
+		if len(sv.keywords) > 0 {
+			itx.UpdateKeywords(sv.uid, index.KeywordsAdd, sv.keywords...)
+		}
+		if sv.modseq > 0 {
+			itx.SetModSeq(sv.uid, uint64(sv.modseq))
+		}
+		if sv.uidl || sv.order {
+			uidl, order = uidl || sv.uidl, order || sv.order
+			pop3Max = sv.uid
+		}
+	}
+	for _, uid := range slices.Sorted(maps.Keys(t.flags)) {
+		_, cur, ok := v.Lookup(uid)
+		if !ok {
+			continue // expunged meanwhile
+		}
+		fs := t.flags[uid]
+		have := formats.Flags(cur.Flags) & formats.SystemFlags
+		if add, remove := fs.flags&^have, have&^fs.flags; add|remove != 0 {
+			itx.UpdateFlags(uid, uint8(add), uint8(remove))
+		}
+		var add, remove []string
+		for _, k := range fs.keywords {
+			if !slices.Contains(cur.Keywords, k) {
+				add = append(add, k)
+			}
+		}
+		for _, k := range cur.Keywords {
+			if !slices.Contains(fs.keywords, k) {
+				remove = append(remove, k)
+			}
+		}
+		if len(add) > 0 {
+			itx.UpdateKeywords(uid, index.KeywordsAdd, add...)
+		}
+		if len(remove) > 0 {
+			itx.UpdateKeywords(uid, index.KeywordsRemove, remove...)
+		}
+	}
+	var goneMapUIDs []uint32
+	for _, uid := range slices.Sorted(maps.Keys(t.expunge)) {
+		i, _, ok := v.Lookup(uid)
+		if !ok {
+			continue
+		}
+		g, _ := v.GUID(i)
+		itx.Expunge(uid, g)
+		if r, ok := v.MdboxRec(i); ok && r.MapUID != 0 {
+			goneMapUIDs = append(goneMapUIDs, r.MapUID)
+		}
+	}
+	if uidl || order {
+		flags := h.Flags
+		if uidl {
+			flags |= hdrPOP3UIDLs
+		}
+		if order {
+			flags |= hdrPOP3Orders
+		}
+		if flags != h.Flags {
+			itx.ExtHdrUpdate(index.ExtMdboxHdr, 20, []byte{flags})
+		}
+		if cur, ok := v.Pop3UIDLMax(); !ok {
+			itx.ExtIntro(index.ExtDef{Name: index.ExtPop3UIDL, HdrSize: 4, Hdr: le32(pop3Max)})
+		} else if cur < pop3Max {
+			itx.ExtHdrUpdate(index.ExtPop3UIDL, 0, le32(pop3Max))
+		}
+	}
+	if t.raise > next && t.raise > v.NextUID() {
+		itx.SetHeader(index.FieldNextUID, t.raise)
+	}
+	if _, err := itx.Commit(); err != nil {
+		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
+	}
+	ll.Release()
+	newMapUIDs = nil // the mailbox has them now
+	if len(goneMapUIDs) > 0 {
+		if err := s.changeRefsLocked(ctx, "expunge", goneMapUIDs, -1); err != nil {
+			// QUIRK: the messages are expunged; their space is
+			// leaked until a rebuild
+			return wrap(err, "expunge", m.b.Name, 0, s.mapDir)
+		}
+	}
+	return nil
+}
+
+// syncFiles makes the appended bytes durable: one syncfs, or an fsync per
+// file where there is none.
+func (t *tx) syncFiles() error {
+	s := t.m.s
+	if s.opt.Fsync != formats.FsyncOptimized {
+		return nil
+	}
+	if err := dboxlist.SyncFS(s.storageDir); err == nil {
+		return nil
+	}
+	for _, af := range t.files {
+		if err := af.f.Sync(); err != nil {
+			return wrap(err, "commit", t.m.b.Name, 0, af.f.Name())
+		}
+	}
+	return nil
+}
+
+// commitMap names the new files and writes the map records of the saved
+// messages, under the map's log lock. It returns their map UIDs, in
+// t.saves order, and the map's UIDVALIDITY.
+func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, error) {
+	m, s := t.m, t.m.s
+	const op = "commit"
+	mix, err := s.mapIndex(true)
+	if err != nil {
+		return nil, 0, err
+	}
+	var mv *index.View
+	ll, err := dboxlist.Lock(ctx, s.mapLog(), func() error {
+		var err error
+		mv, err = s.mapView(op)
+		return err
+	})
+	if err != nil {
+		return nil, 0, wrap(err, op, m.b.Name, 0, s.mapDir)
+	}
+	defer ll.Release()
+	used := map[*appendFile]bool{}
+	for _, sv := range t.saves {
+		used[sv.file] = true
+	}
+	hdr, _ := mv.MapHdr()
+	nextID := hdr.HighestFileID + 1
+	named := false
+	for _, af := range t.files {
+		if af.id != 0 || !used[af] {
+			continue
+		}
+		for {
+			final := s.mailFile(nextID)
+			err := dboxlist.LinkNoReplace(af.tmp, final)
+			if err == nil {
+				af.id, af.final, af.tmp = nextID, final, ""
+				nextID++
+				named = true
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return nil, 0, wrap(err, op, m.b.Name, 0, final)
+			}
+			nextID++ // an m.* the map does not know: never overwrite it
+		}
+	}
+	if named && s.l.Sync() {
+		if err := dboxlist.FsyncPath(s.storageDir); err != nil {
+			return nil, 0, wrap(err, op, m.b.Name, 0, s.storageDir)
+		}
+	}
+	mtx := mix.Begin()
+	defer mtx.Rollback()
+	if named {
+		mtx.ExtHdrUpdate(index.ExtMap, 0, le32(nextID-1))
+	}
+	uids := make([]uint32, len(t.saves))
+	mapUID := mv.NextUID()
+	for i, sv := range t.saves {
+		uids[i] = mapUID
+		mtx.Append(mapUID, 0)
+		mtx.ExtRecUpdate(index.ExtMap, mapUID, index.MapRec{FileID: sv.file.id, Offset: uint32(sv.offset), Size: uint32(sv.size)}.Encode())
+		mtx.ExtRecUpdate(index.ExtRef, mapUID, []byte{1, 0})
+		mapUID++
+	}
+	if _, err := mtx.Commit(); err != nil {
+		return nil, 0, wrap(err, op, m.b.Name, 0, s.mapDir)
+	}
+	return uids, mv.UIDValidity(), nil
+}

@@ -1,0 +1,101 @@
+// Package mdbox reads and writes Dovecot's multi-dbox ("mdbox") stores,
+// many messages per file, so that Dovecot 2.3.19 opens what we write with
+// every UID, UIDVALIDITY, GUID, flag, keyword, modseq and date intact and
+// without a rebuild, keeps appending to and purging it, and we read what
+// it wrote.
+//
+// # Overview
+//
+// [Driver] opens a location ("mdbox:~/mdbox[:INDEX=…][:CONTROL=…]
+// [:UTF-8][:SUBSCRIPTIONS=…]") as a [Store] implementing formats.Store and
+// formats.Checker; it is formats.Configurable for mdbox_rotate_size
+// (default 10M). Messages live in storage/m.<file_id>; the map index
+// (storage/dovecot.map.index*) maps each map UID to a file, offset, size
+// and refcount; each mailbox's index maps its UIDs to map UIDs and holds
+// flags, keywords, modseqs and save dates. Caps: GUIDs, UIDs, keywords,
+// modseqs and save dates are all kept (the save date is the mdbox
+// record's, which a save sets).
+//
+// Reading: Messages walks the mailbox index and reads each message's
+// header and metadata through the map (a few m.* files kept open);
+// Body streams the bytes. A message whose file is missing or damaged, or
+// whose map UID the map lost, is still listed (GUID from the guid
+// extension) and Body fails for it with a KindTemp error naming the
+// mailbox, UID and file and saying to run force-resync. A file a
+// concurrent purge removed is looked up again in the refreshed map, as
+// Dovecot does. A mailbox index or map that is missing is refused with
+// KindNotPossible (Dovecot would show the mailbox empty, or rebuild the
+// storage): a backup must not read mail it cannot see as deleted.
+//
+// Writing: a transaction appends each saved message to the newest m.*
+// file when it is the map's last file, has room below mdbox_rotate_size,
+// can be flock()ed at once and ends where the map says — the checks of
+// mdbox_map_file_try_append — and otherwise to new .temp.* files in
+// storage/, rotating at mdbox_rotate_size. Commit (see tx.Commit) makes
+// the bytes durable with one syncfs(2), then under the map's log lock
+// names new files m.<id> without replacing anything and writes the map
+// records, then under the mailbox's log lock writes the mailbox records,
+// then lowers the refcounts of expunged messages. Rollback truncates what
+// was appended to an existing file and removes new ones. Deleting a
+// mailbox lowers its messages' refcounts. Purging (rewriting files to
+// drop refcount-0 messages) is left to `doveadm purge`.
+//
+// # On-disk format
+//
+// See dovecot-storage.md §3 (dbox files, package formats/internal/dbox),
+// §5 (mdbox), §2 (index, package index), §8 (mailbox list, package
+// formats/internal/dbox/dboxlist), §9 (settings) and Appendix A.6.
+//
+//	<root>/storage/m.<id>                          messages, back to back (§5.1)
+//	<root>/storage/dovecot.map.index.log, .index   the map (§5.2)
+//	<root>/mailboxes/<name>/dbox-Mails/dovecot.index*   a mailbox's index (§5.3)
+//	<INDEX=>/storage/, <INDEX=>/mailboxes/<name>/  the same with INDEX= [verified]
+//
+// What is written:
+//
+//   - A new map is a log-only index (§2.9) with UIDVALIDITY and the "map"
+//     (header {highest_file_id, rebuild_count}, record {file_id, offset,
+//     size}) and "ref" (u16 refcount) extensions. Map records: offset of
+//     the message header, size up to the end of the metadata block,
+//     refcount 1; highest_file_id raised with each new file.
+//   - A new mailbox index holds UIDVALIDITY, mdbox-hdr {map UIDVALIDITY,
+//     mailbox GUID, POP3 flags} and the modseq, mdbox {map UID, save date}
+//     and guid (16-byte binary GUID) extensions.
+//   - m.* files: "2 M1e C<hex>", then per message the 30-byte header, the
+//     bytes, and metadata R, V, P, O, G, B (the mailbox's storage name,
+//     for a rebuild) and unknown keys, as Dovecot writes them.
+//   - The guid record is Dovecot's 128-bit form of the GUID (dbox.GUID128),
+//     which Dovecot compares with expunge records.
+//   - Modseqs, POP3 metadata (mdbox-hdr flags, hdr-pop3-uidl) and GUIDs
+//     that are not 32 hex digits as in package sdbox.
+//
+// # Dovecot compatibility
+//
+// Checked against Dovecot 2.3.19.1's sources (mdbox-map.c, mdbox-save.c,
+// mdbox-sync.c, mdbox-mail.c, mdbox-file.c, mdbox-purge.c) and against
+// the real doveadm (dovecot_test.go, mdbox_test.go, through
+// internal/dovecottest, with the default layout, INDEX= and
+// UTF-8+CONTROL=): what we write Dovecot reads without logging corruption,
+// inconsistency or a rebuild, with every field equal; what Dovecot writes
+// (save, flags, expunge, backup from a Maildir) we read equal, save dates
+// included; Dovecot appends to our files, expunges, and `doveadm purge`s
+// our store, which we then read; a 1k mdbox_rotate_size spreads messages
+// over files both of us read; a backup Maildir → mdbox and mdbox → mdbox
+// through package convert reads back equal.
+//
+//   - Locking: the map's and each mailbox's dovecot.index.log are locked
+//     as Dovecot locks them (fcntl) from reading the index to appending
+//     to it (dboxlist.LogLock), map before mailbox as Dovecot does; m.*
+//     files we append to are flock()ed as dbox_file_try_lock does.
+//     Commits to one map are serialised within the process.
+//   - QUIRK: all map records are EXTERNAL, so the map log's tail follows
+//     its head; Dovecot instead leaves the tail behind during an expunge as
+//     a crash marker. Our order (map records before the mailbox records
+//     that use them; refcounts lowered after the expunges) makes a crash
+//     leak space, never lose mail.
+//   - Not supported: ALT= (alternate storage), LAYOUT=index, external
+//     attachments ('X', refused when read), writing compressed mail
+//     (read through 'Z'), purging, rebuilding the storage (use `doveadm
+//     force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
+//     (accepted, unused).
+package mdbox

@@ -1,0 +1,255 @@
+package sdbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dbox"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/index"
+)
+
+// Commit makes the transaction visible, in the order of Dovecot's sdbox
+// save commit (sdbox_transaction_save_commit_pre/post) and expunge sync:
+//
+//  1. make the .temp.* files durable: one syncfs(2) for all of them
+//     (mail_fsync=optimized; always: each was fsynced at Save; never:
+//     nothing);
+//  2. take Dovecot's log lock, read the index as it is now and give the
+//     saved messages their UIDs (the ones Save promised unless someone
+//     took them meanwhile);
+//  3. name each file u.<uid> without ever replacing an existing file
+//     (sdbox_file_assign_uid refuses one too), then fsync dbox-Mails: no
+//     index record may name a file that is not on stable storage;
+//  4. append one transaction to dovecot.index.log under Dovecot's log
+//     lock, EXTERNAL (the files are already there) and fsynced: appends
+//     with flags, keywords and modseqs, flag and keyword changes,
+//     expunges with their GUIDs, the dbox-hdr POP3 flags, the next UID;
+//  5. unlink the expunged messages' files (after the index says they are
+//     gone, as dbox_sync_expunge_files does).
+//
+// If anything fails before the index is written, the files are removed
+// again; nothing is visible.
+func (t *tx) Commit(ctx context.Context) (err error) {
+	if t.done {
+		return nil
+	}
+	t.finish()
+	m := t.m
+	op := "commit"
+	written := false
+	defer func() {
+		if err == nil || written {
+			return
+		}
+		// Undo what no index names: the saved files. A file whose UID
+		// the index has meanwhile (someone rebuilt it) stays.
+		v, verr := m.ix.View()
+		for _, s := range t.saves {
+			os.Remove(filepath.Join(m.b.MailDir, s.tmp))
+			if s.final == "" {
+				continue
+			}
+			if verr == nil {
+				if _, _, ok := v.Lookup(s.uid); ok {
+					continue
+				}
+			}
+			os.Remove(s.final)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return wrap(err, op, m.b.Name, 0, "")
+	}
+	if len(t.saves) == 0 && len(t.flags) == 0 && len(t.expunge) == 0 && t.raise == 0 {
+		return nil
+	}
+	mu := commitLock(m.b.IndexDir)
+	mu.Lock()
+	defer mu.Unlock()
+
+	sync := m.s.l.Sync()
+	if len(t.saves) > 0 && m.s.opt.Fsync == formats.FsyncOptimized {
+		if err := t.syncTemps(); err != nil {
+			return err
+		}
+	}
+	// Dovecot's log lock from here to the log append: it must not assign
+	// the UIDs we take (see dboxlist.LogLock).
+	var v *index.View
+	ll, err := dboxlist.Lock(ctx, filepath.Join(m.b.IndexDir, index.Prefix+".log"), func() error {
+		var err error
+		v, err = m.view(op)
+		return err
+	})
+	if err != nil {
+		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
+	}
+	defer ll.Release()
+
+	// UIDs: keep what Save promised unless another writer took them.
+	next := v.NextUID()
+	for i := range t.saves {
+		s := &t.saves[i]
+		s.uid = max(s.uid, next)
+		for {
+			final := mailFile(m.b, s.uid)
+			err := dboxlist.LinkNoReplace(filepath.Join(m.b.MailDir, s.tmp), final)
+			if err == nil {
+				s.final = final
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return wrap(err, op, m.b.Name, formats.UID(s.uid), final)
+			}
+			// a u.<uid> no index names: left by a crash, or being
+			// saved by Dovecot right now; take the next UID
+			s.uid++
+			if s.uid == 0xffffffff {
+				return t.failf(op, 0, formats.KindLimit, "UIDs exhausted")
+			}
+		}
+		next = s.uid + 1
+	}
+	if len(t.saves) > 0 && sync {
+		if err := dboxlist.FsyncPath(m.b.MailDir); err != nil {
+			return wrap(err, op, m.b.Name, 0, m.b.MailDir)
+		}
+	}
+
+	itx := m.ix.Begin()
+	defer itx.Rollback()
+	// A mailbox Dovecot made has no modseq extension until something
+	// enables CONDSTORE; introduce it as Dovecot does (highest 1, log
+	// position 0/0) so that modseqs can be set.
+	if _, ok := v.Ext(index.ExtModSeq); !ok && slices.ContainsFunc(t.saves, func(s saveRec) bool { return s.modseq > 0 }) {
+		d := index.ExtDefModSeq
+		d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
+		itx.ExtIntro(d)
+	}
+	var uidl, order bool
+	var pop3Max uint32
+	for _, s := range t.saves {
+		itx.Append(s.uid, uint8(s.flags))
+		if len(s.keywords) > 0 {
+			itx.UpdateKeywords(s.uid, index.KeywordsAdd, s.keywords...)
+		}
+		if s.modseq > 0 {
+			itx.SetModSeq(s.uid, uint64(s.modseq))
+		}
+		if s.uidl || s.order {
+			uidl, order = uidl || s.uidl, order || s.order
+			pop3Max = s.uid
+		}
+	}
+	for _, uid := range slices.Sorted(maps.Keys(t.flags)) {
+		_, cur, ok := v.Lookup(uid)
+		if !ok {
+			continue // expunged meanwhile
+		}
+		fs := t.flags[uid]
+		have := formats.Flags(cur.Flags) & formats.SystemFlags
+		if add, remove := fs.flags&^have, have&^fs.flags; add|remove != 0 {
+			itx.UpdateFlags(uid, uint8(add), uint8(remove))
+		}
+		var add, remove []string
+		for _, k := range fs.keywords {
+			if !slices.Contains(cur.Keywords, k) {
+				add = append(add, k)
+			}
+		}
+		for _, k := range cur.Keywords {
+			if !slices.Contains(fs.keywords, k) {
+				remove = append(remove, k)
+			}
+		}
+		if len(add) > 0 {
+			itx.UpdateKeywords(uid, index.KeywordsAdd, add...)
+		}
+		if len(remove) > 0 {
+			itx.UpdateKeywords(uid, index.KeywordsRemove, remove...)
+		}
+	}
+	var gone []uint32
+	for _, uid := range slices.Sorted(maps.Keys(t.expunge)) {
+		if _, _, ok := v.Lookup(uid); !ok {
+			continue
+		}
+		itx.Expunge(uid, t.guid128(uid))
+		gone = append(gone, uid)
+	}
+	if uidl || order {
+		h, _ := v.DboxHdr()
+		flags := h.Flags
+		if uidl {
+			flags |= dboxHdrPOP3UIDLs
+		}
+		if order {
+			flags |= dboxHdrPOP3Orders
+		}
+		if flags != h.Flags {
+			itx.ExtHdrUpdate(index.ExtDboxHdr, 20, []byte{flags})
+		}
+		// index_pop3_uidl_set_max_uid: UIDLs above it are ignored
+		maxUID := binary.LittleEndian.AppendUint32(nil, pop3Max)
+		if cur, ok := v.Pop3UIDLMax(); !ok {
+			itx.ExtIntro(index.ExtDef{Name: index.ExtPop3UIDL, HdrSize: 4, Hdr: maxUID})
+		} else if cur < pop3Max {
+			itx.ExtHdrUpdate(index.ExtPop3UIDL, 0, maxUID)
+		}
+	}
+	if t.raise > next && t.raise > v.NextUID() {
+		itx.SetHeader(index.FieldNextUID, t.raise)
+	}
+	if _, err := itx.Commit(); err != nil {
+		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
+	}
+	written = true
+
+	for _, uid := range gone {
+		if err := os.Remove(mailFile(m.b, uid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// QUIRK: the message is expunged; its file stays
+			// behind, invisible, as when Dovecot fails to unlink.
+			return wrap(err, "expunge", m.b.Name, formats.UID(uid), mailFile(m.b, uid))
+		}
+	}
+	return nil
+}
+
+// guid128 returns the 128-bit GUID of an existing message for its
+// EXPUNGE_GUID record, or zero when its file cannot be read.
+func (t *tx) guid128(uid uint32) [16]byte {
+	mf, err := t.m.openMail(uid)
+	if err != nil {
+		return [16]byte{}
+	}
+	defer mf.Close()
+	g, ok := mf.msg.Metadata.Get(dbox.MetaGUID)
+	if !ok || g == "" {
+		return [16]byte{}
+	}
+	return dbox.GUID128(g)
+}
+
+// syncTemps makes the saved .temp.* files durable: one syncfs for the
+// filesystem, or an fsync per file where there is none.
+func (t *tx) syncTemps() error {
+	m := t.m
+	if err := dboxlist.SyncFS(m.b.MailDir); err == nil {
+		return nil
+	}
+	for _, s := range t.saves {
+		p := filepath.Join(m.b.MailDir, s.tmp)
+		if err := dboxlist.FsyncPath(p); err != nil {
+			return wrap(err, "commit", m.b.Name, formats.UID(s.uid), p)
+		}
+	}
+	return nil
+}
