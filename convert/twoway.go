@@ -36,10 +36,13 @@ import (
 // mail it lacks under fresh UIDs, then the loser is deleted and recreated
 // with the winner's GUID and UIDVALIDITY and filled from it. A GUID
 // conflict is reported as a desync (exit 2), as dsync's first run is.
-// OneWay never deletes: the destination keeps its GUID and UIDVALIDITY
-// and only receives the source's mail it lacks.
+// OneWay never deletes a mailbox: the destination keeps its GUID and
+// UIDVALIDITY and only receives the source's mail it lacks.
 //
-// Messages (§2.8): see mergePlan.
+// Messages (§2.8): see merger. Unlike backup's streaming merge-join, a
+// merge holds both sides' message metadata (never bodies) for each
+// mailbox in flight, since the new-mail plan links mail across the whole
+// list; bodies are streamed from Body into Tx.Save.
 
 // twoWay runs Sync and OneWay.
 func (r *run) twoWay(ctx context.Context) error {
@@ -191,7 +194,6 @@ type side struct {
 	msgs   []formats.Message
 	hashes map[formats.UID]string
 	write  bool // false for the OneWay source
-	keep   bool // never expunge (the OneWay destination)
 
 	tx           formats.Tx
 	pending      int
@@ -229,7 +231,7 @@ func (r *run) mergeMailbox(ctx context.Context, name string) error {
 func (r *run) openPair(ctx context.Context, name string) (*side, *side, error) {
 	op := r.opt.Mode.String()
 	a := &side{name: "source", write: r.opt.Mode == Sync, hashes: map[formats.UID]string{}}
-	b := &side{name: "destination", write: true, keep: r.opt.Mode == OneWay, hashes: map[formats.UID]string{}}
+	b := &side{name: "destination", write: true, hashes: map[formats.UID]string{}}
 	var err error
 	if a.box, err = r.src.Open(ctx, name); err != nil {
 		return nil, nil, formats.Wrap(err, formats.KindTemp, op+": open source", name, 0, "")
@@ -282,9 +284,39 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 		res.Messages.FlagsChanged += m.counts.FlagsChanged
 		res.Bytes += m.bytes
 	})
-	for _, s := range []*side{a, b} {
-		if after, err := s.box.Status(ctx); err == nil && s.write && s.errs == 0 && after.UIDNext < m.uidNext {
-			r.desync("mailbox %q: %s UIDNEXT %d did not reach %d", name, s.name, after.UIDNext, m.uidNext)
+	var after [2]formats.Status
+	for i, s := range []*side{a, b} {
+		st, err := s.box.Status(ctx)
+		if err != nil {
+			return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": "+s.name+" status", name, 0, "")
+		}
+		after[i] = st
+		if s.write && s.errs == 0 && st.UIDNext < m.uidNext {
+			r.desync("mailbox %q: %s UIDNEXT %d did not reach %d", name, s.name, st.UIDNext, m.uidNext)
+		}
+	}
+	// Both sides end with the same HIGHESTMODSEQ (dsync.md §2.8e), so
+	// a change made after this run has a higher modseq than any copy
+	// on the other side and wins the next flag merge (§2.8b), and an
+	// unchanged pair compares equal for a fast sync (§3.2).
+	hms := max(after[0].HighestModSeq, after[1].HighestModSeq)
+	for i, s := range []*side{a, b} {
+		if !s.write || s.errs > 0 || !after[i].Caps.ModSeqs || after[i].HighestModSeq >= hms {
+			continue
+		}
+		if err := m.begin(ctx, s); err != nil {
+			return false, err
+		}
+		raiser, ok := s.tx.(formats.ModSeqRaiser)
+		if !ok {
+			m.rollback()
+			continue
+		}
+		if err := raiser.RaiseHighestModSeq(hms); err != nil {
+			return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": raise HIGHESTMODSEQ", name, 0, "")
+		}
+		if err := m.commit(ctx, s); err != nil {
+			return false, err
 		}
 	}
 	return false, nil
@@ -499,7 +531,11 @@ func (e *recreateErr) Error() string { return e.err.Error() }
 //     expunged it: this is how stateless dsync propagates expunges); the
 //     walk ends at a different mail at the same UID or at a mail the other
 //     side lacks at or above its UIDNEXT. Maybe-expunges at or below the
-//     last common UID are expunged (OneWay: the destination keeps them).
+//     last common UID are expunged. QUIRK: doveadm also confirms
+//     expunges after the last common UID against dovecot.index.log's
+//     expunge records; statelessly those can't be told from mail the
+//     side never had, so such mail comes back under new UIDs (nothing is
+//     dropped on a guess; TestInteropSyncDifferential shows the case).
 //   - Old mails (§2.8b): flags and keywords of the side with the higher
 //     modseq win; on equal modseqs the source's. Without change history
 //     there is no per-flag merge.
@@ -512,10 +548,11 @@ func (e *recreateErr) Error() string { return e.err.Error() }
 //     under an old UID is saved again under the new one and expunged.
 //     QUIRK: list order is UID, then GUID/hash, so sync(A,B) and
 //     sync(B,A) agree; dsync orders equal UIDs by its own list position.
-//   - OneWay applies the same plan to the destination only, and never
-//     expunges there: maybe-expunges stay (QUIRK: with its log, dsync
-//     -1 would expunge mail the source expunged; this is the brief's
-//     "nothing deleted on the destination" of a migration's cut-over).
+//   - OneWay applies the same plan to the destination only: mail the
+//     source expunged goes there too, as doveadm sync -1 does (checked by
+//     TestInteropSyncDifferential), while the destination's own new mail
+//     is never a maybe-expunge (it lies at or above the source's UIDNEXT
+//     or conflicts, and is renumbered, never dropped).
 //   - Both sides' UIDNEXT is raised to the maximum.
 type merger struct {
 	r     *run
@@ -705,13 +742,12 @@ walk:
 // flags merges a common mail's flags: the higher modseq wins, the source
 // on a tie (dsync.md §2.8b without per-flag history).
 //
-// QUIRK: dsync then raises the loser's modseq and both HIGHESTMODSEQs to
-// the maximum, so later changes compare fairly. The contract cannot set
-// modseqs, so each store's counter runs on its own: a change made on the
-// side with the lower counter can lose to an older copy with a higher
-// modseq, and stores without modseqs (Maildir) always take the source's
-// flags. Adding Tx.SetModSeq (min modseq, as dsync's import does) would
-// fix it.
+// As dsync, both sides end with the same HIGHESTMODSEQ (where the store
+// implements formats.ModSeqRaiser), so the next change on either side
+// outranks every copy on the other. QUIRK: dsync also raises each merged
+// message's modseq; the contract can't, so when both sides change the
+// same message between runs the one with more commits wins (the source
+// on a tie), and stores without modseqs always take the source's flags.
 func (m *merger) flags(x, y formats.Message) (formats.Flags, []string) {
 	if y.ModSeq > x.ModSeq {
 		return y.Flags, y.Keywords
@@ -890,10 +926,10 @@ func (m *merger) setFlags(ctx context.Context, s *side, uid formats.UID, f forma
 	return m.maybeCommit(ctx, s)
 }
 
-// expunge removes uid from s; move is the old copy of a renumbered
-// mail, which even the OneWay destination gives up.
+// expunge removes uid from s; move says it is the old copy of a
+// renumbered mail (counted as an expunge all the same).
 func (m *merger) expunge(ctx context.Context, s *side, uid formats.UID, move bool) error {
-	if !s.write || (s.keep && !move) {
+	if !s.write {
 		return nil
 	}
 	if err := m.begin(ctx, s); err != nil {

@@ -96,7 +96,7 @@ func (a *app) cli(stderr io.Writer) *cli.App {
 		},
 		{
 			Name:         "sync",
-			Usage:        "two-way sync (doveadm sync; not implemented yet)",
+			Usage:        "two-way sync; -1: one-way merge (doveadm sync)",
 			UsageText:    "boxsync [global options] sync [-1] " + dsyncUsage,
 			Flags:        dsyncFlags("sync"),
 			Action:       a.dsync("sync"),

@@ -129,7 +129,7 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		return
 	}
 	opts := convert.Options{
-		Mode:    convert.Backup,
+		Mode:    dsyncMode(o),
 		Mailbox: o.mailbox,
 		Exclude: o.exclude,
 		Verbose: a.global.verbose || a.global.debug,
@@ -180,9 +180,10 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	}
 
 	if a.global.verbose || a.global.debug {
-		a.log.infof(u.name, "backup %s -> %s", src, dst)
+		a.log.infof(u.name, "%s %s -> %s", opts.Mode, src, dst)
 	}
-	srcStore, err := srcDrv.Open(ctx, src, formats.OpenOptions{ReadOnly: true, Fsync: opt.Fsync})
+	// Only a two-way sync writes to the source.
+	srcStore, err := srcDrv.Open(ctx, src, formats.OpenOptions{ReadOnly: opts.Mode != convert.Sync, Fsync: opt.Fsync})
 	if err != nil {
 		fail(err)
 		return
@@ -215,6 +216,17 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
 	}
+}
+
+// dsyncMode is the engine mode of a sync/backup command line.
+func dsyncMode(o *dsyncOpts) convert.Mode {
+	switch {
+	case o.cmd == "sync" && o.oneway:
+		return convert.OneWay
+	case o.cmd == "sync":
+		return convert.Sync
+	}
+	return convert.Backup
 }
 
 // sameStore tells whether two locations share their mail and index roots

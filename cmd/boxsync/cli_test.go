@@ -97,9 +97,6 @@ func TestNotImplemented(t *testing.T) {
 		args []string
 		want string // must name the option
 	}{
-		{[]string{"sync", dest}, "sync (two-way sync"},
-		{[]string{"sync", "-1", dest}, "sync -1 (one-way merge)"},
-		{[]string{"sync", "--oneway-sync", dest}, "sync -1"},
 		{[]string{"backup", "-s", "", dest}, "-s (stateful sync)"},
 		{[]string{"backup", "-s", "AQAAAHm4+Jk=", dest}, "-s (stateful sync)"},
 		{[]string{"backup", "--state", "x", dest}, "-s (stateful sync)"},
@@ -153,9 +150,9 @@ func TestNotImplementedAll(t *testing.T) {
 	te := newTestEnv(t)
 	args := []string{"sync", "-s", "", "-PU", "tcp:host"}
 	r := te.run(t, args...)
-	r.expect(t, args, 64, "sync (two-way", "-s (", "-P (", "-U (", "tcp:host")
-	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 5 {
-		t.Errorf("%d error lines, want 5:\n%s", n, r.stderr)
+	r.expect(t, args, 64, "-s (", "-P (", "-U (", "tcp:host")
+	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 4 {
+		t.Errorf("%d error lines, want 4:\n%s", n, r.stderr)
 	}
 }
 

@@ -15,9 +15,13 @@
 // %h with the user: $USER and $HOME, or with -u the passwd entry; -F runs
 // for each user in a file.
 //
-// Options doveadm has but boxsync cannot honour yet (two-way sync,
-// stateful sync, remote destinations, -s -a -t -e -O -I -g -n -N -P -U -d
-// -A -S ...) are accepted by the parser and refused with exit 64 and
+// boxsync sync merges both ways; sync -1 merges into the destination
+// only, which keeps its own new mail and mailboxes (a migration's
+// cut-over pass). Both are stateless full merges (convert's doc).
+//
+// Options doveadm has but boxsync cannot honour yet (stateful sync,
+// remote destinations, -s -a -t -e -O -I -g -n -N -P -U -d -A -S ...)
+// are accepted by the parser and refused with exit 64 and
 // "... is not implemented yet"; they are never ignored. -r, -T and -E act
 // only on remote streams, so for local destinations they do nothing, as in
 // doveadm. -l takes dsync's ~/.dovecot-sync.lock.
@@ -33,7 +37,7 @@
 //
 //	COMMANDS:
 //	   backup  make the destination a copy of the user's mail (doveadm backup)
-//	   sync    two-way sync (doveadm sync; not implemented yet)
+//	   sync    two-way sync; -1: one-way merge (doveadm sync)
 //	   index   inspect Dovecot index files
 //
 //	GLOBAL OPTIONS:
@@ -86,13 +90,13 @@
 //
 //	$ boxsync sync --help
 //	NAME:
-//	   boxsync sync - two-way sync (doveadm sync; not implemented yet)
+//	   boxsync sync - two-way sync; -1: one-way merge (doveadm sync)
 //
 //	USAGE:
 //	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	OPTIONS:
-//	   -1, --oneway-sync                                                    one-way merge into the destination (not implemented yet)
+//	   -1, --oneway-sync                                                    one-way merge into the destination
 //	   -u USER, --user USER                                                 run for USER (a passwd lookup gives the home directory); a wildcard (not implemented yet)
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
 //	   -A, --all-users                                                      run for all users (not implemented yet)

@@ -56,7 +56,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.BoolFlag{Name: "D", Usage: "no mailbox renames" + todo + "; for debug logging put -D before the command"},
 	}
 	if cmd == "sync" {
-		flags = append([]cli.Flag{&cli.BoolFlag{Name: "1", Aliases: []string{"oneway-sync"}, Usage: "one-way merge into the destination" + todo}}, flags...)
+		flags = append([]cli.Flag{&cli.BoolFlag{Name: "1", Aliases: []string{"oneway-sync"}, Usage: "one-way merge into the destination"}}, flags...)
 	}
 	return quietBools(flags)
 }
@@ -73,7 +73,8 @@ func quietBools(flags []cli.Flag) []cli.Flag {
 
 // dsyncOpts are the parsed options of one sync or backup command.
 type dsyncOpts struct {
-	cmd string // "sync" or "backup"
+	cmd    string // "sync" or "backup"
+	oneway bool   // sync -1
 
 	user, userFile string
 	source         string
@@ -93,6 +94,7 @@ type dsyncOpts struct {
 func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	o := &dsyncOpts{
 		cmd:      cmd,
+		oneway:   cmd == "sync" && c.Bool("1"),
 		user:     c.String("u"),
 		userFile: c.String("F"),
 		source:   c.String("source"),
@@ -162,12 +164,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	// 3. What boxsync cannot do yet.
 	var errs []error
 	no := func(what string) { errs = append(errs, notImplemented(what)) }
-	switch {
-	case cmd == "sync" && c.Bool("1"):
-		no("sync -1 (one-way merge)")
-	case cmd == "sync":
-		no("sync (two-way sync; only backup is implemented)")
-	}
 	local := false
 	switch {
 	case c.Bool("d"):
