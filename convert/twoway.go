@@ -444,10 +444,6 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 		m.rollback()
 		lose.close()
 		r.warnf("Deleting mailbox '%s' on the %s to recreate it with GUID=%s UIDVALIDITY=%d", name, lose.name, win.st.GUID, win.st.UIDValidity)
-		// Tree changes are serialized: a Maildir++ delete renames the
-		// mailbox to one shared "..DOVECOT-TRASH" directory, which two
-		// concurrent deletes would fight over.
-		treeMu.Lock()
 		err := loseStore.Delete(ctx, name)
 		if err == nil {
 			err = loseStore.Create(ctx, name, win.st.GUID, win.st.UIDValidity)
@@ -455,7 +451,6 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 				err = &recreateErr{err}
 			}
 		}
-		treeMu.Unlock()
 		var rerr *recreateErr
 		switch {
 		case errors.As(err, &rerr):
@@ -511,9 +506,6 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 	})
 	return false, nil
 }
-
-// treeMu serializes the mailbox deletes and creates of mailbox workers.
-var treeMu sync.Mutex
 
 type recreateErr struct{ err error }
 

@@ -81,6 +81,11 @@ func (s *Store) removeStaleStages() {
 
 // Store is one Maildir tree. It is safe for concurrent use.
 type Store struct {
+	// trashMu serializes Maildir++ deletes: each renames its mailbox to
+	// the one "..DOVECOT-TRASH" directory (as Dovecot does), which two
+	// concurrent deletes would otherwise fight over.
+	trashMu sync.Mutex
+
 	root    string // immutable: the mail root (INBOX unless INBOX=)
 	inbox   string // immutable: the INBOX maildir
 	control string // immutable: CONTROL= root, or ""

@@ -489,6 +489,8 @@ func (s *Store) delete(b *box) error {
 		return s.deleteContainer(b)
 	}
 	if !s.fsys {
+		s.trashMu.Lock()
+		defer s.trashMu.Unlock()
 		trash := filepath.Join(s.root, trashName)
 		for i := 0; ; i++ {
 			err := os.Rename(b.dir, trash)
