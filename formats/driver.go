@@ -144,3 +144,11 @@ type Configurable interface {
 type ModSeqRaiser interface {
 	RaiseHighestModSeq(m ModSeq) error
 }
+
+// Rebuilder is implemented by stores that can rebuild a mailbox's index
+// from its mail files, as Dovecot's `doveadm force-resync` does: a dbox
+// mailbox whose index files were lost, say, where Dovecot would show an
+// empty mailbox with a new UIDVALIDITY.
+type Rebuilder interface {
+	Rebuild(ctx context.Context, mailbox string) error
+}

@@ -103,6 +103,7 @@ func (a *app) cli(stderr io.Writer) *cli.App {
 			OnUsageError: usageErr("sync [-1] " + dsyncUsage),
 		},
 		a.indexCommand(),
+		a.forceResyncCommand(),
 	}
 	for _, cmd := range commands {
 		cmd.HideHelpCommand = true

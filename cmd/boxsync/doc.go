@@ -36,9 +36,10 @@
 //	   boxsync [-Dv] [-c <config>] [-o <key>=<value>]... backup|sync [options] <dest>
 //
 //	COMMANDS:
-//	   backup  make the destination a copy of the user's mail (doveadm backup)
-//	   sync    two-way sync; -1: one-way merge (doveadm sync)
-//	   index   inspect Dovecot index files
+//	   backup        make the destination a copy of the user's mail (doveadm backup)
+//	   sync          two-way sync; -1: one-way merge (doveadm sync)
+//	   index         inspect Dovecot index files
+//	   force-resync  rebuild mailbox indexes from the mail files (doveadm force-resync)
 //
 //	GLOBAL OPTIONS:
 //	   -c FILE, --config FILE         read Dovecot's configuration from FILE (default /etc/dovecot/dovecot.conf when it exists)

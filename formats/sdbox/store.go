@@ -58,13 +58,8 @@ var (
 	_ Rebuilder       = (*Store)(nil)
 )
 
-// Rebuilder is implemented by stores that can rebuild a mailbox's index
-// from its mail files (Dovecot's `doveadm force-resync`).
-//
-// TODO(lead): move to package formats as formats.Rebuilder.
-type Rebuilder interface {
-	Rebuild(ctx context.Context, mailbox string) error
-}
+// Rebuilder is formats.Rebuilder, which *Store implements.
+type Rebuilder = formats.Rebuilder
 
 func fail(k formats.Kind, op, mailbox string, uid formats.UID, path string, err error) error {
 	return dboxlist.Fail(k, driverName, op, mailbox, uid, path, err)
