@@ -8,8 +8,8 @@ import (
 	"github.com/boxsync/boxsync/formats/maildir"
 	"github.com/boxsync/boxsync/formats/mbox"
 	"github.com/boxsync/boxsync/formats/mdbox"
-	"github.com/boxsync/boxsync/formats/sdbox"
 	"github.com/boxsync/boxsync/formats/mem"
+	"github.com/boxsync/boxsync/formats/sdbox"
 )
 
 // Drivers returns every driver, by name.
