@@ -2,6 +2,7 @@ package convert_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -165,4 +166,43 @@ func TestInteropCorpus(t *testing.T) {
 	}
 	modSeqsKept(t, want, got)
 	dst.CheckLogClean(t)
+}
+
+// TestInteropBackupIntoDbox: the Dovecot-made Maildir backed up into sdbox
+// and mdbox reads back through the real Dovecot equal in every field but
+// the save date; modseqs and HIGHESTMODSEQ included (the source's last
+// change is an expunge, so its HIGHESTMODSEQ is above every message's).
+func TestInteropBackupIntoDbox(t *testing.T) {
+	src := dovecotSource(t)
+	// Make the last change an expunge of the newest message, so that
+	// HIGHESTMODSEQ is above every remaining message's modseq.
+	inbox := src.Snapshot(t).Lookup("INBOX")
+	newest := inbox.Messages[0]
+	for _, m := range inbox.Messages {
+		if m.ModSeq > newest.ModSeq {
+			newest = m
+		}
+	}
+	src.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", fmt.Sprint(newest.UID))
+	want := src.Snapshot(t)
+	if hms, top := want.Lookup("INBOX").HighestModSeq, newest.ModSeq; hms <= top {
+		t.Fatalf("source HIGHESTMODSEQ %d not above the remaining messages' (%d)", hms, top)
+	}
+	srcStore := openMaildir(t, src.Root(), formats.OpenOptions{ReadOnly: true})
+	for _, format := range []string{"sdbox", "mdbox"} {
+		t.Run(format, func(t *testing.T) {
+			dst := dovecottest.New(t, format+":~/"+format)
+			dstStore := openLoc(t, format+":"+dst.Root(), formats.OpenOptions{Create: true})
+			backup(t, srcStore, dstStore, convert.Options{})
+			got := dst.Snapshot(t)
+			if d := dovecottest.Diff(want, got, dovecottest.Saved); d != "" {
+				t.Errorf("Dovecot sees the %s backup differently (a=source b=backup):\n%s", format, d)
+			}
+			modSeqsKept(t, want, got)
+			dst.CheckLogClean(t)
+			if res := backup(t, srcStore, dstStore, convert.Options{}); res.Messages.Saved+res.Messages.Expunged+res.Messages.FlagsChanged != 0 {
+				t.Errorf("second backup into %s not a no-op: %+v", format, res)
+			}
+		})
+	}
 }

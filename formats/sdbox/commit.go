@@ -68,7 +68,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return wrap(err, op, m.b.Name, 0, "")
 	}
-	if len(t.saves) == 0 && len(t.flags) == 0 && len(t.expunge) == 0 && t.raise == 0 {
+	if len(t.saves) == 0 && len(t.flags) == 0 && len(t.expunge) == 0 && t.raise == 0 && t.hms == 0 {
 		return nil
 	}
 	mu := commitLock(m.b.IndexDir)
@@ -129,7 +129,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	// A mailbox Dovecot made has no modseq extension until something
 	// enables CONDSTORE; introduce it as Dovecot does (highest 1, log
 	// position 0/0) so that modseqs can be set.
-	if _, ok := v.Ext(index.ExtModSeq); !ok && slices.ContainsFunc(t.saves, func(s saveRec) bool { return s.modseq > 0 }) {
+	if _, ok := v.Ext(index.ExtModSeq); !ok && (slices.ContainsFunc(t.saves, func(s saveRec) bool { return s.modseq > 0 }) || t.hms > v.HighestModSeq()) {
 		d := index.ExtDefModSeq
 		d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
 		itx.ExtIntro(d)
@@ -207,6 +207,9 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	if t.raise > next && t.raise > v.NextUID() {
 		itx.SetHeader(index.FieldNextUID, t.raise)
+	}
+	if t.hms > v.HighestModSeq() {
+		itx.SetModSeq(0, t.hms)
 	}
 	if _, err := itx.Commit(); err != nil {
 		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)

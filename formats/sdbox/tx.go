@@ -32,6 +32,7 @@ type tx struct {
 	flags   map[uint32]flagSet
 	expunge map[uint32]bool
 	raise   uint32
+	hms     uint64 // RaiseHighestModSeq's value
 	buf     []byte
 	w       dbox.MessageWriter
 }
@@ -212,6 +213,17 @@ func (t *tx) Expunge(uid formats.UID) error {
 }
 
 // SetUIDNext raises the next UID at Commit.
+// RaiseHighestModSeq raises HIGHESTMODSEQ at Commit
+// (formats.ModSeqRaiser), so the mailbox never reports less than its
+// source did.
+func (t *tx) RaiseHighestModSeq(m formats.ModSeq) error {
+	if t.done {
+		return t.failf("highestmodseq", 0, formats.KindParams, "transaction is finished")
+	}
+	t.hms = max(t.hms, uint64(m))
+	return nil
+}
+
 func (t *tx) SetUIDNext(next formats.UID) error {
 	if t.done {
 		return t.failf("uidnext", 0, formats.KindParams, "transaction is finished")
