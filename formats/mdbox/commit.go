@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"path/filepath"
-	"slices"
 	"sync"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
 )
 
@@ -57,7 +56,7 @@ func mapLock(dir string) *sync.Mutex {
 // after the mailbox expunges. A failed mailbox commit gives the new map
 // records refcount 0 again.
 func (t *tx) Commit(ctx context.Context) (err error) {
-	if t.done {
+	if t.Done {
 		return nil
 	}
 	t.finish()
@@ -87,7 +86,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return wrap(err, op, m.b.Name, 0, "")
 	}
-	if len(t.saves) == 0 && len(t.flags) == 0 && len(t.expunge) == 0 && t.raise == 0 && t.hms == 0 {
+	if t.Empty() {
 		return nil
 	}
 	mu := mapLock(s.mapDir)
@@ -95,7 +94,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	defer mu.Unlock()
 
 	var mapUIDValidity uint32
-	if len(t.saves) > 0 {
+	if len(t.Saves) > 0 {
 		if err := t.syncFiles(); err != nil {
 			return err
 		}
@@ -126,102 +125,29 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		itx.ExtHdrUpdate(index.ExtMdboxHdr, 0, le32(mapUIDValidity)) // mdbox_update_header
 	}
 	for _, d := range []index.ExtDef{index.ExtDefMdbox, index.ExtDefGUID} {
-		if _, ok := v.Ext(d.Name); !ok && len(t.saves) > 0 {
+		if _, ok := v.Ext(d.Name); !ok && len(t.Saves) > 0 {
 			itx.ExtIntro(d)
 		}
 	}
+	t.IntroModSeq(itx, v)
 	next := v.NextUID()
-	// A mailbox Dovecot made has no modseq extension until something
-	// enables CONDSTORE; introduce it as Dovecot does (highest 1, log
-	// position 0/0) so that modseqs can be set.
-	if _, ok := v.Ext(index.ExtModSeq); !ok && (slices.ContainsFunc(t.saves, func(s saveRec) bool { return s.modseq > 0 }) || t.hms > v.HighestModSeq()) {
-		d := index.ExtDefModSeq
-		d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
-		itx.ExtIntro(d)
-	}
-	var uidl, order bool
-	var pop3Max uint32
-	for i := range t.saves {
-		sv := &t.saves[i]
-		sv.uid = max(sv.uid, next)
-		next = sv.uid + 1
-		itx.Append(sv.uid, uint8(sv.flags))
-		itx.ExtRecUpdate(index.ExtMdbox, sv.uid, index.MdboxRec{MapUID: newMapUIDs[i], SaveDate: uint32(sv.saved.Unix())}.Encode())
-		itx.ExtRecUpdate(index.ExtGUID, sv.uid, sv.guid[:])
-		if len(sv.keywords) > 0 {
-			itx.UpdateKeywords(sv.uid, index.KeywordsAdd, sv.keywords...)
-		}
-		if sv.modseq > 0 {
-			itx.SetModSeq(sv.uid, uint64(sv.modseq))
-		}
-		if sv.uidl || sv.order {
-			uidl, order = uidl || sv.uidl, order || sv.order
-			pop3Max = sv.uid
-		}
-	}
-	for _, uid := range slices.Sorted(maps.Keys(t.flags)) {
-		_, cur, ok := v.Lookup(uid)
-		if !ok {
-			continue // expunged meanwhile
-		}
-		fs := t.flags[uid]
-		have := formats.Flags(cur.Flags) & formats.SystemFlags
-		if add, remove := fs.flags&^have, have&^fs.flags; add|remove != 0 {
-			itx.UpdateFlags(uid, uint8(add), uint8(remove))
-		}
-		var add, remove []string
-		for _, k := range fs.keywords {
-			if !slices.Contains(cur.Keywords, k) {
-				add = append(add, k)
-			}
-		}
-		for _, k := range cur.Keywords {
-			if !slices.Contains(fs.keywords, k) {
-				remove = append(remove, k)
-			}
-		}
-		if len(add) > 0 {
-			itx.UpdateKeywords(uid, index.KeywordsAdd, add...)
-		}
-		if len(remove) > 0 {
-			itx.UpdateKeywords(uid, index.KeywordsRemove, remove...)
-		}
+	for i := range t.Saves {
+		sv := &t.Saves[i]
+		sv.UID = max(sv.UID, next)
+		next = sv.UID + 1
+		dboxtx.Append(itx, &sv.Save, func() {
+			itx.ExtRecUpdate(index.ExtMdbox, sv.UID, index.MdboxRec{MapUID: newMapUIDs[i], SaveDate: uint32(sv.saved.Unix())}.Encode())
+			itx.ExtRecUpdate(index.ExtGUID, sv.UID, sv.guid[:])
+		})
 	}
 	var goneMapUIDs []uint32
-	for _, uid := range slices.Sorted(maps.Keys(t.expunge)) {
-		i, _, ok := v.Lookup(uid)
-		if !ok {
-			continue
-		}
-		g, _ := v.GUID(i)
-		itx.Expunge(uid, g)
+	t.WriteChanges(itx, v, dboxtx.Hdr{Ext: index.ExtMdboxHdr, Flags: h.Flags}, func(i int, _ uint32) [16]byte {
 		if r, ok := v.MdboxRec(i); ok && r.MapUID != 0 {
 			goneMapUIDs = append(goneMapUIDs, r.MapUID)
 		}
-	}
-	if uidl || order {
-		flags := h.Flags
-		if uidl {
-			flags |= hdrPOP3UIDLs
-		}
-		if order {
-			flags |= hdrPOP3Orders
-		}
-		if flags != h.Flags {
-			itx.ExtHdrUpdate(index.ExtMdboxHdr, 20, []byte{flags})
-		}
-		if cur, ok := v.Pop3UIDLMax(); !ok {
-			itx.ExtIntro(index.ExtDef{Name: index.ExtPop3UIDL, HdrSize: 4, Hdr: le32(pop3Max)})
-		} else if cur < pop3Max {
-			itx.ExtHdrUpdate(index.ExtPop3UIDL, 0, le32(pop3Max))
-		}
-	}
-	if t.raise > next && t.raise > v.NextUID() {
-		itx.SetHeader(index.FieldNextUID, t.raise)
-	}
-	if t.hms > v.HighestModSeq() {
-		itx.SetModSeq(0, t.hms)
-	}
+		g, _ := v.GUID(i)
+		return g
+	})
 	if _, err := itx.Commit(); err != nil {
 		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
 	}
@@ -276,7 +202,7 @@ func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, error) {
 	}
 	defer ll.Release()
 	used := map[*appendFile]bool{}
-	for _, sv := range t.saves {
+	for _, sv := range t.Saves {
 		used[sv.file] = true
 	}
 	hdr, _ := mv.MapHdr()
@@ -311,9 +237,9 @@ func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, error) {
 	if named {
 		mtx.ExtHdrUpdate(index.ExtMap, 0, le32(nextID-1))
 	}
-	uids := make([]uint32, len(t.saves))
+	uids := make([]uint32, len(t.Saves))
 	mapUID := mv.NextUID()
-	for i, sv := range t.saves {
+	for i, sv := range t.Saves {
 		uids[i] = mapUID
 		mtx.Append(mapUID, 0)
 		mtx.ExtRecUpdate(index.ExtMap, mapUID, index.MapRec{FileID: sv.file.id, Offset: uint32(sv.offset), Size: uint32(sv.size)}.Encode())

@@ -5,18 +5,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"iter"
 	"os"
-	"slices"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
 )
 
@@ -105,31 +103,15 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 		return formats.Status{}, err
 	}
 	h, _ := v.MdboxHdr()
-	return formats.Status{
-		GUID:          h.MailboxGUID,
-		UIDValidity:   v.UIDValidity(),
-		UIDNext:       formats.UID(v.NextUID()),
-		HighestModSeq: formats.ModSeq(v.HighestModSeq()),
-		Messages:      v.Count(),
-		Caps:          Driver{}.Caps(),
-	}, nil
+	return dboxtx.Status(v, h.MailboxGUID, Driver{}.Caps()), nil
 }
 
-// pop3 says which POP3 metadata Dovecot would honour for uid
-// (mdbox_mail_get_special, index_pop3_uidl_can_exist).
+// pop3 says which POP3 metadata Dovecot would honour for uid, as
+// mdbox-hdr says (mdbox_mail_get_special).
 func pop3(v *index.View, uid uint32) (uidl, order bool) {
 	h, _ := v.MdboxHdr()
-	if max, ok := v.Pop3UIDLMax(); ok && uid > max {
-		return false, false
-	}
-	return h.Flags&hdrPOP3UIDLs != 0, h.Flags&hdrPOP3Orders != 0
+	return dboxtx.POP3(v, h.Flags, uid)
 }
-
-// mdbox-hdr flags (enum dbox_index_header_flags).
-const (
-	hdrPOP3UIDLs  = 0x01
-	hdrPOP3Orders = 0x02
-)
 
 // located is a message found through the map.
 type located struct {
@@ -246,21 +228,7 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 		}
 		c := &fileCache{s: m.s}
 		defer c.close()
-		start := sort.Search(v.Count(), func(i int) bool { return v.Message(i).UID >= uint32(from) })
-		for i := start; i < v.Count(); i++ {
-			if err := ctx.Err(); err != nil {
-				yield(formats.Message{}, err)
-				return
-			}
-			rec := v.Message(i)
-			base := formats.Message{
-				UID:      formats.UID(rec.UID),
-				ModSeq:   formats.ModSeq(rec.ModSeq),
-				Flags:    formats.Flags(rec.Flags) & formats.SystemFlags,
-				Keywords: formats.NormalizeKeywords(slices.Clone(rec.Keywords)),
-				Size:     -1,
-				VSize:    -1,
-			}
+		dboxtx.List(ctx, v, from, yield, func(i int, base formats.Message) formats.Message {
 			if r, ok := v.MdboxRec(i); ok && r.SaveDate != 0 {
 				base.Saved = time.Unix(int64(r.SaveDate), 0)
 			}
@@ -269,25 +237,15 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 			}
 			msg := base
 			if _, dm, err := c.read(v, mv, i); err == nil {
-				uidl, order := pop3(v, rec.UID)
+				uidl, order := pop3(v, uint32(base.UID))
 				if err := dbox.FillMessage(&msg, dm, uidl, order); err != nil {
 					msg = base
 				}
 			}
-			if !yield(msg, nil) {
-				return
-			}
-		}
+			return msg
+		})
 	}
 }
-
-// body is a message's bytes for Body's callback.
-type body struct {
-	io.Reader
-	size int64
-}
-
-func (b *body) Size() int64 { return b.size }
 
 // Body streams the bytes of message uid from its m.* file. A file that a
 // purge removed meanwhile is looked up again in the refreshed map, as
@@ -354,21 +312,8 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 			return wrap(err, "read", m.b.Name, uid, of.f.Name())
 		}
 		defer rc.Close()
-		return fn(&body{Reader: &ctxReader{ctx: ctx, r: rc}, size: size})
+		return fn(dboxtx.Body(ctx, rc, size))
 	}
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Begin starts a transaction.
@@ -385,7 +330,7 @@ func (m *mailbox) Begin(ctx context.Context) (formats.Tx, error) {
 	if m.tx != nil {
 		return nil, fail(formats.KindInUse, "begin", m.b.Name, 0, "", errors.New("a transaction is already open on this mailbox handle"))
 	}
-	t := &tx{m: m, next: v.NextUID()}
+	t := newTx(m, v.NextUID())
 	m.tx = t
 	return t, nil
 }

@@ -3,22 +3,17 @@ package mdbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
-	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
-	"github.com/boxsync/boxsync/formats/internal/dotlock"
-	"github.com/boxsync/boxsync/index"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 )
 
 // tx is an mdbox transaction. Saved messages are appended to the newest
@@ -29,18 +24,31 @@ type tx struct {
 	m *mailbox
 
 	// Owned by the caller's goroutine, like the contract says.
-	done      bool
-	next      uint32
+	dboxtx.Pending[saveRec, *saveRec]
 	files     []*appendFile
 	cur       *appendFile // the file Save appends to, or nil
 	triedLast bool        // the newest existing file was considered
-	saves     []saveRec
-	flags     map[uint32]flagSet
-	expunge   map[uint32]bool
-	raise     uint32
-	hms       uint64 // RaiseHighestModSeq's value
 	buf       []byte
 	w         dbox.MessageWriter
+}
+
+// newTx starts a transaction whose saves get UIDs from next. A message
+// saved in it and expunged again has its bytes cut off when they are the
+// last in their file, else they stay as a message no map record names
+// (QUIRK: a storage rebuild would find it again).
+func newTx(m *mailbox, next uint32) *tx {
+	t := &tx{m: m}
+	t.Pending = dboxtx.Pending[saveRec, *saveRec]{
+		Driver: driverName, Mailbox: m.b.Name, Next: next,
+		Discard: func(s *saveRec) {
+			if s.offset+s.size == s.file.end {
+				if err := s.file.f.Truncate(s.offset); err == nil {
+					s.file.end = s.offset
+				}
+			}
+		},
+	}
+	return t
 }
 
 // appendFile is a file the transaction appends to.
@@ -54,45 +62,14 @@ type appendFile struct {
 }
 
 type saveRec struct {
+	dboxtx.Save
 	file         *appendFile
 	offset, size int64 // in the file, message header to end of metadata
-	uid          uint32
-	flags        formats.Flags
-	keywords     []string
-	modseq       formats.ModSeq
 	saved        time.Time
 	guid         [16]byte
-	uidl, order  bool
-}
-
-type flagSet struct {
-	flags    formats.Flags
-	keywords []string
 }
 
 var _ formats.Tx = (*tx)(nil)
-
-func (t *tx) failf(op string, uid formats.UID, k formats.Kind, format string, args ...any) error {
-	return fail(k, op, t.m.b.Name, uid, "", fmt.Errorf(format, args...))
-}
-
-func (t *tx) checkKeywords(op string, uid formats.UID, kws []string) error {
-	for _, k := range kws {
-		if err := index.CheckKeyword(k); err != nil {
-			return t.failf(op, uid, formats.KindParams, "%s", err)
-		}
-	}
-	return nil
-}
-
-var tempCount atomic.Uint64
-
-// tempName is dbox_generate_tmp_filename's name.
-func tempName() string {
-	now := time.Now()
-	return fmt.Sprintf("%s%d.P%dQ%dM%d.%s", dboxlist.TempPrefix, now.Unix(), os.Getpid(),
-		tempCount.Add(1)-1, now.Nanosecond()/1000, dotlock.Hostname())
-}
 
 // appendTarget returns the file the next message of size bytes (-1:
 // unknown) goes to: the current one while it stays below
@@ -117,7 +94,7 @@ func (t *tx) appendTarget(size int64) (*appendFile, error) {
 		return nil, wrap(err, "save", t.m.b.Name, 0, s.storageDir)
 	}
 	for {
-		path := filepath.Join(s.storageDir, tempName())
+		path := filepath.Join(s.storageDir, dboxtx.TempName())
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, s.l.FileMode)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -178,15 +155,12 @@ func (t *tx) openNewest(size int64) *appendFile {
 // metadata with B = the mailbox's storage name, as Dovecot's mdbox writes
 // it) to the current append file.
 func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (formats.UID, error) {
-	if t.done {
-		return 0, t.failf("save", msg.UID, formats.KindParams, "transaction is finished")
-	}
-	kws := formats.NormalizeKeywords(slices.Clone(msg.Keywords))
-	if err := t.checkKeywords("save", msg.UID, kws); err != nil {
+	kws, err := t.Keywords("save", msg.UID, msg.Keywords)
+	if err != nil {
 		return 0, err
 	}
 	if k, err := dbox.CheckMessage(msg); err != nil {
-		return 0, t.failf("save", msg.UID, k, "%s", err)
+		return 0, t.Failf("save", msg.UID, k, "%s", err)
 	}
 	size := int64(-1)
 	if msg.Size > 0 {
@@ -225,21 +199,19 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	}
 	if end-offset > 0xffffffff {
 		af.f.Truncate(af.end)
-		return 0, t.failf("save", msg.UID, formats.KindLimit, "message of %d bytes is too large for mdbox (4 GiB)", end-offset)
+		return 0, t.Failf("save", msg.UID, formats.KindLimit, "message of %d bytes is too large for mdbox (4 GiB)", end-offset)
 	}
 	af.end = end
-	uid := uint32(msg.UID)
-	if uid == 0 || uid < t.next {
-		uid = t.next
+	uid, err := t.NextUID(msg.UID)
+	if err != nil {
+		return 0, err
 	}
-	if uid >= 0xffffffff {
-		return 0, t.failf("save", msg.UID, formats.KindLimit, "UIDs exhausted")
-	}
-	t.next = uid + 1
 	uidl, order := dbox.HasPOP3(msg)
-	t.saves = append(t.saves, saveRec{
-		file: af, offset: offset, size: end - offset, uid: uid, flags: msg.Flags & formats.SystemFlags,
-		keywords: kws, modseq: msg.ModSeq, saved: saved, guid: dbox.GUID128(guid), uidl: uidl, order: order,
+	t.Saves = append(t.Saves, saveRec{
+		Save: dboxtx.Save{
+			UID: uid, Flags: msg.Flags & formats.SystemFlags, Keywords: kws, ModSeq: msg.ModSeq, UIDL: uidl, Order: order,
+		},
+		file: af, offset: offset, size: end - offset, saved: saved, guid: dbox.GUID128(guid),
 	})
 	return formats.UID(uid), nil
 }
@@ -253,86 +225,15 @@ func (t *tx) write(ctx context.Context, af *appendFile, prefix []byte, msg forma
 		return 0, err
 	}
 	if msg.Size > 0 && t.w.Size() != msg.Size {
-		return 0, t.failf("save", msg.UID, formats.KindInvalidData, "body has %d bytes, expected %d", t.w.Size(), msg.Size)
+		return 0, t.Failf("save", msg.UID, formats.KindInvalidData, "body has %d bytes, expected %d", t.w.Size(), msg.Size)
 	}
 	return t.w.Finish(dbox.SaveMetadata(msg, guid, received, t.w.VSize(), strings.Join(t.m.b.Levels, "/")))
-}
-
-// SetFlags replaces the flags and keywords of a message at Commit.
-func (t *tx) SetFlags(uid formats.UID, flags formats.Flags, keywords []string) error {
-	if t.done {
-		return t.failf("flags", uid, formats.KindParams, "transaction is finished")
-	}
-	kws := formats.NormalizeKeywords(slices.Clone(keywords))
-	if err := t.checkKeywords("flags", uid, kws); err != nil {
-		return err
-	}
-	fs := flagSet{flags: flags & formats.SystemFlags, keywords: kws}
-	for i := range t.saves {
-		if t.saves[i].uid == uint32(uid) {
-			t.saves[i].flags, t.saves[i].keywords = fs.flags, fs.keywords
-			return nil
-		}
-	}
-	if t.flags == nil {
-		t.flags = map[uint32]flagSet{}
-	}
-	t.flags[uint32(uid)] = fs
-	return nil
-}
-
-// Expunge removes a message at Commit. A message saved in this
-// transaction is dropped from it; its bytes are cut off when they are the
-// last in their file, else they stay as a message no map record names
-// (QUIRK: a storage rebuild would find it again).
-func (t *tx) Expunge(uid formats.UID) error {
-	if t.done {
-		return t.failf("expunge", uid, formats.KindParams, "transaction is finished")
-	}
-	for i := range t.saves {
-		if s := t.saves[i]; s.uid == uint32(uid) {
-			if s.offset+s.size == s.file.end {
-				if err := s.file.f.Truncate(s.offset); err == nil {
-					s.file.end = s.offset
-				}
-			}
-			t.saves = slices.Delete(t.saves, i, i+1)
-			return nil
-		}
-	}
-	if t.expunge == nil {
-		t.expunge = map[uint32]bool{}
-	}
-	t.expunge[uint32(uid)] = true
-	delete(t.flags, uint32(uid))
-	return nil
-}
-
-// SetUIDNext raises the next UID at Commit.
-// RaiseHighestModSeq raises HIGHESTMODSEQ at Commit
-// (formats.ModSeqRaiser), so the mailbox never reports less than its
-// source did.
-func (t *tx) RaiseHighestModSeq(m formats.ModSeq) error {
-	if t.done {
-		return t.failf("highestmodseq", 0, formats.KindParams, "transaction is finished")
-	}
-	t.hms = max(t.hms, uint64(m))
-	return nil
-}
-
-func (t *tx) SetUIDNext(next formats.UID) error {
-	if t.done {
-		return t.failf("uidnext", 0, formats.KindParams, "transaction is finished")
-	}
-	t.raise = max(t.raise, uint32(next))
-	t.next = max(t.next, uint32(next))
-	return nil
 }
 
 // Rollback removes new files and cuts what was appended to existing ones
 // (dbox_file_append_rollback).
 func (t *tx) Rollback() error {
-	if t.done {
+	if t.Done {
 		return nil
 	}
 	t.finish()
@@ -373,7 +274,7 @@ func (t *tx) closeFiles() {
 }
 
 func (t *tx) finish() {
-	t.done = true
+	t.Done = true
 	t.m.mu.Lock()
 	if t.m.tx == t {
 		t.m.tx = nil

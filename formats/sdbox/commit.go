@@ -2,17 +2,15 @@ package sdbox
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
 )
 
@@ -38,7 +36,7 @@ import (
 // If anything fails before the index is written, the files are removed
 // again; nothing is visible.
 func (t *tx) Commit(ctx context.Context) (err error) {
-	if t.done {
+	if t.Done {
 		return nil
 	}
 	t.finish()
@@ -52,13 +50,13 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		// Undo what no index names: the saved files. A file whose UID
 		// the index has meanwhile (someone rebuilt it) stays.
 		v, verr := m.ix.View()
-		for _, s := range t.saves {
+		for _, s := range t.Saves {
 			os.Remove(filepath.Join(m.b.MailDir, s.tmp))
 			if s.final == "" {
 				continue
 			}
 			if verr == nil {
-				if _, _, ok := v.Lookup(s.uid); ok {
+				if _, _, ok := v.Lookup(s.UID); ok {
 					continue
 				}
 			}
@@ -68,7 +66,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return wrap(err, op, m.b.Name, 0, "")
 	}
-	if len(t.saves) == 0 && len(t.flags) == 0 && len(t.expunge) == 0 && t.raise == 0 && t.hms == 0 {
+	if t.Empty() {
 		return nil
 	}
 	mu := commitLock(m.b.IndexDir)
@@ -76,7 +74,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	defer mu.Unlock()
 
 	sync := m.s.l.Sync()
-	if len(t.saves) > 0 && m.s.opt.Fsync == formats.FsyncOptimized {
+	if len(t.Saves) > 0 && m.s.opt.Fsync == formats.FsyncOptimized {
 		if err := t.syncTemps(); err != nil {
 			return err
 		}
@@ -96,29 +94,29 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 
 	// UIDs: keep what Save promised unless another writer took them.
 	next := v.NextUID()
-	for i := range t.saves {
-		s := &t.saves[i]
-		s.uid = max(s.uid, next)
+	for i := range t.Saves {
+		s := &t.Saves[i]
+		s.UID = max(s.UID, next)
 		for {
-			final := mailFile(m.b, s.uid)
+			final := mailFile(m.b, s.UID)
 			err := dboxlist.LinkNoReplace(filepath.Join(m.b.MailDir, s.tmp), final)
 			if err == nil {
 				s.final = final
 				break
 			}
 			if !errors.Is(err, fs.ErrExist) {
-				return wrap(err, op, m.b.Name, formats.UID(s.uid), final)
+				return wrap(err, op, m.b.Name, formats.UID(s.UID), final)
 			}
 			// a u.<uid> no index names: left by a crash, or being
 			// saved by Dovecot right now; take the next UID
-			s.uid++
-			if s.uid == 0xffffffff {
-				return t.failf(op, 0, formats.KindLimit, "UIDs exhausted")
+			s.UID++
+			if s.UID == 0xffffffff {
+				return t.Failf(op, 0, formats.KindLimit, "UIDs exhausted")
 			}
 		}
-		next = s.uid + 1
+		next = s.UID + 1
 	}
-	if len(t.saves) > 0 && sync {
+	if len(t.Saves) > 0 && sync {
 		if err := dboxlist.FsyncPath(m.b.MailDir); err != nil {
 			return wrap(err, op, m.b.Name, 0, m.b.MailDir)
 		}
@@ -126,91 +124,16 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 
 	itx := m.ix.Begin()
 	defer itx.Rollback()
-	// A mailbox Dovecot made has no modseq extension until something
-	// enables CONDSTORE; introduce it as Dovecot does (highest 1, log
-	// position 0/0) so that modseqs can be set.
-	if _, ok := v.Ext(index.ExtModSeq); !ok && (slices.ContainsFunc(t.saves, func(s saveRec) bool { return s.modseq > 0 }) || t.hms > v.HighestModSeq()) {
-		d := index.ExtDefModSeq
-		d.Hdr = index.ModSeqHdr{HighestModSeq: 1}.Encode()
-		itx.ExtIntro(d)
+	t.IntroModSeq(itx, v)
+	for i := range t.Saves {
+		dboxtx.Append(itx, &t.Saves[i].Save, nil)
 	}
-	var uidl, order bool
-	var pop3Max uint32
-	for _, s := range t.saves {
-		itx.Append(s.uid, uint8(s.flags))
-		if len(s.keywords) > 0 {
-			itx.UpdateKeywords(s.uid, index.KeywordsAdd, s.keywords...)
-		}
-		if s.modseq > 0 {
-			itx.SetModSeq(s.uid, uint64(s.modseq))
-		}
-		if s.uidl || s.order {
-			uidl, order = uidl || s.uidl, order || s.order
-			pop3Max = s.uid
-		}
-	}
-	for _, uid := range slices.Sorted(maps.Keys(t.flags)) {
-		_, cur, ok := v.Lookup(uid)
-		if !ok {
-			continue // expunged meanwhile
-		}
-		fs := t.flags[uid]
-		have := formats.Flags(cur.Flags) & formats.SystemFlags
-		if add, remove := fs.flags&^have, have&^fs.flags; add|remove != 0 {
-			itx.UpdateFlags(uid, uint8(add), uint8(remove))
-		}
-		var add, remove []string
-		for _, k := range fs.keywords {
-			if !slices.Contains(cur.Keywords, k) {
-				add = append(add, k)
-			}
-		}
-		for _, k := range cur.Keywords {
-			if !slices.Contains(fs.keywords, k) {
-				remove = append(remove, k)
-			}
-		}
-		if len(add) > 0 {
-			itx.UpdateKeywords(uid, index.KeywordsAdd, add...)
-		}
-		if len(remove) > 0 {
-			itx.UpdateKeywords(uid, index.KeywordsRemove, remove...)
-		}
-	}
+	h, _ := v.DboxHdr()
 	var gone []uint32
-	for _, uid := range slices.Sorted(maps.Keys(t.expunge)) {
-		if _, _, ok := v.Lookup(uid); !ok {
-			continue
-		}
-		itx.Expunge(uid, t.guid128(uid))
+	t.WriteChanges(itx, v, dboxtx.Hdr{Ext: index.ExtDboxHdr, Flags: h.Flags}, func(_ int, uid uint32) [16]byte {
 		gone = append(gone, uid)
-	}
-	if uidl || order {
-		h, _ := v.DboxHdr()
-		flags := h.Flags
-		if uidl {
-			flags |= dboxHdrPOP3UIDLs
-		}
-		if order {
-			flags |= dboxHdrPOP3Orders
-		}
-		if flags != h.Flags {
-			itx.ExtHdrUpdate(index.ExtDboxHdr, 20, []byte{flags})
-		}
-		// index_pop3_uidl_set_max_uid: UIDLs above it are ignored
-		maxUID := binary.LittleEndian.AppendUint32(nil, pop3Max)
-		if cur, ok := v.Pop3UIDLMax(); !ok {
-			itx.ExtIntro(index.ExtDef{Name: index.ExtPop3UIDL, HdrSize: 4, Hdr: maxUID})
-		} else if cur < pop3Max {
-			itx.ExtHdrUpdate(index.ExtPop3UIDL, 0, maxUID)
-		}
-	}
-	if t.raise > next && t.raise > v.NextUID() {
-		itx.SetHeader(index.FieldNextUID, t.raise)
-	}
-	if t.hms > v.HighestModSeq() {
-		itx.SetModSeq(0, t.hms)
-	}
+		return t.guid128(uid)
+	})
 	if _, err := itx.Commit(); err != nil {
 		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
 	}
@@ -248,10 +171,10 @@ func (t *tx) syncTemps() error {
 	if err := dboxlist.SyncFS(m.b.MailDir); err == nil {
 		return nil
 	}
-	for _, s := range t.saves {
+	for _, s := range t.Saves {
 		p := filepath.Join(m.b.MailDir, s.tmp)
 		if err := dboxlist.FsyncPath(p); err != nil {
-			return wrap(err, "commit", m.b.Name, formats.UID(s.uid), p)
+			return wrap(err, "commit", m.b.Name, formats.UID(s.UID), p)
 		}
 	}
 	return nil

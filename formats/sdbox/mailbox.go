@@ -3,12 +3,9 @@ package sdbox
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"iter"
 	"os"
-	"slices"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
 )
 
@@ -87,14 +85,7 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 		return formats.Status{}, err
 	}
 	h, _ := v.DboxHdr()
-	return formats.Status{
-		GUID:          h.MailboxGUID,
-		UIDValidity:   v.UIDValidity(),
-		UIDNext:       formats.UID(v.NextUID()),
-		HighestModSeq: formats.ModSeq(v.HighestModSeq()),
-		Messages:      v.Count(),
-		Caps:          Driver{}.Caps(),
-	}, nil
+	return dboxtx.Status(v, h.MailboxGUID, Driver{}.Caps()), nil
 }
 
 // openFile is one message file, open.
@@ -157,23 +148,12 @@ func (m *mailbox) readErr(op string, uid uint32, err error) error {
 	return wrap(err, op, m.b.Name, formats.UID(uid), path)
 }
 
-// pop3 says which POP3 metadata Dovecot would honour for uid: UIDLs and
-// orders only when dbox-hdr says the mailbox has them, and only up to the
-// hdr-pop3-uidl UID when that header exists (sdbox_mail_get_special,
-// index_pop3_uidl_can_exist).
+// pop3 says which POP3 metadata Dovecot would honour for uid, as
+// dbox-hdr says (sdbox_mail_get_special).
 func pop3(v *index.View, uid uint32) (uidl, order bool) {
 	h, _ := v.DboxHdr()
-	if max, ok := v.Pop3UIDLMax(); ok && uid > max {
-		return false, false
-	}
-	return h.Flags&dboxHdrPOP3UIDLs != 0, h.Flags&dboxHdrPOP3Orders != 0
+	return dboxtx.POP3(v, h.Flags, uid)
 }
-
-// dbox-hdr flags (enum dbox_index_header_flags).
-const (
-	dboxHdrPOP3UIDLs  = 0x01
-	dboxHdrPOP3Orders = 0x02
-)
 
 // Messages yields the messages with UID >= from as the index has them now,
 // each with the metadata of its file. A message whose file is missing or
@@ -187,43 +167,22 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 			yield(formats.Message{}, err)
 			return
 		}
-		start := sort.Search(v.Count(), func(i int) bool { return v.Message(i).UID >= uint32(from) })
-		for i := start; i < v.Count(); i++ {
-			rec := v.Message(i)
-			if err := ctx.Err(); err != nil {
-				yield(formats.Message{}, err)
-				return
+		dboxtx.List(ctx, v, from, yield, func(_ int, base formats.Message) formats.Message {
+			mf, err := m.openMail(uint32(base.UID))
+			if err != nil {
+				return base
 			}
-			msg := formats.Message{
-				UID:      formats.UID(rec.UID),
-				ModSeq:   formats.ModSeq(rec.ModSeq),
-				Flags:    formats.Flags(rec.Flags) & formats.SystemFlags,
-				Keywords: formats.NormalizeKeywords(slices.Clone(rec.Keywords)),
-				Size:     -1,
-				VSize:    -1,
+			defer mf.Close()
+			uidl, order := pop3(v, uint32(base.UID))
+			msg := base
+			msg.Saved = mf.ctime
+			if err := dbox.FillMessage(&msg, mf.msg, uidl, order); err != nil {
+				return base
 			}
-			if mf, err := m.openMail(rec.UID); err == nil {
-				uidl, order := pop3(v, rec.UID)
-				msg.Saved = mf.ctime
-				if err := dbox.FillMessage(&msg, mf.msg, uidl, order); err != nil {
-					msg = formats.Message{UID: msg.UID, ModSeq: msg.ModSeq, Flags: msg.Flags, Keywords: msg.Keywords, Size: -1, VSize: -1}
-				}
-				mf.Close()
-			}
-			if !yield(msg, nil) {
-				return
-			}
-		}
+			return msg
+		})
 	}
 }
-
-// body is a message's bytes for Body's callback.
-type body struct {
-	io.Reader
-	size int64
-}
-
-func (b *body) Size() int64 { return b.size }
 
 // Body streams the bytes of message uid from its file.
 func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Body) error) error {
@@ -256,20 +215,7 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 		return m.readErr("read", uint32(uid), err)
 	}
 	defer rc.Close()
-	return fn(&body{Reader: &ctxReader{ctx: ctx, r: rc}, size: size})
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return fn(dboxtx.Body(ctx, rc, size))
 }
 
 // Begin starts a transaction.
@@ -286,7 +232,7 @@ func (m *mailbox) Begin(ctx context.Context) (formats.Tx, error) {
 	if m.tx != nil {
 		return nil, fail(formats.KindInUse, "begin", m.b.Name, 0, "", errors.New("a transaction is already open on this mailbox handle"))
 	}
-	t := &tx{m: m, next: v.NextUID()}
+	t := newTx(m, v.NextUID())
 	m.tx = t
 	return t, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
 )
 
@@ -107,10 +108,10 @@ func (s *Store) Rebuild(ctx context.Context, name string) error {
 	}
 	for _, f := range files {
 		if f.uidl {
-			hdr.Flags |= dboxHdrPOP3UIDLs
+			hdr.Flags |= dboxtx.HdrPOP3UIDLs
 		}
 		if f.order {
-			hdr.Flags |= dboxHdrPOP3Orders
+			hdr.Flags |= dboxtx.HdrPOP3Orders
 		}
 	}
 

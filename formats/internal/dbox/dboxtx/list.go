@@ -1,0 +1,49 @@
+package dboxtx
+
+import (
+	"context"
+	"slices"
+	"sort"
+
+	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/index"
+)
+
+// Status is the status of a mailbox with the given GUID as its index v
+// has it.
+func Status(v *index.View, guid [16]byte, caps formats.Caps) formats.Status {
+	return formats.Status{
+		GUID:          guid,
+		UIDValidity:   v.UIDValidity(),
+		UIDNext:       formats.UID(v.NextUID()),
+		HighestModSeq: formats.ModSeq(v.HighestModSeq()),
+		Messages:      v.Count(),
+		Caps:          caps,
+	}
+}
+
+// List yields the messages of v with UID >= from. Each is what msg makes
+// of message i from base, the message as the index alone has it (UID,
+// modseq, flags, keywords; sizes -1). It stops, yielding the error, when
+// ctx ends.
+func List(ctx context.Context, v *index.View, from formats.UID, yield func(formats.Message, error) bool, msg func(i int, base formats.Message) formats.Message) {
+	start := sort.Search(v.Count(), func(i int) bool { return v.Message(i).UID >= uint32(from) })
+	for i := start; i < v.Count(); i++ {
+		if err := ctx.Err(); err != nil {
+			yield(formats.Message{}, err)
+			return
+		}
+		rec := v.Message(i)
+		base := formats.Message{
+			UID:      formats.UID(rec.UID),
+			ModSeq:   formats.ModSeq(rec.ModSeq),
+			Flags:    formats.Flags(rec.Flags) & formats.SystemFlags,
+			Keywords: formats.NormalizeKeywords(slices.Clone(rec.Keywords)),
+			Size:     -1,
+			VSize:    -1,
+		}
+		if !yield(msg(i, base), nil) {
+			return
+		}
+	}
+}
