@@ -302,6 +302,12 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, "backup: destination status", name, 0, "")
 	}
+	if !dstSt.Caps.SaveUIDs {
+		// The destination picks its own UIDs (and GUIDs, UIDVALIDITY):
+		// IMAP. Nothing can be compared by UID, so mail is matched by
+		// content, and the mailbox is never recopied for differing.
+		return r.syncByContent(ctx, srcBox, dstBox, srcSt)
+	}
 	switch {
 	case dstSt.GUID != srcSt.GUID && !srcSt.GUID.IsZero():
 		return errRecreate{fmt.Sprintf("mailbox GUID %s differs from the source's %s", dstSt.GUID, srcSt.GUID)}
@@ -347,6 +353,7 @@ type mailboxSync struct {
 	src, dst formats.Mailbox
 	dstNext  formats.UID // destination UIDNEXT when we started
 	dstCaps  formats.Caps
+	anyUID   bool           // the destination picks UIDs (content mode): no desync when they differ
 	srcHMS   formats.ModSeq // the source's HIGHESTMODSEQ, kept where the destination can
 
 	tx           formats.Tx
@@ -509,7 +516,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 		return err
 	})
 	switch {
-	case err == nil && saved != m.UID:
+	case err == nil && saved != m.UID && !ms.anyUID:
 		// The destination could not keep the UID: a concurrent writer
 		// took it. The next run repairs it (dsync: changes during sync).
 		ms.r.desync("mailbox %q: UID %d was saved as %d", ms.name, m.UID, saved)

@@ -152,3 +152,11 @@ type ModSeqRaiser interface {
 type Rebuilder interface {
 	Rebuild(ctx context.Context, mailbox string) error
 }
+
+// HdrHasher is implemented by mailboxes that can compute dsync's header
+// hashes (hdr_hash v3 of Date and Message-ID, dsync.md §2.9) without
+// reading whole bodies, e.g. over IMAP with BODY.PEEK[HEADER.FIELDS].
+// headers nil means dsync's default (Date, Message-ID).
+type HdrHasher interface {
+	HdrHashes(ctx context.Context, from UID, headers []string) (map[UID]string, error)
+}
