@@ -70,6 +70,11 @@ func (r *run) syncByContent(ctx context.Context, srcBox, dstBox formats.Mailbox,
 		}
 	}
 	for _, uids := range byKey {
+		if ms.errs > 0 {
+			// A source message we could not read may be one of these:
+			// expunge nothing rather than drop its copy.
+			break
+		}
 		for _, uid := range uids {
 			if err := ms.expunge(ctx, uid); err != nil {
 				return err
