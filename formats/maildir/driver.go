@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/mboxname"
 	"github.com/boxsync/boxsync/formats/internal/mutf7"
 	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
@@ -98,8 +99,8 @@ type Store struct {
 
 	dirMode, fileMode os.FileMode // immutable after Open
 
-	mu       sync.Mutex // guards lastUIDV, memHdr
-	lastUIDV uint32
+	mu   sync.Mutex // guards memHdr
+	uidv mboxname.UIDValidity
 	// memHdr remembers the UIDVALIDITY and GUID given to mailboxes that
 	// have no dovecot-uidlist, by control directory, so that a mailbox
 	// we cannot write keeps them for the life of the store.
@@ -247,22 +248,10 @@ func (s *Store) paths(levels []string) (dir, ctl string) {
 // decodeLevels turns storage levels into a contract name, or "" when they
 // are not a valid name that maps back to the same levels.
 func (s *Store) decodeLevels(levels []string) string {
-	out := make([]string, len(levels))
-	for i, l := range levels {
-		if l == "" {
-			return ""
-		}
-		if s.utf8 {
-			out[i] = l
-			continue
-		}
-		d, err := mutf7.Decode(l)
-		if err != nil {
-			return ""
-		}
-		out[i] = d
+	name := mboxname.DecodeLevels(levels, s.utf8)
+	if name == "" {
+		return ""
 	}
-	name := strings.Join(out, string(formats.Separator))
 	b, err := s.resolve("list", name)
 	if err != nil || b.name != name || strings.Join(b.levels, "\x00") != strings.Join(levels, "\x00") {
 		return ""

@@ -24,19 +24,7 @@ import (
 // newUIDValidity picks a UIDVALIDITY for a new mailbox: the current time,
 // made unique within the store (mailbox_uidvalidity_next_fallback; we do
 // not keep the optional dovecot-uidvalidity allocator file, §8.4).
-func (s *Store) newUIDValidity() uint32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := uint32(time.Now().Unix())
-	if v <= s.lastUIDV {
-		v = s.lastUIDV + 1
-	}
-	if v == 0 {
-		v = 1
-	}
-	s.lastUIDV = v
-	return v
-}
+func (s *Store) newUIDValidity() uint32 { return s.uidv.Next() }
 
 // newHeader returns the header of a new dovecot-uidlist for a mailbox,
 // the same for the life of the store.

@@ -9,14 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/boxsync/boxsync/convert"
 	"github.com/boxsync/boxsync/fixtures"
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/formatstest"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
-	"github.com/boxsync/boxsync/formats/maildir"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtest"
 	"github.com/boxsync/boxsync/formats/mdbox"
 	"github.com/boxsync/boxsync/formats/mem"
 	"github.com/boxsync/boxsync/internal/dovecottest"
@@ -35,14 +34,7 @@ func newStore(t *testing.T, d mdbox.Driver) (formats.Store, formats.Location) {
 
 func backup(t *testing.T, src, dst formats.Store) convert.Result {
 	t.Helper()
-	res, err := convert.Run(context.Background(), src, dst, convert.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Errors) > 0 || res.Desync != "" {
-		t.Fatalf("backup: errors %v, desync %q", res.Errors, res.Desync)
-	}
-	return res
+	return dboxtest.Backup(t, src, dst)
 }
 
 // TestRotation saves with a tiny mdbox_rotate_size: messages spread over
@@ -180,42 +172,7 @@ func TestLostIndexes(t *testing.T) {
 
 // TestBackupMaildirToMdbox is the headline use: a Maildir that Dovecot
 // made, backed up into mdbox, reads back through Dovecot the same.
-func TestBackupMaildirToMdbox(t *testing.T) {
-	src := dovecottest.New(t, "maildir:~/Maildir")
-	for _, n := range []string{"Entwürfe", "日本語", "Work/Projects 2024", "R&D"} {
-		src.MustDoveadm(t, "mailbox", "create", "-s", n)
-	}
-	src.Save(t, "INBOX", []byte("From: a@example.com\nSubject: one\nMessage-ID: <1@x>\n\nFrom the start\n>From quoted\n"))
-	src.Save(t, "INBOX", []byte("Subject: two\n\nbody two\n"))
-	src.Save(t, "INBOX", []byte("Subject: three\n\nbody three\n"))
-	src.Save(t, "INBOX", []byte{})
-	src.Save(t, "Entwürfe", []byte("Subject: =?utf-8?q?Entw=C3=BCrfe?=\n\n\xc3\xa4\n"))
-	src.MustDoveadm(t, "flags", "add", `\Seen $Forwarded Important`, "mailbox", "INBOX", "uid", "1")
-	src.MustDoveadm(t, "flags", "add", `\Answered \Flagged \Draft \Deleted work`, "mailbox", "INBOX", "uid", "2")
-	src.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", "3")
-	crlf := filepath.Join(src.Root(), "cur", "1600000000.M1P1.mx:2,S")
-	os.WriteFile(crlf, []byte("Subject: crlf\r\n\r\nline\r\n"), 0o600)
-	os.Chtimes(crlf, time.Unix(1600000000, 0), time.Unix(1600000000, 0))
-	want := src.Snapshot(t)
-	loc, _ := formats.ParseLocation("maildir:"+src.Root(), formats.Vars{})
-	srcStore, err := maildir.Driver{}.Open(context.Background(), loc, formats.OpenOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srcStore.Close()
-
-	d, dloc := interop(t, "")
-	dst := openStore(t, dloc, formats.OpenOptions{Create: true})
-	backup(t, srcStore, dst)
-	got := d.Snapshot(t)
-	if diff := dovecottest.Diff(want, got, dovecottest.Saved, dovecottest.ModSeq, dovecottest.HighestModSeq); diff != "" {
-		t.Errorf("Dovecot sees the mdbox backup differently (a=Maildir b=mdbox):\n%s\nsource:\n%s\nbackup:\n%s", diff, want, got)
-	}
-	d.CheckLogClean(t)
-	if res := backup(t, srcStore, dst); res.Messages.Saved+res.Messages.Expunged+res.Messages.FlagsChanged != 0 {
-		t.Errorf("second backup not a no-op: %+v", res)
-	}
-}
+func TestBackupMaildirToMdbox(t *testing.T) { dt.BackupMaildir(t) }
 
 // TestBackupMdboxToMdbox: between two mdbox stores everything is carried,
 // the save date included (mdbox keeps it in its index).

@@ -16,6 +16,7 @@ import (
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/formatstest"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtest"
 	"github.com/boxsync/boxsync/formats/mem"
 	"github.com/boxsync/boxsync/formats/sdbox"
 	"github.com/boxsync/boxsync/internal/dovecottest"
@@ -206,19 +207,7 @@ func TestLostIndex(t *testing.T) {
 
 func countMessages(t *testing.T, s formats.Store, name string) int {
 	t.Helper()
-	mb, err := s.Open(context.Background(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mb.Close()
-	n := 0
-	for _, err := range mb.Messages(context.Background(), 1) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	return n
+	return dboxtest.CountMessages(t, s, name)
 }
 
 // TestRebuildKeepsWhatTheIndexKnows: a file gone missing makes Dovecot

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dotlock"
+	"github.com/boxsync/boxsync/formats/internal/mboxname"
 	"github.com/boxsync/boxsync/formats/internal/mutf7"
 	"github.com/boxsync/boxsync/formats/internal/subsfile"
 )
@@ -61,8 +61,7 @@ type Layout struct {
 
 	DirMode, FileMode os.FileMode
 
-	mu       sync.Mutex // guards lastUIDV
-	lastUIDV uint32
+	uidv mboxname.UIDValidity
 }
 
 // NewLayout checks loc for a dbox driver: LAYOUT=fs (the default), INDEX=,
@@ -162,22 +161,10 @@ func (l *Layout) Resolve(op, name string) (*Box, error) {
 // decodeLevels turns storage levels into a contract name, or "" when they
 // are not a valid name that maps back to the same levels.
 func (l *Layout) decodeLevels(levels []string) string {
-	out := make([]string, len(levels))
-	for i, lv := range levels {
-		if lv == "" {
-			return ""
-		}
-		if l.UTF8 {
-			out[i] = lv
-			continue
-		}
-		d, err := mutf7.Decode(lv)
-		if err != nil {
-			return ""
-		}
-		out[i] = d
+	name := mboxname.DecodeLevels(levels, l.UTF8)
+	if name == "" {
+		return ""
 	}
-	name := strings.Join(out, string(formats.Separator))
 	b, err := l.Resolve("list", name)
 	if err != nil || b.Name != name || !slices.Equal(b.Levels, levels) {
 		return ""
@@ -352,19 +339,7 @@ func (l *Layout) SetSubscribed(ctx context.Context, name string, subscribed bool
 // NewUIDValidity picks a UIDVALIDITY for a new mailbox: the current time,
 // made unique within the store (mailbox_uidvalidity_next_fallback; the
 // optional dovecot-uidvalidity allocator file, spec §8.4, is not kept).
-func (l *Layout) NewUIDValidity() uint32 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	v := uint32(time.Now().Unix())
-	if v <= l.lastUIDV {
-		v = l.lastUIDV + 1
-	}
-	if v == 0 {
-		v = 1
-	}
-	l.lastUIDV = v
-	return v
-}
+func (l *Layout) NewUIDValidity() uint32 { return l.uidv.Next() }
 
 // OpenRoot checks the root. A missing root is created (0700) when create
 // is set and the store is writable, else it is KindNotFound. New
