@@ -93,9 +93,12 @@
 //     a crash marker. Our order (map records before the mailbox records
 //     that use them; refcounts lowered after the expunges) makes a crash
 //     leak space, never lose mail.
+//   - Compression (Dovecot's zlib plugin): as in sdbox, mail with 'Z'
+//     metadata is read decompressed, and Configure's mail_plugins,
+//     plugin/zlib_save and plugin/zlib_save_level make Save store the
+//     gz or zstd stream with 'Z' (the plain size) first in the metadata.
 //   - Not supported: ALT= (alternate storage), LAYOUT=index, external
-//     attachments ('X', refused when read), writing compressed mail
-//     (read through 'Z'), purging, rebuilding the storage (use `doveadm
+//     attachments ('X', refused when read), purging, rebuilding the storage (use `doveadm
 //     force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
 //     (accepted, unused).
 package mdbox

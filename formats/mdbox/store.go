@@ -14,6 +14,7 @@ import (
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/formats/internal/zlib"
 	"github.com/boxsync/boxsync/index"
 )
 
@@ -28,6 +29,8 @@ const DefaultRotateSize = 10 << 20
 type Driver struct {
 	// RotateSize is mdbox_rotate_size; 0 means DefaultRotateSize.
 	RotateSize int64
+
+	zlib zlib.Settings // mail_plugins zlib, zlib_save, zlib_save_level
 }
 
 var (
@@ -46,14 +49,21 @@ func (Driver) Caps() formats.Caps {
 
 // SettingNames lists the Dovecot settings the driver takes.
 func (Driver) SettingNames() []string {
-	return []string{"mdbox_rotate_size", "mdbox_rotate_interval", "mdbox_preallocate_space"}
+	return append([]string{"mdbox_rotate_size", "mdbox_rotate_interval", "mdbox_preallocate_space"}, dbox.ZlibSettingNames...)
 }
 
 // Configure returns a Driver with the given settings. mdbox_rotate_interval
 // and mdbox_preallocate_space are accepted and unused: each transaction
 // starts or continues the newest file anyway, and space is not
-// preallocated.
+// preallocated. With zlib in mail_plugins and plugin/zlib_save (or
+// zlib_save) = gz or zstd, Save writes that format at zlib_save_level, as
+// Dovecot's zlib plugin does.
 func (d Driver) Configure(settings map[string]string) (formats.Driver, error) {
+	st, err := dbox.ParseZlibSettings(settings)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", driverName, err)
+	}
+	d.zlib = st
 	if v, ok := settings["mdbox_rotate_size"]; ok && v != "" {
 		n, err := parseSize(v)
 		if err != nil || n <= 0 {
@@ -100,7 +110,7 @@ func (d Driver) Open(ctx context.Context, loc formats.Location, opt formats.Open
 	if err := l.OpenRoot(opt.Create); err != nil {
 		return nil, err
 	}
-	s := &Store{l: l, opt: opt, rotate: d.RotateSize}
+	s := &Store{l: l, opt: opt, rotate: d.RotateSize, zlib: d.zlib}
 	if s.rotate <= 0 {
 		s.rotate = DefaultRotateSize
 	}
@@ -122,9 +132,10 @@ const (
 type Store struct {
 	l          *dboxlist.Layout // immutable
 	opt        formats.OpenOptions
-	rotate     int64  // immutable: mdbox_rotate_size
-	storageDir string // immutable: <root>/storage, the m.* files
-	mapDir     string // immutable: where dovecot.map.index* live
+	rotate     int64         // immutable: mdbox_rotate_size
+	zlib       zlib.Settings // immutable: how Save compresses
+	storageDir string        // immutable: <root>/storage, the m.* files
+	mapDir     string        // immutable: where dovecot.map.index* live
 
 	mu    sync.Mutex   // guards mapIx
 	mapIx *index.Index // the map index, once opened

@@ -218,6 +218,9 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 
 func (t *tx) write(ctx context.Context, af *appendFile, prefix []byte, msg formats.Message, guid string, received time.Time, size int64, r io.Reader) (int64, error) {
 	t.w.Reset(af.f, af.end, prefix, size)
+	if err := t.w.Compress(t.m.s.zlib.Save, t.m.s.zlib.Level); err != nil {
+		return 0, err
+	}
 	if t.buf == nil {
 		t.buf = make([]byte, 64<<10)
 	}

@@ -16,3 +16,7 @@ func TestCompressed(t *testing.T) {
 	loc, _ := formats.ParseLocation(d.Location(), formats.Vars{User: "dovecottest", Home: d.Home()})
 	compare(t, d, openStore(t, loc, formats.OpenOptions{ReadOnly: true}))
 }
+
+// TestSavesCompressed: with the zlib plugin's settings we save compressed
+// as Dovecot does, and Dovecot reads the original bytes.
+func TestSavesCompressed(t *testing.T) { dt.SavesCompressed(t) }

@@ -116,11 +116,18 @@
 //     while it has children.
 //   - Files and directories we make take the root's permissions
 //     (mailbox_list_get_root_permissions); a new root is 0700.
+//   - Compression (Dovecot's zlib plugin): mail stored compressed (a 'Z'
+//     metadata plain size) is read decompressed. Driver.Configure takes
+//     mail_plugins, plugin/zlib_save and plugin/zlib_save_level (also
+//     spelt zlib_save, zlib_save_level); with zlib in mail_plugins and
+//     zlib_save = gz or zstd, Save stores the compressed stream as the
+//     message bytes (the message header gives its size) and starts the
+//     metadata with 'Z' (the plain size) before R and V (the plain
+//     virtual size), as dbox_save_write_metadata does.
 //   - Not supported: ALT= (alternate storage), LAYOUT=index, INDEX=MEMORY,
 //     DIRNAME=/MAILBOXDIR= (KindConfig); external attachments ('X'
 //     metadata, mail_attachment_dir: reading such a message fails with
-//     KindNotPossible). Mail compressed by the zlib plugin ('Z'
-//     metadata) is read, not written. The optional dovecot-uidvalidity
+//     KindNotPossible). The optional dovecot-uidvalidity
 //     allocator and dovecot.list.index are not written; Dovecot recreates
 //     them. Temporary files of a crashed run are left for Dovecot to
 //     delete (after 36 hours).

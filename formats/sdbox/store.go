@@ -7,19 +7,44 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
+	"github.com/boxsync/boxsync/formats/internal/zlib"
 	"github.com/boxsync/boxsync/index"
 )
 
-// Driver opens sdbox stores as Dovecot lays them out.
-type Driver struct{}
+// Driver opens sdbox stores as Dovecot lays them out. The zero value
+// saves plain mail; Configure turns on compressed saving.
+type Driver struct {
+	zlib zlib.Settings // mail_plugins zlib, zlib_save, zlib_save_level
+}
 
-var _ formats.Driver = Driver{}
+var (
+	_ formats.Driver       = Driver{}
+	_ formats.Configurable = Driver{}
+)
+
+// SettingNames lists the Dovecot settings the driver takes: the zlib
+// plugin's mail_plugins, plugin/zlib_save and plugin/zlib_save_level.
+func (Driver) SettingNames() []string { return slices.Clone(dbox.ZlibSettingNames) }
+
+// Configure returns a Driver that saves mail compressed as the zlib plugin
+// settings ask: with zlib in mail_plugins and zlib_save = gz or zstd, Save
+// writes that format at zlib_save_level (also spelt zlib_save and
+// zlib_save_level).
+func (Driver) Configure(settings map[string]string) (formats.Driver, error) {
+	st, err := dbox.ParseZlibSettings(settings)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", driverName, err)
+	}
+	return Driver{zlib: st}, nil
+}
 
 // Name returns "sdbox".
 func (Driver) Name() string { return "sdbox" }
@@ -33,7 +58,7 @@ func (Driver) Caps() formats.Caps {
 
 // Open opens the store at loc.Path. See the package documentation for the
 // location settings it accepts.
-func (Driver) Open(ctx context.Context, loc formats.Location, opt formats.OpenOptions) (formats.Store, error) {
+func (d Driver) Open(ctx context.Context, loc formats.Location, opt formats.OpenOptions) (formats.Store, error) {
 	l, err := dboxlist.NewLayout(driverName, loc, opt)
 	if err != nil {
 		return nil, err
@@ -41,15 +66,16 @@ func (Driver) Open(ctx context.Context, loc formats.Location, opt formats.OpenOp
 	if err := l.OpenRoot(opt.Create); err != nil {
 		return nil, err
 	}
-	return &Store{l: l, opt: opt}, nil
+	return &Store{l: l, opt: opt, zlib: d.zlib}, nil
 }
 
 const driverName = "sdbox"
 
 // Store is one sdbox tree. It is safe for concurrent use.
 type Store struct {
-	l   *dboxlist.Layout // immutable
-	opt formats.OpenOptions
+	l    *dboxlist.Layout // immutable
+	opt  formats.OpenOptions
+	zlib zlib.Settings // immutable: how Save compresses
 }
 
 var (

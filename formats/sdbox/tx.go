@@ -114,6 +114,9 @@ func (t *tx) write(ctx context.Context, f *os.File, msg formats.Message, guid st
 		announce = msg.Size
 	}
 	t.w.Reset(f, 0, hdr, announce)
+	if err := t.w.Compress(t.m.s.zlib.Save, t.m.s.zlib.Level); err != nil {
+		return err
+	}
 	if t.buf == nil {
 		t.buf = make([]byte, 64<<10)
 	}

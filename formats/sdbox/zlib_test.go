@@ -1,11 +1,13 @@
 package sdbox_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/sdbox"
 	"github.com/boxsync/boxsync/internal/dovecottest"
 )
 
@@ -33,4 +35,17 @@ func containsZ(data []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestSavesCompressed: with the zlib plugin's settings we save compressed
+// as Dovecot does, and Dovecot reads the original bytes.
+func TestSavesCompressed(t *testing.T) { dt.SavesCompressed(t) }
+
+func TestConfigureZlib(t *testing.T) {
+	if _, err := (sdbox.Driver{}).Configure(map[string]string{"mail_plugins": "zlib", "zlib_save": "xz"}); !errors.Is(err, formats.ErrConfig) {
+		t.Errorf("Configure(zlib_save=xz) = %v, want a config error", err)
+	}
+	if _, err := (sdbox.Driver{}).Configure(map[string]string{"mail_plugins": "zlib", "zlib_save": "gz", "zlib_save_level": "12"}); err == nil {
+		t.Errorf("Configure(zlib_save_level=12) succeeded")
+	}
 }

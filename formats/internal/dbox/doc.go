@@ -53,5 +53,8 @@
 // A message with an 'X' line is refused (ErrExternalAttachments, Kind
 // NotPossible): its attachments live in mail_attachment_dir, outside the
 // file. A 'Z' line with compressed bytes (mail_plugins = zlib) is read
-// through package formats/internal/zlib.
+// through package formats/internal/zlib; [MessageWriter.Compress] writes
+// such a message as the zlib plugin's zlib_save does: the message header
+// gives the compressed size, and 'Z' (the plain size) is the first
+// metadata line, before R and V (the plain virtual size).
 package dbox
