@@ -33,8 +33,12 @@ demo: build
 
 # Side by side with doveadm on the generated medium corpus (~5,000
 # messages, ~250 MB): wall time (median of alternating runs), peak RSS, ratio.
+# BENCH_CASE=maildir-mdbox|maildir-sdbox|mdbox-maildir|maildir-mbox|all;
+# BENCH_FLAGS=-fsync never compares with fsync off (and with cp -a).
+BENCH_CASE ?= maildir-maildir
+BENCH_FLAGS ?=
 bench: build
-	$(GO) run ./fixtures/cmd/bench -boxsync $(BIN) -size medium -runs 5
+	$(GO) run ./fixtures/cmd/bench -boxsync $(BIN) -size medium -runs 5 -case $(BENCH_CASE) $(BENCH_FLAGS)
 
 # Each fuzz target for FUZZTIME.
 fuzz:
