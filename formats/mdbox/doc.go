@@ -97,7 +97,13 @@
 //     metadata is read decompressed, and Configure's mail_plugins,
 //     plugin/zlib_save and plugin/zlib_save_level make Save store the
 //     gz or zstd stream with 'Z' (the plain size) first in the metadata.
-//   - Not supported: ALT= (alternate storage), LAYOUT=index, external
+//   - ALT= (alternate storage, spec §3.4) is read: m.<id> is opened in
+//     <root>/storage first, then in <ALT>/storage (where `doveadm altmove`
+//     puts it; file ids are unique across both). New mail is always
+//     written to primary storage (appending only to a primary m.* file),
+//     nothing is ever moved to ALT (use `doveadm altmove`), and the
+//     dbox-alt-root symlink is neither checked nor made.
+//   - Not supported: LAYOUT=index, external
 //     attachments ('X', refused when read), purging, rebuilding the storage (use `doveadm
 //     force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
 //     (accepted, unused).

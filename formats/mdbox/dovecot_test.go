@@ -46,3 +46,7 @@ func TestDovecotReadsOurs(t *testing.T)      { dt.DovecotReadsOurs(t) }
 func TestWeReadDovecots(t *testing.T)        { dt.WeReadDovecots(t) }
 func TestWeReadDovecotBackup(t *testing.T)   { dt.WeReadDovecotBackup(t) }
 func TestDovecotKeepsUsingOurs(t *testing.T) { dt.DovecotKeepsUsingOurs(t, nil, true) }
+
+// TestWeReadAlt: mail Dovecot moved to ALT storage (alt/storage/m.*)
+// reads as Dovecot sees it and backs up into a Maildir.
+func TestWeReadAlt(t *testing.T) { dt.WeReadAlt(t) }

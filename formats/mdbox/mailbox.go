@@ -160,8 +160,7 @@ func (c *fileCache) get(id uint32) (*openFile, error) {
 	if of := c.files[id]; of != nil {
 		return of, nil
 	}
-	path := c.s.mailFile(id)
-	f, err := os.Open(path)
+	f, path, err := dboxlist.OpenMail(c.s.mailFile(id), c.s.altMailFile(id))
 	if err != nil {
 		return nil, err
 	}

@@ -116,6 +116,9 @@ func (d Driver) Open(ctx context.Context, loc formats.Location, opt formats.Open
 	}
 	s.storageDir = filepath.Join(l.Root, storageDirName)
 	s.mapDir = s.storageDir
+	if l.AltRoot != "" {
+		s.altStorageDir = filepath.Join(l.AltRoot, storageDirName)
+	}
 	if l.IndexRoot != "" {
 		s.mapDir = filepath.Join(l.IndexRoot, storageDirName)
 	}
@@ -135,7 +138,10 @@ type Store struct {
 	rotate     int64         // immutable: mdbox_rotate_size
 	zlib       zlib.Settings // immutable: how Save compresses
 	storageDir string        // immutable: <root>/storage, the m.* files
-	mapDir     string        // immutable: where dovecot.map.index* live
+	// altStorageDir is <ALT>/storage, where `doveadm altmove` puts m.*
+	// files (read only for us), or "" without ALT=; immutable.
+	altStorageDir string
+	mapDir        string // immutable: where dovecot.map.index* live
 
 	mu    sync.Mutex   // guards mapIx
 	mapIx *index.Index // the map index, once opened
@@ -161,6 +167,15 @@ func (s *Store) indexOptions() *index.Options { return &index.Options{Fsync: s.o
 
 func (s *Store) mailFile(id uint32) string {
 	return filepath.Join(s.storageDir, mailFilePrefix+strconv.FormatUint(uint64(id), 10))
+}
+
+// altMailFile is where m.<id> lives in ALT storage, or "" without ALT=.
+// File ids are unique across both (map.highest_file_id counts them all).
+func (s *Store) altMailFile(id uint32) string {
+	if s.altStorageDir == "" {
+		return ""
+	}
+	return filepath.Join(s.altStorageDir, mailFilePrefix+strconv.FormatUint(uint64(id), 10))
 }
 
 func (s *Store) mapLog() string { return filepath.Join(s.mapDir, index.MapPrefix+".log") }

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"maps"
+	"slices"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
@@ -63,13 +64,13 @@ func (s *Store) checkBox(ctx context.Context, b *dboxlist.Box) []error {
 		}
 		guids[g] = uid
 	}
-	entries, err := os.ReadDir(b.MailDir)
+	files, dir, err := mailFiles(b)
 	if err != nil {
-		return append(errs, wrap(err, "check", b.Name, 0, b.MailDir))
+		return append(errs, wrap(err, "check", b.Name, 0, dir))
 	}
-	for _, e := range entries {
-		if uid, ok := parseMailFile(e.Name()); ok && !indexed[uid] {
-			bad(uid, "file %s has no index record", e.Name())
+	for _, uid := range slices.Sorted(maps.Keys(files)) {
+		if !indexed[uid] {
+			bad(uid, "file %s has no index record", files[uid])
 		}
 	}
 	return errs

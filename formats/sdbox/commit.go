@@ -140,10 +140,17 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	written = true
 
 	for _, uid := range gone {
-		if err := os.Remove(mailFile(m.b, uid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// QUIRK: the message is expunged; its file stays
-			// behind, invisible, as when Dovecot fails to unlink.
-			return wrap(err, "expunge", m.b.Name, formats.UID(uid), mailFile(m.b, uid))
+		// the file is in the primary dbox-Mails or, with ALT=, in the
+		// alternate one (sdbox_file_unlink_aborted_save / dbox_file_unlink)
+		for _, p := range []string{mailFile(m.b, uid), altMailFile(m.b, uid)} {
+			if p == "" {
+				continue
+			}
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				// QUIRK: the message is expunged; its file stays
+				// behind, invisible, as when Dovecot fails to unlink.
+				return wrap(err, "expunge", m.b.Name, formats.UID(uid), p)
+			}
 		}
 	}
 	return nil

@@ -124,7 +124,15 @@
 //     message bytes (the message header gives its size) and starts the
 //     metadata with 'Z' (the plain size) before R and V (the plain
 //     virtual size), as dbox_save_write_metadata does.
-//   - Not supported: ALT= (alternate storage), LAYOUT=index, INDEX=MEMORY,
+//   - ALT= (alternate storage, spec §3.4) is read: u.<uid> is opened in
+//     the primary dbox-Mails first, then in <ALT>/mailboxes/<name>/dbox-Mails
+//     (where `doveadm altmove` puts it); Check and Rebuild count the ALT
+//     files too, Expunge removes the file wherever it is, and Delete
+//     removes the mailbox's ALT directory. New mail is always written to
+//     primary storage and nothing is ever moved to ALT (use `doveadm
+//     altmove`); the index record flag 0x40 ("in ALT") is neither needed
+//     nor set, and the dbox-alt-root symlink is neither checked nor made.
+//   - Not supported: LAYOUT=index, INDEX=MEMORY,
 //     DIRNAME=/MAILBOXDIR= (KindConfig); external attachments ('X'
 //     metadata, mail_attachment_dir: reading such a message fails with
 //     KindNotPossible). The optional dovecot-uidvalidity

@@ -1,6 +1,7 @@
 package sdbox_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,4 +55,27 @@ func expungeRemovedFile(t *testing.T, d *dovecottest.Dovecot) {
 	if _, err := os.Stat(filepath.Join(d.Root(), "mailboxes", "INBOX", "dbox-Mails", "u.5")); err == nil {
 		t.Errorf("doveadm expunge left u.5")
 	}
+}
+
+// TestWeReadAlt: mail Dovecot moved to ALT storage reads as Dovecot sees
+// it, backs up into a Maildir, and our expunge removes its ALT file.
+func TestWeReadAlt(t *testing.T) { dt.WeReadAlt(t) }
+
+// TestRebuildAlt: Rebuild counts the u.<uid> files in ALT storage: after
+// the index is rebuilt, Dovecot and we see the same messages as before.
+func TestRebuildAlt(t *testing.T) {
+	ctx := context.Background()
+	d, loc := interop(t, ":ALT=~/alt")
+	dovecotWrites(t, d)
+	d.MustDoveadm(t, "altmove", "mailbox", "INBOX", "uid", "1,3")
+	before := d.Snapshot(t)
+	store := openStore(t, loc, formats.OpenOptions{})
+	if err := store.(sdbox.Rebuilder).Rebuild(ctx, "INBOX"); err != nil {
+		t.Fatalf("Rebuild() = %v", err)
+	}
+	// the old index survives: only its rebuild count and modseqs move
+	if diff := dovecottest.Diff(before, d.Snapshot(t), dovecottest.ModSeq, dovecottest.HighestModSeq); diff != "" {
+		t.Errorf("Dovecot sees the rebuilt mailbox differently (a=before b=after):\n%s", diff)
+	}
+	compare(t, d, store)
 }

@@ -101,8 +101,7 @@ func (mf *openFile) Close() error { return mf.f.Close() }
 // openMail opens u.<uid> and reads its header and metadata. A missing file
 // is an fs.ErrNotExist error; damage a *dbox.CorruptError.
 func (m *mailbox) openMail(uid uint32) (*openFile, error) {
-	path := mailFile(m.b, uid)
-	f, err := os.Open(path)
+	f, path, err := dboxlist.OpenMail(mailFile(m.b, uid), altMailFile(m.b, uid))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,21 +64,20 @@ func (s *Store) Rebuild(ctx context.Context, name string) error {
 	}
 	var files []found
 	var skipped []string
-	entries, err := os.ReadDir(b.MailDir)
+	// with ALT=, the files in the alternate dbox-Mails count too
+	// (sdbox_sync_index_rebuild_dir on the alt path)
+	names, dir, err := mailFiles(b)
 	if err != nil {
-		return wrap(err, op, b.Name, 0, b.MailDir)
+		return wrap(err, op, b.Name, 0, dir)
 	}
-	for _, e := range entries {
+	for _, uid := range slices.Sorted(maps.Keys(names)) {
+		name := names[uid]
 		if err := ctx.Err(); err != nil {
 			return wrap(err, op, b.Name, 0, "")
 		}
-		uid, ok := parseMailFile(e.Name())
-		if !ok {
-			continue
-		}
 		mf, err := m.openMail(uid)
 		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("%s (%s)", e.Name(), err))
+			skipped = append(skipped, fmt.Sprintf("%s (%s)", name, err))
 			continue
 		}
 		_, uidl := mf.msg.Metadata.Get(dbox.MetaPOP3UIDL)

@@ -172,6 +172,38 @@ func mailFile(b *dboxlist.Box, uid uint32) string {
 	return filepath.Join(b.MailDir, mailFilePrefix+strconv.FormatUint(uint64(uid), 10))
 }
 
+// altMailFile is where u.<uid> lives in ALT storage, or "" without ALT=.
+func altMailFile(b *dboxlist.Box, uid uint32) string {
+	if b.AltMailDir == "" {
+		return ""
+	}
+	return filepath.Join(b.AltMailDir, mailFilePrefix+strconv.FormatUint(uint64(uid), 10))
+}
+
+// mailFiles lists the UIDs of the u.<uid> files in the primary dbox-Mails
+// and, with ALT=, the alternate one (a missing ALT directory is empty),
+// each with its file name; a UID in both is listed once.
+func mailFiles(b *dboxlist.Box) (map[uint32]string, string, error) {
+	uids := map[uint32]string{}
+	for i, dir := range b.MailDirs() {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if i > 0 && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, dir, err
+		}
+		for _, e := range entries {
+			if uid, ok := parseMailFile(e.Name()); ok {
+				if _, dup := uids[uid]; !dup {
+					uids[uid] = e.Name()
+				}
+			}
+		}
+	}
+	return uids, "", nil
+}
+
 // errLostIndex is the error for a mailbox whose mail files have no index.
 func lostIndex(op string, b *dboxlist.Box) error {
 	return fail(formats.KindNotPossible, op, b.Name, 0, b.IndexDir,
@@ -191,9 +223,13 @@ func (s *Store) openIndex(op string, b *dboxlist.Box) (*index.Index, error) {
 	if !errors.Is(err, formats.ErrNotFound) {
 		return nil, wrap(err, op, b.Name, 0, b.IndexDir)
 	}
-	has, herr := hasMailFiles(b.MailDir)
-	if herr != nil {
-		return nil, wrap(herr, op, b.Name, 0, b.MailDir)
+	var has bool
+	for _, dir := range b.MailDirs() {
+		h, herr := hasMailFiles(dir)
+		if herr != nil {
+			return nil, wrap(herr, op, b.Name, 0, dir)
+		}
+		has = has || h
 	}
 	if has || s.opt.ReadOnly {
 		return nil, lostIndex(op, b)

@@ -33,8 +33,15 @@ func TestResolve(t *testing.T) {
 	if _, err := l.Resolve("test", "a/dbox-Mails"); formats.KindOf(err) != formats.KindNotPossible {
 		t.Errorf("Resolve(dbox-Mails) = %v, want NotPossible", err)
 	}
+	al, err := NewLayout("sdbox", formats.Location{Driver: "sdbox", Path: root, Alt: "/alt/"}, formats.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := al.Resolve("test", "a/b"); b.AltMailDir != "/alt/mailboxes/a/b/dbox-Mails" || len(b.MailDirs()) != 2 {
+		t.Errorf("ALT Resolve = %+v", b)
+	}
 	for _, loc := range []formats.Location{
-		{Driver: "sdbox", Path: root, Alt: "/alt"},
+		{Driver: "sdbox", Path: root, Alt: "alt"},
 		{Driver: "sdbox", Path: root, Layout: "maildir++"},
 		{Driver: "sdbox", Path: root, Index: "MEMORY"},
 		{Driver: "sdbox", Path: "relative"},
@@ -132,4 +139,27 @@ func TestLogLock(t *testing.T) {
 	if err := l.Release(); err != nil {
 		t.Error(err)
 	}
+}
+
+func TestOpenMail(t *testing.T) {
+	dir := t.TempDir()
+	p, a := filepath.Join(dir, "p"), filepath.Join(dir, "a")
+	if _, path, err := OpenMail(p, a); !errors.Is(err, fs.ErrNotExist) || path != p {
+		t.Errorf("OpenMail(none) = %q, %v", path, err)
+	}
+	os.WriteFile(a, []byte("alt"), 0o600)
+	if _, _, err := OpenMail(p, ""); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OpenMail without ALT = %v", err)
+	}
+	f, path, err := OpenMail(p, a)
+	if err != nil || path != a {
+		t.Fatalf("OpenMail(alt) = %q, %v", path, err)
+	}
+	f.Close()
+	os.WriteFile(p, []byte("primary"), 0o600)
+	f, path, err = OpenMail(p, a)
+	if err != nil || path != p {
+		t.Fatalf("OpenMail(both) = %q, %v", path, err)
+	}
+	f.Close()
 }

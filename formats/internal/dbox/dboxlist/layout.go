@@ -54,6 +54,7 @@ type Layout struct {
 	Driver    string // "sdbox" or "mdbox", for errors
 	Root      string
 	IndexRoot string // INDEX=, or ""
+	AltRoot   string // ALT= (alternate storage, read only: see OpenMail), or ""
 	Subs      string // the subscriptions file
 	UTF8      bool
 	ReadOnly  bool
@@ -65,8 +66,8 @@ type Layout struct {
 }
 
 // NewLayout checks loc for a dbox driver: LAYOUT=fs (the default), INDEX=,
-// CONTROL=, SUBSCRIPTIONS=, UTF-8 and VOLATILEDIR= (unused: no lock lives
-// there) are supported; anything else is refused with KindConfig.
+// CONTROL=, SUBSCRIPTIONS=, UTF-8, ALT= (read only, see [OpenMail]) and
+// VOLATILEDIR= (unused: no lock lives there) are supported; anything else is refused with KindConfig.
 func NewLayout(driver string, loc formats.Location, opt formats.OpenOptions) (*Layout, error) {
 	bad := func(format string, args ...any) error {
 		return Fail(formats.KindConfig, driver, "open", "", 0, "", fmt.Errorf("location %s: "+format, append([]any{loc}, args...)...))
@@ -85,7 +86,12 @@ func NewLayout(driver string, loc formats.Location, opt formats.OpenOptions) (*L
 		return nil, bad("LAYOUT=%s is not supported for %s (only fs)", loc.Layout, driver)
 	}
 	if loc.Alt != "" {
-		return nil, bad("ALT= (alternate storage) is not supported")
+		// spec §3.4: read from, never written to (writes go to the primary
+		// root; nothing is moved to ALT).
+		if !filepath.IsAbs(loc.Alt) {
+			return nil, bad("ALT= must be an absolute path")
+		}
+		l.AltRoot = filepath.Clean(loc.Alt)
 	}
 	if loc.Inbox != "" {
 		return nil, bad("INBOX= is not supported for %s", driver)
@@ -124,6 +130,36 @@ type Box struct {
 	Dir      string   // <root>/mailboxes/<levels>
 	MailDir  string   // Dir/dbox-Mails
 	IndexDir string   // where dovecot.index* live: MailDir, or under INDEX=
+	// AltMailDir is the mailbox's dbox-Mails under ALT=, or "" without ALT=.
+	AltMailDir string
+}
+
+// MailDirs are the directories that may hold the mailbox's mail files:
+// MailDir, then AltMailDir when ALT= is set.
+func (b *Box) MailDirs() []string {
+	if b.AltMailDir == "" {
+		return []string{b.MailDir}
+	}
+	return []string{b.MailDir, b.AltMailDir}
+}
+
+// OpenMail opens a mail file as Dovecot does with ALT= (spec §3.4,
+// dbox_file_open): the primary path first and, when it does not exist
+// and alt is not "", the same name under alt. It returns the path it
+// opened; a file in neither place is an fs.ErrNotExist error for primary.
+func OpenMail(primary, alt string) (*os.File, string, error) {
+	f, err := os.Open(primary)
+	if err == nil || alt == "" || !errors.Is(err, fs.ErrNotExist) {
+		return f, primary, err
+	}
+	f, aerr := os.Open(alt)
+	if aerr == nil {
+		return f, alt, nil
+	}
+	if errors.Is(aerr, fs.ErrNotExist) {
+		return nil, primary, err
+	}
+	return nil, alt, aerr
 }
 
 // Resolve validates a contract name and maps it to its directories. A
@@ -152,6 +188,9 @@ func (l *Layout) Resolve(op, name string) (*Box, error) {
 	b.Dir = filepath.Join(append([]string{l.Root, MailboxesDir}, b.Levels...)...)
 	b.MailDir = filepath.Join(b.Dir, MailDir)
 	b.IndexDir = b.MailDir
+	if l.AltRoot != "" {
+		b.AltMailDir = filepath.Join(append(append([]string{l.AltRoot, MailboxesDir}, b.Levels...), MailDir)...)
+	}
 	if l.IndexRoot != "" {
 		b.IndexDir = filepath.Join(append([]string{l.IndexRoot, MailboxesDir}, b.Levels...)...)
 	}
@@ -443,6 +482,16 @@ func (l *Layout) Delete(b *Box) error {
 	}
 	if err := os.RemoveAll(trash); err != nil {
 		return Wrap(err, l.Driver, "delete", b.Name, 0, trash)
+	}
+	if b.AltMailDir != "" {
+		// Dovecot deletes the ALT copy too (mailbox_list_delete_maildir_via_trash
+		// on the alt path); the mailbox directory there goes when empty
+		if err := os.RemoveAll(b.AltMailDir); err != nil {
+			return Wrap(err, l.Driver, "delete", b.Name, 0, b.AltMailDir)
+		}
+		if err := os.Remove(filepath.Dir(b.AltMailDir)); err != nil && !errors.Is(err, fs.ErrNotExist) && !isNotEmpty(err) {
+			return Wrap(err, l.Driver, "delete", b.Name, 0, filepath.Dir(b.AltMailDir))
+		}
 	}
 	if l.IndexRoot != "" {
 		if err := removeFiles(b.IndexDir); err != nil {

@@ -499,3 +499,88 @@ func (x Interop) BackupMaildir(t *testing.T) {
 		t.Errorf("second backup not a no-op: %+v", res)
 	}
 }
+
+// altFiles counts the mail files (u.* or m.*) under dir.
+func altFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if name := e.Name(); e.Type().IsRegular() && (strings.HasPrefix(name, "u.") || strings.HasPrefix(name, "m.")) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// WeReadAlt has Dovecot write a store with ALT= (spec §3.4), move part of
+// its mail to the alternate storage with `doveadm altmove`, and reads it:
+// our view equals Dovecot's, a backup into a Maildir equals the source,
+// and what we then write (into primary storage only) and expunge (in ALT
+// too) Dovecot sees as we do.
+func (x Interop) WeReadAlt(t *testing.T) {
+	ctx := context.Background()
+	d, loc := x.Dovecot(t, ":ALT=~/alt")
+	alt := filepath.Join(d.Home(), "alt")
+	if loc.Alt != alt {
+		t.Fatalf("location %s: ALT %q, want %q", loc, loc.Alt, alt)
+	}
+	DovecotWrites(t, d)
+	d.MustDoveadm(t, "altmove", "mailbox", "INBOX", "uid", "1,3")
+	d.MustDoveadm(t, "altmove", "mailbox", "Entwürfe/Sub", "all")
+	if n := altFiles(t, alt); n == 0 {
+		t.Fatalf("doveadm altmove left nothing in %s", alt)
+	}
+	Compare(t, d, x.OpenStore(t, loc, formats.OpenOptions{ReadOnly: true}))
+
+	// a backup out of the ALT store into a Maildir
+	want := d.Snapshot(t)
+	m := dovecottest.New(t, "maildir:~/Maildir")
+	mloc, err := formats.ParseLocation(m.Location(), formats.Vars{User: "dovecottest", Home: m.Home()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := maildir.Driver{}.Open(ctx, mloc, formats.OpenOptions{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	Backup(t, x.OpenStore(t, loc, formats.OpenOptions{ReadOnly: true}), dst)
+	got := m.Snapshot(t)
+	// Maildir keeps no modseqs; nobody can set a save date (ctime)
+	if diff := dovecottest.Diff(want, got, dovecottest.Saved, dovecottest.ModSeq, dovecottest.HighestModSeq); diff != "" {
+		t.Errorf("Dovecot sees the Maildir backup of the ALT %s store differently (a=source b=backup):\n%s\nsource:\n%s\nbackup:\n%s", x.Format, diff, want, got)
+	}
+	m.CheckLogClean(t)
+
+	// writing: new mail goes to primary storage, expunges reach ALT
+	before := altFiles(t, alt)
+	store := x.OpenStore(t, loc, formats.OpenOptions{})
+	SaveAll(t, store, "INBOX", []formats.Message{{Keywords: []string{"ours"}}}, 0)
+	mb, err := store.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := mb.Begin(ctx)
+	for _, err := range []error{tx.Expunge(1), tx.SetFlags(3, formats.FlagSeen, []string{"Later"}), tx.Commit(ctx)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mb.Close()
+	if after := altFiles(t, alt); after > before {
+		t.Errorf("saving wrote into ALT storage: %d mail files, %d before", after, before)
+	}
+	if x.Format == "sdbox" {
+		if _, err := os.Stat(filepath.Join(alt, "mailboxes", "INBOX", "dbox-Mails", "u.1")); err == nil {
+			t.Errorf("expunging UID 1 left its file in ALT storage")
+		}
+	}
+	Compare(t, d, store)
+}
