@@ -14,12 +14,18 @@ import (
 
 // TestMigrateFromIMAP is issue 7's migration through the CLI: a real
 // Dovecot IMAP server on loopback is the source (mail_location = imapc:),
-// a Maildir the destination. The real Dovecot then reads the destination
+// a Maildir or an mdbox the destination. The real Dovecot then reads the destination
 // with the source's mailboxes, UIDs, UIDVALIDITY, GUIDs, flags, keywords,
 // dates and bytes. A rerun after the server's mail changed moves just the
 // changes and duplicates nothing (real doveadm fails that rerun with exit
 // 75 "UID already exists locally for a different mail").
 func TestMigrateFromIMAP(t *testing.T) {
+	for _, format := range []string{"maildir", "mdbox"} {
+		t.Run(format, func(t *testing.T) { migrateFromIMAP(t, format) })
+	}
+}
+
+func migrateFromIMAP(t *testing.T, format string) {
 	srv := dovecottest.ServeIMAP(t, false)
 	for _, n := range []string{"Entwürfe", "Work/Projects 2024", "R&D"} {
 		srv.MustDoveadm(t, "mailbox", "create", "-s", n)
@@ -36,13 +42,17 @@ func TestMigrateFromIMAP(t *testing.T) {
 	te := newTestEnv(t)
 	passFile := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(passFile, []byte(dovecottest.IMAPPassword+"\n"), 0o600)
-	dst := dovecottest.New(t, "maildir:~/Maildir")
+	dst := dovecottest.New(t, format+":~/mail")
 	args := func(pass string) []string {
 		return []string{"-o", "mail_location=imapc:", "-o", "imapc_host=127.0.0.1",
 			"-o", fmt.Sprint("imapc_port=", srv.Port), "-o", "imapc_user=" + dovecottest.IMAPUser,
-			"-o", "imapc_password_file=" + pass, "backup", "maildir:" + dst.Root()}
+			"-o", "imapc_password_file=" + pass, "backup", format + ":" + dst.Root()}
 	}
 	notCarried := []dovecottest.Field{dovecottest.Saved, dovecottest.ModSeq, dovecottest.HighestModSeq}
+	if format == "mdbox" {
+		// mdbox keeps the server's CONDSTORE modseqs and save dates too.
+		notCarried = nil
+	}
 	check := func(what string) {
 		t.Helper()
 		te.run(t, args(passFile)...).expect(t, args(passFile), 0)
