@@ -14,10 +14,6 @@ const (
 	// timeout maildir_uidlist_init derives from it.
 	uidlistStaleTimeout = 120 * time.Second
 	uidlistLockTimeout  = uidlistStaleTimeout + 2*time.Second
-	// subscription-file.c SUBSCRIPTION_FILE_LOCK_TIMEOUT and
-	// SUBSCRIPTION_FILE_CHANGE_TIMEOUT.
-	subsLockTimeout  = 120 * time.Second
-	subsStaleTimeout = 30 * time.Second
 
 	lockTouchInterval = 10 * time.Second // MAILDIR_LOCK_TOUCH_SECS
 )

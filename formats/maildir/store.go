@@ -12,12 +12,10 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/emersion/go-maildir"
 
 	"github.com/boxsync/boxsync/formats"
-	"github.com/boxsync/boxsync/formats/internal/dotlock"
 	"github.com/boxsync/boxsync/formats/internal/subsfile"
 )
 
@@ -300,33 +298,9 @@ func (s *Store) SetSubscribed(ctx context.Context, name string, subscribed bool)
 	if err != nil {
 		return err
 	}
-	opt := dotlock.Options{Timeout: subsLockTimeout, Stale: subsStaleTimeout, Mode: s.fileMode, KeepOpen: true}
-	l, err := dotlock.Create(ctx, s.subs, opt)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(s.subs), s.dirMode); err != nil {
-			return wrap(err, "subscribe", b.name, 0, filepath.Dir(s.subs))
-		}
-		l, err = dotlock.Create(ctx, s.subs, opt)
-	}
-	if err != nil {
-		return wrap(err, "subscribe", b.name, 0, s.subs+lockSuffix)
-	}
-	data, err := os.ReadFile(s.subs)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		l.Release()
-		return wrap(err, "subscribe", b.name, 0, s.subs)
-	}
-	out, changed := subsfile.Update(data, s.hierSep(), b.levels, subscribed)
-	if !changed {
-		return wrap(l.Release(), "subscribe", b.name, 0, s.subs)
-	}
-	if err := l.Replace(out, s.opt.Fsync != formats.FsyncNever, time.Time{}); err != nil {
-		return wrap(err, "subscribe", b.name, 0, s.subs)
-	}
-	if s.opt.Fsync != formats.FsyncNever {
-		if err := fsyncPath(filepath.Dir(s.subs)); err != nil {
-			return wrap(err, "subscribe", b.name, 0, filepath.Dir(s.subs))
-		}
+	opt := subsfile.SetOptions{FileMode: s.fileMode, DirMode: s.dirMode, Sync: s.opt.Fsync != formats.FsyncNever}
+	if err := subsfile.Set(ctx, s.subs, s.hierSep(), b.levels, subscribed, opt); err != nil {
+		return wrap(err, "subscribe", b.name, 0, "")
 	}
 	return nil
 }

@@ -689,36 +689,13 @@ func (s *store) SetSubscribed(ctx context.Context, name string, subscribed bool)
 	if s.readOnly {
 		return s.errf(formats.KindPerm, "subscribe", name, "store is read-only")
 	}
-	path := s.subsPath()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return s.wrap(err, "subscribe", name, path)
+	levels := []string{"INBOX"}
+	if !formats.IsInbox(name) {
+		levels = s.levels(name)
 	}
-	lock, err := takeDotlock(ctx, path)
-	if err != nil {
-		return s.wrap(err, "subscribe", name, path)
-	}
-	err = func() error {
-		data, err := os.ReadFile(path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		levels := strings.Split(name, "/")
-		if formats.IsInbox(name) {
-			levels = []string{"INBOX"}
-		} else {
-			levels = s.levels(name)
-		}
-		out, changed := subsfile.Update(data, '/', levels, subscribed)
-		if !changed {
-			return nil
-		}
-		return writeFileAtomic(path, out, 0o600, s.fsync)
-	}()
-	if lerr := lock.Release(); err == nil && lerr != nil {
-		err = lerr
-	}
-	if err != nil {
-		return s.wrap(err, "subscribe", name, path)
+	opt := subsfile.SetOptions{FileMode: 0o600, DirMode: 0o700, Sync: s.fsync}
+	if err := subsfile.Set(ctx, s.subsPath(), '/', levels, subscribed, opt); err != nil {
+		return s.wrap(err, "subscribe", name, "")
 	}
 	return nil
 }

@@ -10,10 +10,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/boxsync/boxsync/formats"
-	"github.com/boxsync/boxsync/formats/internal/dotlock"
 	"github.com/boxsync/boxsync/formats/internal/mboxname"
 	"github.com/boxsync/boxsync/formats/internal/mutf7"
 	"github.com/boxsync/boxsync/formats/internal/subsfile"
@@ -30,13 +28,6 @@ const (
 	// dbox-Mails (DBOX_TEMP_FILE_PREFIX); Dovecot deletes them after 36
 	// hours (DBOX_TMP_DELETE_SECS).
 	TempPrefix = ".temp."
-)
-
-// subscription-file.c SUBSCRIPTION_FILE_LOCK_TIMEOUT and
-// SUBSCRIPTION_FILE_CHANGE_TIMEOUT.
-const (
-	subsLockTimeout  = 120 * time.Second
-	subsStaleTimeout = 30 * time.Second
 )
 
 // Layout is the mailbox-list level of a dbox root as Dovecot lays it out
@@ -344,33 +335,9 @@ func (l *Layout) SetSubscribed(ctx context.Context, name string, subscribed bool
 	if err != nil {
 		return err
 	}
-	opt := dotlock.Options{Timeout: subsLockTimeout, Stale: subsStaleTimeout, Mode: l.FileMode, KeepOpen: true}
-	lk, err := dotlock.Create(ctx, l.Subs, opt)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(l.Subs), l.DirMode); err != nil {
-			return Wrap(err, l.Driver, "subscribe", b.Name, 0, filepath.Dir(l.Subs))
-		}
-		lk, err = dotlock.Create(ctx, l.Subs, opt)
-	}
-	if err != nil {
-		return Wrap(err, l.Driver, "subscribe", b.Name, 0, l.Subs+dotlock.Suffix)
-	}
-	data, err := os.ReadFile(l.Subs)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		lk.Release()
-		return Wrap(err, l.Driver, "subscribe", b.Name, 0, l.Subs)
-	}
-	out, changed := subsfile.Update(data, '/', b.Levels, subscribed)
-	if !changed {
-		return Wrap(lk.Release(), l.Driver, "subscribe", b.Name, 0, l.Subs)
-	}
-	if err := lk.Replace(out, l.Sync(), time.Time{}); err != nil {
-		return Wrap(err, l.Driver, "subscribe", b.Name, 0, l.Subs)
-	}
-	if l.Sync() {
-		if err := FsyncPath(filepath.Dir(l.Subs)); err != nil {
-			return Wrap(err, l.Driver, "subscribe", b.Name, 0, filepath.Dir(l.Subs))
-		}
+	opt := subsfile.SetOptions{FileMode: l.FileMode, DirMode: l.DirMode, Sync: l.Sync()}
+	if err := subsfile.Set(ctx, l.Subs, '/', b.Levels, subscribed, opt); err != nil {
+		return Wrap(err, l.Driver, "subscribe", b.Name, 0, "")
 	}
 	return nil
 }
