@@ -119,18 +119,19 @@ func hdrHashes(ctx context.Context, mb formats.Mailbox, msgs map[formats.UID]for
 func contentKey(ctx context.Context, mb formats.Mailbox, m formats.Message) (string, error) {
 	var key string
 	err := mb.Body(ctx, m.UID, func(b formats.Body) error {
-		vs := &vsizeReader{r: b}
-		h, err := hdrhash.V3(vs, hdrhash.DefaultHeaders)
+		var vs formats.VSizeCounter
+		tee := io.TeeReader(b, &vs)
+		h, err := hdrhash.V3(tee, hdrhash.DefaultHeaders)
 		if err != nil {
 			return err
 		}
 		vsize := m.VSize
 		if vsize < 0 {
 			// Count the rest of the message too.
-			if _, err := io.Copy(io.Discard, vs); err != nil {
+			if _, err := io.Copy(io.Discard, tee); err != nil {
 				return err
 			}
-			vsize = vs.n + vs.bareLF
+			vsize = vs.VSize()
 		}
 		key = h + "/" + strconv.FormatInt(vsize, 10)
 		return nil
@@ -139,24 +140,4 @@ func contentKey(ctx context.Context, mb formats.Mailbox, m formats.Message) (str
 		return "", formats.Wrap(err, formats.KindTemp, "backup: header hash", mb.Name(), m.UID, "")
 	}
 	return key, nil
-}
-
-// vsizeReader counts the bytes and the LFs not preceded by CR that pass
-// through it.
-type vsizeReader struct {
-	r         io.Reader
-	n, bareLF int64
-	lastCR    bool
-}
-
-func (v *vsizeReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	for _, c := range p[:n] {
-		if c == '\n' && !v.lastCR {
-			v.bareLF++
-		}
-		v.lastCR = c == '\r'
-	}
-	v.n += int64(n)
-	return n, err
 }

@@ -68,11 +68,11 @@ func fillMailbox(ctx context.Context, store formats.Store, box *dovecottest.Mail
 		}
 		err := mb.Body(ctx, m.UID, func(b formats.Body) error {
 			h := sha256.New()
-			vs := &vsizeCounter{w: h}
-			n, err := io.Copy(vs, b)
+			var vs formats.VSizeCounter
+			n, err := io.Copy(io.MultiWriter(h, &vs), b)
 			msg.Size, msg.SHA256 = n, hex.EncodeToString(h.Sum(nil))
 			if msg.VSize < 0 {
-				msg.VSize = n + vs.bareLF
+				msg.VSize = vs.VSize()
 			}
 			return err
 		})
@@ -82,21 +82,4 @@ func fillMailbox(ctx context.Context, store formats.Store, box *dovecottest.Mail
 		box.Messages = append(box.Messages, msg)
 	}
 	return nil
-}
-
-// vsizeCounter counts LFs not preceded by CR in what passes through.
-type vsizeCounter struct {
-	w      io.Writer
-	bareLF int64
-	lastCR bool
-}
-
-func (v *vsizeCounter) Write(p []byte) (int, error) {
-	for _, c := range p {
-		if c == '\n' && !v.lastCR {
-			v.bareLF++
-		}
-		v.lastCR = c == '\r'
-	}
-	return v.w.Write(p)
 }

@@ -364,8 +364,8 @@ func (e *env) checkSample(t *testing.T, mb formats.Mailbox, want []formats.Messa
 		if g.Size != int64(len(body)) {
 			t.Errorf("uid %d: Size = %d, want %d", g.UID, g.Size, len(body))
 		}
-		if g.VSize >= 0 && g.VSize != vsize(body) {
-			t.Errorf("uid %d: VSize = %d, want %d", g.UID, g.VSize, vsize(body))
+		if g.VSize >= 0 && g.VSize != formats.VSize(body) {
+			t.Errorf("uid %d: VSize = %d, want %d", g.UID, g.VSize, formats.VSize(body))
 		}
 		if g.Ext['P'] != w.Ext['P'] || g.Ext['O'] != w.Ext['O'] {
 			t.Errorf("uid %d: Ext = %q, want POP3 fields %q", g.UID, g.Ext, w.Ext)
@@ -374,16 +374,6 @@ func (e *env) checkSample(t *testing.T, mb formats.Mailbox, want []formats.Messa
 			t.Errorf("uid %d (%s): body = %q, want %q", g.UID, sampleBodies[i], data, body)
 		}
 	}
-}
-
-func vsize(b []byte) int64 {
-	n := int64(len(b))
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			n++
-		}
-	}
-	return n
 }
 
 func testSave(t *testing.T, e *env) {

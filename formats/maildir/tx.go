@@ -216,7 +216,8 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 // copyCounting copies r to w through buf and returns the size and the
 // virtual size (every LF not preceded by CR counted as two bytes).
 func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (size, vsize int64, err error) {
-	prevCR := false
+	var vs formats.VSizeCounter
+	defer func() { vsize = vs.VSize() }()
 	for {
 		if err := ctx.Err(); err != nil {
 			return size, vsize, err
@@ -224,13 +225,7 @@ func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (si
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			chunk := buf[:n]
-			for _, c := range chunk {
-				if c == '\n' && !prevCR {
-					vsize++
-				}
-				prevCR = c == '\r'
-			}
-			vsize += int64(n)
+			vs.Write(chunk)
 			size += int64(n)
 			if _, err := w.Write(chunk); err != nil {
 				return size, vsize, err

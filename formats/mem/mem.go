@@ -433,7 +433,7 @@ func (t *tx) Save(ctx context.Context, meta formats.Message, r io.Reader) (forma
 	meta.Flags &= formats.SystemFlags
 	meta.Keywords = formats.NormalizeKeywords(meta.Keywords)
 	meta.Size = int64(len(data))
-	meta.VSize = VSize(data)
+	meta.VSize = formats.VSize(data)
 	if meta.GUID == "" {
 		g := formats.NewGUID()
 		meta.GUID = g.String()
@@ -443,17 +443,6 @@ func (t *tx) Save(ctx context.Context, meta formats.Message, r io.Reader) (forma
 	}
 	t.saves = append(t.saves, &message{meta: meta, body: data})
 	return uid, nil
-}
-
-// VSize counts bytes with every bare LF as CRLF (RFC 3501 RFC822.SIZE).
-func VSize(data []byte) int64 {
-	n := int64(len(data))
-	for i, c := range data {
-		if c == '\n' && (i == 0 || data[i-1] != '\r') {
-			n++
-		}
-	}
-	return n
 }
 
 func (t *tx) SetFlags(uid formats.UID, flags formats.Flags, keywords []string) error {

@@ -2,11 +2,11 @@ package dbox
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"strconv"
 
+	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
 
@@ -23,8 +23,7 @@ type MessageWriter struct {
 	bw        *bufio.Writer
 	ow        *io.OffsetWriter
 	size      int64
-	vsize     int64
-	prevCR    bool
+	vs        formats.VSizeCounter // virtual size of the plain bytes
 	err       error
 	zw        io.WriteCloser // compressor set by Compress, or nil
 	stored    int64          // body bytes written to the file
@@ -38,7 +37,7 @@ const BufferSize = 64 << 10
 // it. size is the body size if known (the header is then written right
 // away), or -1.
 func (w *MessageWriter) Reset(f io.WriterAt, off int64, prefix []byte, size int64) {
-	w.f, w.announced, w.size, w.vsize, w.prevCR, w.err = f, size, 0, 0, false, nil
+	w.f, w.announced, w.size, w.vs, w.err = f, size, 0, formats.VSizeCounter{}, nil
 	w.zw, w.stored = nil, 0
 	w.start = off + int64(len(prefix))
 	w.ow = io.NewOffsetWriter(f, off)
@@ -96,34 +95,17 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// count adds p to the size and the virtual size (every LF not preceded by
-// CR counts twice, as RFC822.SIZE does).
+// count adds p to the size and the virtual size.
 func (w *MessageWriter) count(p []byte) {
 	w.size += int64(len(p))
-	w.vsize += int64(len(p))
-	rest := p
-	prevCR := w.prevCR
-	for {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			break
-		}
-		if (i == 0 && !prevCR) || (i > 0 && rest[i-1] != '\r') {
-			w.vsize++
-		}
-		prevCR = false
-		rest = rest[i+1:]
-	}
-	if len(p) > 0 {
-		w.prevCR = p[len(p)-1] == '\r'
-	}
+	w.vs.Write(p)
 }
 
 // Size is the number of body bytes written so far (before compression).
 func (w *MessageWriter) Size() int64 { return w.size }
 
 // VSize is their virtual size.
-func (w *MessageWriter) VSize() int64 { return w.vsize }
+func (w *MessageWriter) VSize() int64 { return w.vs.VSize() }
 
 // Finish writes md's metadata block, flushes, and fixes the message header
 // if the body size differs from the one announced to Reset. It returns the
