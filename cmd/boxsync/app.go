@@ -45,6 +45,7 @@ type app struct {
 	log    *logger
 	global globalOpts
 	status status
+	creds  *credSwitch // whose credentials users' mail work runs with
 }
 
 // run runs the command line args and returns the exit code. It never
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr}}
+	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr}, creds: newCredSwitch()}
 	c := a.cli(stderr)
 	cmdSpecs := map[string]optionSpec{}
 	for _, cmd := range c.Commands {
@@ -66,7 +67,7 @@ func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, 
 	if ctx.Err() != nil {
 		a.status.set(exitInterrupted)
 	}
-	return a.status.code
+	return a.status.get()
 }
 
 // cli builds the urfave/cli application.

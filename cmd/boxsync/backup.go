@@ -32,19 +32,32 @@ func (a *app) dsync(cmd string) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		a.forEachUser(c.Context, o, func(u mailUser) { a.backupUser(c.Context, cfg, o, u) })
+		a.forEachUser(c.Context, cfg, o.users, func(u mailUser) {
+			// The user's mail is read and written with the user's
+			// credentials (credSwitch); failures are recorded inside.
+			if err := a.asUser(u, func() error { a.backupUser(c.Context, cfg, o, u); return nil }); err != nil {
+				a.report(u.name, err)
+			}
+		})
 		return nil
 	}
 }
 
 // sourceLocation finds the user's mail_location: --source, else -o
-// mail_location, else the configuration (protocol doveadm { } first).
-func sourceLocation(cfg *doveconf.Config, o *dsyncOpts) (loc, from string, err error) {
+// mail_location, else the userdb's mail field, else the configuration
+// (protocol doveadm { } first).
+func sourceLocation(cfg *doveconf.Config, o *dsyncOpts, u mailUser) (loc, from string, err error) {
 	if o.source != "" {
 		return o.source, "--source", nil
 	}
 	st, ok := cfg.LookupProtocol("doveadm", "mail_location")
 	switch {
+	case st.Err == nil && ok && st.File == "" && st.Value != "":
+		return st.Value, "-o mail_location", nil
+	case u.mail != "":
+		// The userdb's mail field overrides mail_location
+		// (mail-storage-service.c: userdb fields are settings).
+		return u.mail, "userdb " + u.source, nil
 	case st.Err != nil:
 		return "", "", &formats.Error{Kind: formats.KindConfig, Err: st.Err}
 	case !ok || st.Value == "":
@@ -104,7 +117,7 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	}
 	vars := formats.Vars{User: u.name, Home: u.home}
 
-	srcSpec, from, err := sourceLocation(cfg, o)
+	srcSpec, from, err := sourceLocation(cfg, o, u)
 	if err != nil {
 		fail(err)
 		return

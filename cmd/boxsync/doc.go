@@ -53,7 +53,7 @@
 //	   boxsync backup - make the destination a copy of the user's mail (doveadm backup)
 //
 //	USAGE:
-//	   boxsync [global options] backup [-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
+//	   boxsync [global options] backup [-u <user>|-A|-F <file>] [--workers <n>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	DESCRIPTION:
 //	   Make <dest>, a mail location such as mdbox:~/backup, identical to the user's mail
@@ -61,9 +61,10 @@
 //	   exist only in the destination are removed. -R makes the user's mail a copy of <dest>.
 //
 //	OPTIONS:
-//	   -u USER, --user USER                                                 run for USER (a passwd lookup gives the home directory); a wildcard (not implemented yet)
+//	   -u USER, --user USER                                                 run for USER, looked up in the config's userdbs (home, uid/gid, mail); with * or ?: every userdb user matching
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
-//	   -A, --all-users                                                      run for all users (not implemented yet)
+//	   -A, --all-users                                                      run for every user the userdbs list (passwd-file, system passwd)
+//	   --workers N                                                          run up to N users at once (-A, -F, -u mask) (default: 1)
 //	   -S SOCKET, --socket-path SOCKET                                      run through a doveadm server at SOCKET (not implemented yet)
 //	   --source LOCATION                                                    the user's mail LOCATION (default: mail_location)
 //	   -f, --full-sync                                                      full sync: compare every mailbox
@@ -94,13 +95,14 @@
 //	   boxsync sync - two-way sync; -1: one-way merge (doveadm sync)
 //
 //	USAGE:
-//	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
+//	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [--workers <n>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	OPTIONS:
 //	   -1, --oneway-sync                                                    one-way merge into the destination
-//	   -u USER, --user USER                                                 run for USER (a passwd lookup gives the home directory); a wildcard (not implemented yet)
+//	   -u USER, --user USER                                                 run for USER, looked up in the config's userdbs (home, uid/gid, mail); with * or ?: every userdb user matching
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
-//	   -A, --all-users                                                      run for all users (not implemented yet)
+//	   -A, --all-users                                                      run for every user the userdbs list (passwd-file, system passwd)
+//	   --workers N                                                          run up to N users at once (-A, -F, -u mask) (default: 1)
 //	   -S SOCKET, --socket-path SOCKET                                      run through a doveadm server at SOCKET (not implemented yet)
 //	   --source LOCATION                                                    the user's mail LOCATION (default: mail_location)
 //	   -f, --full-sync                                                      full sync: compare every mailbox

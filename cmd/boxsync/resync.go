@@ -45,7 +45,12 @@ func (a *app) forceResyncCommand() *cli.Command {
 				return err
 			}
 			mask := c.Args().First()
-			a.forEachUser(c.Context, o, func(u mailUser) { a.resyncUser(c.Context, cfg, o, u, mask) })
+			sel := userSelection{user: o.user, userFile: o.userFile}
+			a.forEachUser(c.Context, cfg, sel, func(u mailUser) {
+				if err := a.asUser(u, func() error { a.resyncUser(c.Context, cfg, o, u, mask); return nil }); err != nil {
+					a.report(u.name, err)
+				}
+			})
 			return nil
 		},
 	}
@@ -58,7 +63,7 @@ func (a *app) resyncUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 			a.status.fail(err)
 		}
 	}
-	spec, _, err := sourceLocation(cfg, o)
+	spec, _, err := sourceLocation(cfg, o, u)
 	if err != nil {
 		fail(err)
 		return

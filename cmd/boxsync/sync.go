@@ -13,7 +13,7 @@ import (
 
 // dsyncUsage is the synopsis of sync and backup: doveadm's, plus -F and
 // --source.
-const dsyncUsage = "[-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] " +
+const dsyncUsage = "[-u <user>|-A|-F <file>] [--workers <n>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] " +
 	"[-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] " +
 	"[-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] " +
 	"[--source <location>] -d|<dest>"
@@ -28,9 +28,10 @@ const todo = " (not implemented yet)"
 // messages.
 func dsyncFlags(cmd string) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER` (a passwd lookup gives the home directory); a wildcard" + todo},
+		&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER`, looked up in the config's userdbs (home, uid/gid, mail); with * or ?: every userdb user matching"},
 		&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
-		&cli.BoolFlag{Name: "A", Aliases: []string{"all-users"}, Usage: "run for all users" + todo},
+		&cli.BoolFlag{Name: "A", Aliases: []string{"all-users"}, Usage: "run for every user the userdbs list (passwd-file, system passwd)"},
+		&cli.IntFlag{Name: "workers", Value: 1, Usage: "run up to `N` users at once (-A, -F, -u mask)"},
 		&cli.StringFlag{Name: "S", Aliases: []string{"socket-path"}, Usage: "run through a doveadm server at `SOCKET`" + todo},
 		&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
 		&cli.BoolFlag{Name: "f", Aliases: []string{"full-sync"}, Usage: "full sync: compare every mailbox"},
@@ -76,6 +77,7 @@ type dsyncOpts struct {
 	cmd    string // "sync" or "backup"
 	oneway bool   // sync -1
 
+	users          userSelection // -u, -F, -A, --workers
 	user, userFile string
 	source         string
 	full, reverse  bool
@@ -104,6 +106,10 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		exclude:  c.StringSlice("x"),
 		rawlog:   c.String("r"),
 		dest:     c.Args().Slice(),
+	}
+	o.users = userSelection{user: o.user, userFile: o.userFile, all: c.Bool("A"), workers: c.Int("workers")}
+	if o.users.workers < 1 {
+		return nil, []error{&usageError{msg: fmt.Sprintf("--workers %d: want at least 1", o.users.workers), usage: cmd + " " + dsyncUsage}}
 	}
 
 	// 1. Values, as cmd_dsync_preinit checks them.
@@ -160,6 +166,9 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	if o.user != "" && o.userFile != "" {
 		return nil, []error{&usageError{msg: "-u and -F can't be used together", usage: cmd + " " + dsyncUsage}}
 	}
+	if o.users.all && (o.user != "" || o.userFile != "") {
+		return nil, []error{&usageError{msg: "-A can't be used with -u or -F", usage: cmd + " " + dsyncUsage}}
+	}
 
 	// 3. What boxsync cannot do yet.
 	var errs []error
@@ -191,15 +200,11 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		{"P", "-P (purge the destination)"},
 		{"U", "-U (replicator notification)"},
 		{"D", "-D after the command (no mailbox renames; for debug logging put -D before the command)"},
-		{"A", "-A (all users)"},
 		{"S", "-S (running through a doveadm server)"},
 	} {
 		if c.IsSet(f.flag) {
 			no(f.what)
 		}
-	}
-	if strings.ContainsAny(o.user, "*?") {
-		no("-u with a wildcard (iterating over users)")
 	}
 	switch {
 	case c.IsSet("m") && o.mailbox == "":

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/boxsync/boxsync/internal/dovecottest"
+)
+
+// ownerEnv is a dovecot.conf with a passwd-file userdb of users with
+// their own uids, each with a Maildir the user owns, for tests that run
+// as root.
+type ownerEnv struct {
+	conf  string
+	homes map[string]string // user → home
+	uids  map[string]int
+}
+
+// newOwnerEnv writes the config and fills each user's Maildir (the
+// mailboxes of boxes), owned by the user. Users: jane (nobody's uid, so
+// dovecottest's Dovecot, running as nobody, can read her mail), bob (uid
+// 4242) and low (uid 5, below first_valid_uid).
+func newOwnerEnv(t *testing.T, boxes map[string]int, extraConf string) *ownerEnv {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("ownership needs root (CI runs as root)")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nuid, _ := strconv.Atoi(nobody.Uid)
+	base := t.TempDir()
+	searchable(t, base)
+	e := &ownerEnv{conf: filepath.Join(base, "dovecot.conf"), homes: map[string]string{},
+		uids: map[string]int{"jane": nuid, "bob": 4242, "low": 5}}
+	var passwd strings.Builder
+	for _, name := range []string{"jane", "bob", "low"} {
+		home := filepath.Join(base, "home", name)
+		e.homes[name] = home
+		uid := e.uids[name]
+		fmt.Fprintf(&passwd, "%s:{PLAIN}x:%d:%d::%s::\n", name, uid, uid, home)
+		fill(t, "maildir:"+filepath.Join(home, "Maildir"), boxes)
+		if err := os.Chmod(filepath.Dir(home), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := filepath.WalkDir(home, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, uid, uid)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := filepath.Join(base, "users")
+	if err := os.WriteFile(users, []byte(passwd.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := "mail_location = maildir:~/Maildir\n" +
+		"namespace inbox {\n  inbox = yes\n  separator = /\n}\n" +
+		"userdb {\n  driver = passwd-file\n  args = " + users + "\n}\n" + extraConf
+	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// searchable gives o+x to dir and every directory above it inside the
+// temp dir (t.TempDir's parents are 0700), so users can reach their homes.
+func searchable(t *testing.T, dir string) {
+	t.Helper()
+	tmp := filepath.Clean(os.TempDir())
+	for d := dir; strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *ownerEnv) run(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	en := systemEnv()
+	en.configPath = e.conf
+	code := runEnv(context.Background(), en, append([]string{"boxsync"}, args...), strings.NewReader(""), &stdout, &stderr)
+	return cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// treeModes walks root and returns "dir 0700 uid:gid"-style lines, one
+// per distinct kind/mode/owner, with a count.
+func treeModes(t *testing.T, root string, owners bool) []string {
+	t.Helper()
+	count := map[string]int{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), "dovecot-uidvalidity.") {
+			// Dovecot's 0444 UIDVALIDITY marker
+			// (mailbox-uidvalidity.c): a file boxsync doesn't write.
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		kind := "file"
+		if fi.IsDir() {
+			kind = "dir"
+		}
+		k := fmt.Sprintf("%s %04o", kind, uint32(fi.Mode().Perm())|uint32(fi.Mode()&fs.ModeSetgid>>12))
+		if owners {
+			k += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+		}
+		count[k]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for k := range count {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestBackupOwner runs boxsync as root for passwd-file users with their
+// own uids (-A, two workers): everything written, lock file included, is
+// the user's, with the modes Dovecot's own `doveadm backup` gives a new
+// destination; the real Dovecot, running with the user's uid, reads it
+// back equal to the source; a uid below first_valid_uid is refused with
+// Dovecot's message while the others go on.
+func TestBackupOwner(t *testing.T) {
+	dovecottest.Require(t)
+	boxes := map[string]int{"INBOX": 3, "Sent": 2, "Work/Projects": 1}
+	e := newOwnerEnv(t, boxes, "")
+
+	for _, format := range []string{"mdbox", "sdbox", "maildir"} {
+		t.Run(format, func(t *testing.T) {
+			dest := format + ":~/backup-" + format
+			args := []string{"-c", e.conf, "backup", "-A", "--workers", "2", "-l", "10", dest}
+			r := e.run(t, args...)
+			r.expect(t, args, 75, "boxsync(low): Error: Mail access for users with UID 5 not permitted (see first_valid_uid in config file, uid from userdb lookup).")
+			if strings.Contains(r.stderr, "boxsync(jane): Error") || strings.Contains(r.stderr, "boxsync(bob): Error") {
+				t.Fatalf("jane or bob failed:\n%s", r.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(e.homes["low"], "backup-"+format)); err == nil {
+				t.Errorf("low's backup was written")
+			}
+
+			// What Dovecot itself creates for a new backup destination.
+			d := dovecottest.New(t, "maildir:~/Maildir")
+			fill(t, "maildir:"+d.Root(), boxes)
+			d.MustDoveadm(t, "backup", format+":"+filepath.Join(d.Home(), "backup"))
+			want := treeModes(t, filepath.Join(d.Home(), "backup"), false)
+
+			for _, name := range []string{"jane", "bob"} {
+				uid := e.uids[name]
+				root := filepath.Join(e.homes[name], "backup-"+format)
+				got := treeModes(t, root, true)
+				var modes []string
+				for _, k := range got {
+					f := strings.Fields(k)
+					modes = append(modes, f[0]+" "+f[1])
+					if f[2] != fmt.Sprintf("%d:%d", uid, uid) {
+						t.Errorf("%s: %s owned by %s, want %d:%d (all: %q)", name, f[0]+" "+f[1], f[2], uid, uid, got)
+					}
+				}
+				if strings.Join(modes, ",") != strings.Join(want, ",") {
+					t.Errorf("%s: modes %q, Dovecot's doveadm backup makes %q", name, modes, want)
+				}
+			}
+
+			// Dovecot with jane's uid (nobody) reads her backup as
+			// it reads her mail.
+			src := dovecottest.New(t, "maildir:"+filepath.Join(e.homes["jane"], "Maildir"))
+			bak := dovecottest.New(t, format+":"+filepath.Join(e.homes["jane"], "backup-"+format))
+			// Saved dates: a Maildir's is the file's ctime, which
+			// the chown in newOwnerEnv moved.
+			if diff := dovecottest.Diff(src.Snapshot(t), bak.Snapshot(t), dovecottest.Saved); diff != "" {
+				t.Errorf("Dovecot reads jane's backup differently from her mail:\n%s", diff)
+			}
+			bak.CheckLogClean(t)
+		})
+	}
+}
+
+// TestLockOwner: the dsync lock (-l) taken for a user is created with the
+// user's uid, so a killed run leaves nothing root-owned in the home.
+func TestLockOwner(t *testing.T) {
+	e := newOwnerEnv(t, map[string]int{"INBOX": 1}, "")
+	a := &app{env: systemEnv(), log: &logger{w: os.Stderr}, creds: newCredSwitch()}
+	u := mailUser{name: "bob", home: filepath.Join(e.homes["bob"], "new-home"), creds: mailCreds{uid: 4242, gid: 4242}}
+	err := a.asUser(u, func() error {
+		unlock, err := lockUser(context.Background(), u.home, 0)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		for _, p := range []string{u.home, filepath.Join(u.home, syncLockName)} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 4242 || st.Gid != 4242 {
+				t.Errorf("%s owned by %d:%d, want 4242:4242", p, st.Uid, st.Gid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 || os.Getegid() != 0 {
+		t.Errorf("credentials not restored: euid %d egid %d", os.Geteuid(), os.Getegid())
+	}
+}
