@@ -141,10 +141,11 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(&formats.Error{Kind: formats.KindConfig, Err: err})
 		return
 	}
+	ns := inboxNamespaceOf(cfg)
 	opts := convert.Options{
 		Mode:    dsyncMode(o),
-		Mailbox: o.mailbox,
-		Exclude: o.exclude,
+		Mailbox: ns.storageName(o.mailbox),
+		Exclude: ns.storageNames(o.exclude),
 		Verbose: a.global.verbose || a.global.debug,
 	}
 	if o.full {
