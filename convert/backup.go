@@ -46,8 +46,9 @@ type run struct {
 	src, dst formats.Store
 	opt      Options
 
-	mu  sync.Mutex
-	res Result // guarded by mu while mailbox workers run
+	mu   sync.Mutex
+	res  Result       // guarded by mu while mailbox workers run
+	live liveProgress // guarded by mu
 }
 
 // update changes the result under the lock.
@@ -55,6 +56,7 @@ func (r *run) update(f func(*Result)) {
 	r.mu.Lock()
 	f(&r.res)
 	r.mu.Unlock()
+	r.progress(nil)
 }
 
 // desync records the first reason the run should be repeated.
@@ -232,6 +234,13 @@ func (r *run) syncMailboxes(ctx context.Context, srcBoxes []formats.MailboxInfo,
 			}
 		}()
 	}
+	n := 0
+	for _, s := range srcBoxes {
+		if !s.NoSelect && r.wanted(s.Name) {
+			n++
+		}
+	}
+	r.progress(func(l *liveProgress) { l.mailboxes = n })
 	for _, s := range srcBoxes {
 		if s.NoSelect || !r.wanted(s.Name) {
 			continue
@@ -539,6 +548,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 	}
 	ms.counts.Saved++
 	ms.pending++
+	ms.r.progress(func(l *liveProgress) { l.saved++; l.bytes += m.Size })
 	return ms.maybeCommit(ctx)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -46,6 +47,8 @@ type app struct {
 	global globalOpts
 	status status
 	creds  *credSwitch // whose credentials users' mail work runs with
+
+	progressEvery *time.Duration // tests: -v progress line interval
 }
 
 // run runs the command line args and returns the exit code. It never
@@ -55,7 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr}, creds: newCredSwitch()}
+	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr, tty: isTerminal(stderr, e.getenv)}, creds: newCredSwitch()}
 	c := a.cli(stderr)
 	cmdSpecs := map[string]optionSpec{}
 	for _, cmd := range c.Commands {

@@ -212,7 +212,15 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 
 	lw := a.log.writer(u.name)
 	opts.Log = lw
+	var meter *progressMeter
+	if a.global.verbose {
+		meter = a.newProgressMeter(u.name)
+		opts.Progress = meter.report
+	}
 	res, err := convert.Run(ctx, srcStore, dstStore, opts)
+	if meter != nil {
+		meter.done()
+	}
 	lw.Flush()
 	// The engine logged each of res.Errors through opts.Log as it
 	// happened; they only count here. The first one decides the exit
