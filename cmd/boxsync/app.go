@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -49,6 +50,7 @@ type app struct {
 	creds  *credSwitch // whose credentials users' mail work runs with
 
 	progressEvery *time.Duration // tests: -v progress line interval
+	outMu         sync.Mutex     // keeps each user's stdout lines together
 }
 
 // run runs the command line args and returns the exit code. It never

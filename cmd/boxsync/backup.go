@@ -193,8 +193,20 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		defer func() { fail(unlock()) }()
 	}
 
+	shown := fmt.Sprintf("%s -> %s", src, dst)
+	var dry *dryRun
+	if o.dryRun {
+		opt.Fsync = formats.FsyncNever // copies, removed afterwards
+		// Work on copies of the sides the run writes (dryrun.go).
+		if dry, src, dst, err = newDryRun(opts.Mode, src, dst, a.global.verbose); err != nil {
+			fail(err)
+			return
+		}
+		defer dry.cleanup()
+	}
+
 	if a.global.verbose || a.global.debug {
-		a.log.infof(u.name, "%s %s -> %s", opts.Mode, src, dst)
+		a.log.infof(u.name, "%s %s", opts.Mode, shown)
 	}
 	// Only a two-way sync writes to the source.
 	srcStore, err := srcDrv.Open(ctx, src, formats.OpenOptions{ReadOnly: opts.Mode != convert.Sync, Fsync: opt.Fsync})
@@ -209,6 +221,19 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		return
 	}
 	defer func() { fail(dstStore.Close()) }()
+
+	if dry != nil {
+		if opts.Mode == convert.Sync {
+			if err := dry.watch(ctx, "source", srcStore); err != nil {
+				fail(err)
+				return
+			}
+		}
+		if err := dry.watch(ctx, "destination", dstStore); err != nil {
+			fail(err)
+			return
+		}
+	}
 
 	lw := a.log.writer(u.name)
 	opts.Log = lw
@@ -229,6 +254,11 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.status.fail(e)
 	}
 	fail(err)
+	if dry != nil {
+		plan, err := dry.plan(ctx)
+		a.printPlan(u.name, plan)
+		fail(err)
+	}
 	if res.Desync != "" {
 		a.log.warnf(u.name, "Mailbox changes caused a desync. You may want to run dsync again: %s", res.Desync)
 		a.status.desync()

@@ -32,6 +32,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
 		&cli.BoolFlag{Name: "A", Aliases: []string{"all-users"}, Usage: "run for every user the userdbs list (passwd-file, system passwd)"},
 		&cli.IntFlag{Name: "workers", Value: 1, Usage: "run up to `N` users at once (-A, -F, -u mask)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print what would change (on stdout; each message with -v) and change nothing"},
 		&cli.StringFlag{Name: "S", Aliases: []string{"socket-path"}, Usage: "run through a doveadm server at `SOCKET`" + todo},
 		&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
 		&cli.BoolFlag{Name: "f", Aliases: []string{"full-sync"}, Usage: "full sync: compare every mailbox"},
@@ -78,6 +79,7 @@ type dsyncOpts struct {
 	oneway bool   // sync -1
 
 	users          userSelection // -u, -F, -A, --workers
+	dryRun         bool          // --dry-run
 	user, userFile string
 	source         string
 	full, reverse  bool
@@ -107,6 +109,7 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		rawlog:   c.String("r"),
 		dest:     c.Args().Slice(),
 	}
+	o.dryRun = c.Bool("dry-run")
 	o.users = userSelection{user: o.user, userFile: o.userFile, all: c.Bool("A"), workers: c.Int("workers")}
 	if o.users.workers < 1 {
 		return nil, []error{&usageError{msg: fmt.Sprintf("--workers %d: want at least 1", o.users.workers), usage: cmd + " " + dsyncUsage}}
