@@ -51,6 +51,7 @@ type app struct {
 
 	progressEvery *time.Duration // tests: -v progress line interval
 	outMu         sync.Mutex     // keeps each user's stdout lines together
+	runReport     *runReport     // --report; nil without
 }
 
 // run runs the command line args and returns the exit code. It never
@@ -173,6 +174,7 @@ func (a *app) report(user string, err error) {
 		a.log.errorf(user, "%s", err)
 	}
 	a.status.fail(err)
+	a.reportFor(user).fail(err)
 }
 
 // loadConfig reads the configuration (-c, else the default file when it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,6 +32,14 @@ func (a *app) dsync(cmd string) cli.ActionFunc {
 		cfg, err := a.loadConfig()
 		if err != nil {
 			return err
+		}
+		if o.report != "" {
+			a.runReport = &runReport{started: time.Now(), users: map[string]*userReport{}}
+			defer func() {
+				if err := a.runReport.write(o.report, a.status.get()); err != nil {
+					a.report("", err)
+				}
+			}()
 		}
 		a.forEachUser(c.Context, cfg, o.users, func(u mailUser) {
 			// The user's mail is read and written with the user's
@@ -104,10 +113,13 @@ func lookupDriver(cfg *doveconf.Config, name string) (formats.Driver, error) {
 
 // backupUser runs one user's backup and records its outcome.
 func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts, u mailUser) {
+	rep := a.reportFor(u.name)
+	defer rep.finish()
 	fail := func(err error) {
 		if err == nil {
 			return
 		}
+		rep.fail(err)
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			a.log.warnf(u.name, "Killed: %s", context.Cause(ctx))
 		} else {
@@ -250,8 +262,10 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	// The engine logged each of res.Errors through opts.Log as it
 	// happened; they only count here. The first one decides the exit
 	// code unless a 75 follows.
+	rep.result(res, o.dryRun)
 	for _, e := range res.Errors {
 		a.status.fail(e)
+		rep.fail(e)
 	}
 	fail(err)
 	if dry != nil {

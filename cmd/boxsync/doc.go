@@ -65,6 +65,8 @@
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
 //	   -A, --all-users                                                      run for every user the userdbs list (passwd-file, system passwd)
 //	   --workers N                                                          run up to N users at once (-A, -F, -u mask) (default: 1)
+//	   --report FILE                                                        write a JSON summary per user to FILE (atomically, when the command ends)
+//	   --dry-run                                                            print what would change (on stdout; each message with -v) and change nothing
 //	   -S SOCKET, --socket-path SOCKET                                      run through a doveadm server at SOCKET (not implemented yet)
 //	   --source LOCATION                                                    the user's mail LOCATION (default: mail_location)
 //	   -f, --full-sync                                                      full sync: compare every mailbox
@@ -103,6 +105,8 @@
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
 //	   -A, --all-users                                                      run for every user the userdbs list (passwd-file, system passwd)
 //	   --workers N                                                          run up to N users at once (-A, -F, -u mask) (default: 1)
+//	   --report FILE                                                        write a JSON summary per user to FILE (atomically, when the command ends)
+//	   --dry-run                                                            print what would change (on stdout; each message with -v) and change nothing
 //	   -S SOCKET, --socket-path SOCKET                                      run through a doveadm server at SOCKET (not implemented yet)
 //	   --source LOCATION                                                    the user's mail LOCATION (default: mail_location)
 //	   -f, --full-sync                                                      full sync: compare every mailbox

@@ -32,6 +32,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
 		&cli.BoolFlag{Name: "A", Aliases: []string{"all-users"}, Usage: "run for every user the userdbs list (passwd-file, system passwd)"},
 		&cli.IntFlag{Name: "workers", Value: 1, Usage: "run up to `N` users at once (-A, -F, -u mask)"},
+		&cli.StringFlag{Name: "report", Usage: "write a JSON summary per user to `FILE` (atomically, when the command ends)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print what would change (on stdout; each message with -v) and change nothing"},
 		&cli.StringFlag{Name: "S", Aliases: []string{"socket-path"}, Usage: "run through a doveadm server at `SOCKET`" + todo},
 		&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
@@ -80,6 +81,7 @@ type dsyncOpts struct {
 
 	users          userSelection // -u, -F, -A, --workers
 	dryRun         bool          // --dry-run
+	report         string        // --report FILE
 	user, userFile string
 	source         string
 	full, reverse  bool
@@ -110,6 +112,7 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		dest:     c.Args().Slice(),
 	}
 	o.dryRun = c.Bool("dry-run")
+	o.report = c.String("report")
 	o.users = userSelection{user: o.user, userFile: o.userFile, all: c.Bool("A"), workers: c.Int("workers")}
 	if o.users.workers < 1 {
 		return nil, []error{&usageError{msg: fmt.Sprintf("--workers %d: want at least 1", o.users.workers), usage: cmd + " " + dsyncUsage}}
