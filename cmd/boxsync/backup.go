@@ -29,9 +29,26 @@ func (a *app) dsync(cmd string) cli.ActionFunc {
 		if o.rawlog != "" {
 			a.log.debugf("", "-r %s: a local destination has no stream to log (as in doveadm)", o.rawlog)
 		}
+		if o.notify {
+			// doveadm passes -U to a remote dsync-server, whose
+			// replicator it notifies; a local run notifies no one.
+			a.log.debugf("", "-U: a local destination has no dsync-server to notify its replicator (as in doveadm)")
+		}
+		if o.replica && len(o.dest) > 0 {
+			// cmd_dsync_init: logged, then ignored.
+			a.log.errorf("", "Don't give mail location with -d parameter")
+			o.dest = nil
+		}
 		cfg, err := a.loadConfig()
 		if err != nil {
 			return err
+		}
+		if o.ioTimeout > 0 && !cfg.Overridden("imapc_cmd_timeout") {
+			// -T: dsync's stream timeout; here, an imapc side's
+			// command timeout (-o imapc_cmd_timeout wins).
+			if err := cfg.Override("imapc_cmd_timeout", fmt.Sprintf("%ds", int(o.ioTimeout/time.Second))); err != nil {
+				return err
+			}
 		}
 		if o.report != "" {
 			a.runReport = &runReport{started: time.Now(), users: map[string]*userReport{}}
@@ -140,7 +157,12 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(err)
 		return
 	}
-	dst, err := formats.ParseLocation(o.dest[0], vars)
+	dstSpec, err := a.destination(cfg, o, u)
+	if err != nil {
+		fail(err)
+		return
+	}
+	dst, err := formats.ParseLocation(dstSpec, vars)
 	if err != nil {
 		fail(err)
 		return
@@ -282,6 +304,31 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
 	}
+}
+
+// destination is the user's destination: the operand, or with -d the
+// user's mail_replica (the userdb field, else plugin { mail_replica };
+// doveadm-dsync.c cmd_dsync_prerun), which must be a local location.
+func (a *app) destination(cfg *doveconf.Config, o *dsyncOpts, u mailUser) (string, error) {
+	if !o.replica {
+		return o.dest[0], nil
+	}
+	spec := u.replica
+	if spec == "" {
+		v, err := setting(cfg, "plugin/mail_replica")
+		if err != nil {
+			return "", err
+		}
+		spec = v
+	}
+	if spec == "" {
+		return "", formats.Errorf(formats.KindNotFound, "User has no mail_replica in userdb")
+	}
+	if _, err := localDestination([]string{spec}); err != nil {
+		return "", fmt.Errorf("mail_replica %s: %w", spec, err)
+	}
+	a.log.debugf(u.name, "destination: mail_replica %s", spec)
+	return spec, nil
 }
 
 // dsyncMode is the engine mode of a sync/backup command line.

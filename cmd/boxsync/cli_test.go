@@ -114,8 +114,6 @@ func TestNotImplemented(t *testing.T) {
 		{[]string{"backup", "-P", dest}, "-P (purge the destination)"},
 		{[]string{"backup", "-fP", dest}, "-P"},
 		{[]string{"backup", "--purge-remote", dest}, "-P"},
-		{[]string{"backup", "-U", dest}, "-U (replicator notification)"},
-		{[]string{"backup", "-d"}, "-d (destination from the userdb's mail_replica)"},
 		{[]string{"backup", "-D", dest}, "-D after the command"},
 		{[]string{"backup", "-S", "/run/dovecot/doveadm-server", dest}, "-S (running through a doveadm server)"},
 		{[]string{"backup", "-m", "", dest}, "-m '' (the mailbox tree without mail)"},
@@ -147,9 +145,9 @@ func TestNotImplementedAll(t *testing.T) {
 	te := newTestEnv(t)
 	args := []string{"sync", "-s", "", "-PU", "tcp:host"}
 	r := te.run(t, args...)
-	r.expect(t, args, 64, "-s (", "-P (", "-U (", "tcp:host")
-	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 4 {
-		t.Errorf("%d error lines, want 4:\n%s", n, r.stderr)
+	r.expect(t, args, 64, "-s (", "-P (", "tcp:host")
+	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 3 {
+		t.Errorf("%d error lines, want 3:\n%s", n, r.stderr)
 	}
 }
 

@@ -74,12 +74,12 @@
 //	   -l SECS, --lock-timeout SECS                                         lock ~/.dovecot-sync.lock, waiting up to SECS seconds
 //	   -m MAILBOX, --mailbox MAILBOX                                        only this MAILBOX (not its children)
 //	   -x MASK, --exclude-mailbox MASK [ -x MASK, --exclude-mailbox MASK ]  leave out mailboxes matching MASK (* and ?; repeatable)
-//	   -T SECS, --timeout SECS                                              I/O timeout in SECS of a remote stream (no effect on local destinations)
+//	   -T SECS, --timeout SECS                                              I/O timeout in SECS: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
 //	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
-//	   -U, --replicator-notify                                              notify the replicator (not implemented yet)
+//	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
@@ -88,7 +88,7 @@
 //	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE (not implemented yet)
 //	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG (not implemented yet)
 //	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE (not implemented yet)
-//	   -d, --default-destination                                            the destination is the userdb's mail_replica (not implemented yet)
+//	   -d, --default-destination                                            the destination is the user's mail_replica (userdb field, else plugin setting)
 //	   -D                                                                   no mailbox renames (not implemented yet); for debug logging put -D before the command
 //	   --help, -h                                                           show help
 //
@@ -114,12 +114,12 @@
 //	   -l SECS, --lock-timeout SECS                                         lock ~/.dovecot-sync.lock, waiting up to SECS seconds
 //	   -m MAILBOX, --mailbox MAILBOX                                        only this MAILBOX (not its children)
 //	   -x MASK, --exclude-mailbox MASK [ -x MASK, --exclude-mailbox MASK ]  leave out mailboxes matching MASK (* and ?; repeatable)
-//	   -T SECS, --timeout SECS                                              I/O timeout in SECS of a remote stream (no effect on local destinations)
+//	   -T SECS, --timeout SECS                                              I/O timeout in SECS: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
 //	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
-//	   -U, --replicator-notify                                              notify the replicator (not implemented yet)
+//	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
@@ -128,7 +128,7 @@
 //	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE (not implemented yet)
 //	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG (not implemented yet)
 //	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE (not implemented yet)
-//	   -d, --default-destination                                            the destination is the userdb's mail_replica (not implemented yet)
+//	   -d, --default-destination                                            the destination is the user's mail_replica (userdb field, else plugin setting)
 //	   -D                                                                   no mailbox renames (not implemented yet); for debug logging put -D before the command
 //	   --help, -h                                                           show help
 //

@@ -41,12 +41,12 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "l", Aliases: []string{"lock-timeout"}, Usage: "lock ~/.dovecot-sync.lock, waiting up to `SECS` seconds"},
 		&cli.StringFlag{Name: "m", Aliases: []string{"mailbox"}, Usage: "only this `MAILBOX` (not its children)"},
 		&cli.StringSliceFlag{Name: "x", Aliases: []string{"exclude-mailbox"}, Usage: "leave out mailboxes matching `MASK` (* and ?; repeatable)"},
-		&cli.StringFlag{Name: "T", Aliases: []string{"timeout"}, Usage: "I/O timeout in `SECS` of a remote stream (no effect on local destinations)"},
+		&cli.StringFlag{Name: "T", Aliases: []string{"timeout"}, Usage: "I/O timeout in `SECS`: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)"},
 		&cli.StringFlag{Name: "r", Aliases: []string{"rawlog"}, Usage: "log the remote stream to `PATH` (local destinations have none, as in doveadm)"},
 		&cli.BoolFlag{Name: "E", Aliases: []string{"legacy-dsync"}, Usage: "doveadm's marker for its dsync wrapper (no effect on local destinations)"},
 		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE`" + todo},
 		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
-		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the replicator" + todo},
+		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the remote's replicator (no effect on local destinations, as in doveadm)"},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`" + todo},
 		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "only the namespace with this `PREFIX`" + todo},
 		&cli.BoolFlag{Name: "N", Aliases: []string{"all-namespaces"}, Usage: "all visible namespaces (remote only)" + todo},
@@ -55,7 +55,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "e", Aliases: []string{"sync-until-time"}, Usage: "only new mail received until `DATE`" + todo},
 		&cli.StringFlag{Name: "O", Aliases: []string{"sync-flags"}, Usage: "only new mail with (-FLAG: without) `FLAG`" + todo},
 		&cli.StringFlag{Name: "I", Aliases: []string{"sync-max-size"}, Usage: "only new mail up to `SIZE`" + todo},
-		&cli.BoolFlag{Name: "d", Aliases: []string{"default-destination"}, Usage: "the destination is the userdb's mail_replica" + todo},
+		&cli.BoolFlag{Name: "d", Aliases: []string{"default-destination"}, Usage: "the destination is the user's mail_replica (userdb field, else plugin setting)"},
 		&cli.BoolFlag{Name: "D", Usage: "no mailbox renames" + todo + "; for debug logging put -D before the command"},
 	}
 	if cmd == "sync" {
@@ -92,6 +92,10 @@ type dsyncOpts struct {
 	dest           []string // the operands
 
 	rawlog string // accepted; see the flag's help
+
+	replica   bool          // -d: the destination is mail_replica
+	notify    bool          // -U: accepted; see the flag's help
+	ioTimeout time.Duration // -T; 0 = not given
 }
 
 // parseDsync reads and checks a sync/backup command line in doveadm's
@@ -109,6 +113,7 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		mailbox:  c.String("m"),
 		exclude:  c.StringSlice("x"),
 		rawlog:   c.String("r"),
+		notify:   c.Bool("U"),
 		dest:     c.Args().Slice(),
 	}
 	o.dryRun = c.Bool("dry-run")
@@ -160,9 +165,11 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		}
 	}
 	if c.IsSet("T") {
-		if _, ok := parseUint(c.String("T")); !ok {
+		secs, ok := parseUint(c.String("T"))
+		if !ok {
 			return nil, []error{fatalf("Invalid -T parameter: %s", c.String("T"))}
 		}
+		o.ioTimeout = time.Duration(secs) * time.Second
 	}
 
 	// 2. The destination (cmd_dsync_init).
@@ -182,7 +189,8 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	local := false
 	switch {
 	case c.Bool("d"):
-		no("-d (destination from the userdb's mail_replica)")
+		// Each user's mail_replica is classified when it is known.
+		o.replica = true
 	default:
 		var err error
 		if local, err = localDestination(o.dest); err != nil {
@@ -204,7 +212,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
 		{"P", "-P (purge the destination)"},
-		{"U", "-U (replicator notification)"},
 		{"D", "-D after the command (no mailbox renames; for debug logging put -D before the command)"},
 		{"S", "-S (running through a doveadm server)"},
 	} {
