@@ -273,6 +273,8 @@ func (a *app) forEachName(ctx context.Context, us *users, names func(yield func(
 			a.iterationFailed(name, err)
 			return false
 		case err != nil:
+			// QUIRK: doveadm -A logs a refused uid and exits 0
+			// [observed, 2.3.19]; the user's failure counts here.
 			a.report(name, err)
 			return true
 		}
