@@ -153,8 +153,39 @@ func TestBackupOwner(t *testing.T) {
 	boxes := map[string]int{"INBOX": 3, "Sent": 2, "Work/Projects": 1}
 	e := newOwnerEnv(t, boxes, "")
 
-	for _, format := range []string{"mdbox", "sdbox", "maildir"} {
-		t.Run(format, func(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		rootMode os.FileMode // an existing destination root's; 0 = none
+	}{{"mdbox", 0}, {"sdbox", 0}, {"maildir", 0}, {"mdbox", 0o750}, {"sdbox", 0o750}, {"maildir", 0o750}} {
+		format := tc.format
+		name := format
+		if tc.rootMode != 0 {
+			name = fmt.Sprintf("%s in a %04o root", format, tc.rootMode)
+		}
+		t.Run(name, func(t *testing.T) {
+			// An existing root: its mode is the model for everything
+			// inside, with Dovecot as with boxsync.
+			mkRoot := func(path string, uid int) {
+				t.Helper()
+				if tc.rootMode == 0 {
+					return
+				}
+				os.RemoveAll(path)
+				if err := os.Mkdir(path, tc.rootMode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tc.rootMode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(path, uid, uid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, u := range []string{"jane", "bob"} {
+				p := filepath.Join(e.homes[u], "backup-"+format)
+				os.RemoveAll(p)
+				mkRoot(p, e.uids[u])
+			}
 			dest := format + ":~/backup-" + format
 			args := []string{"-c", e.conf, "backup", "-A", "--workers", "2", "-l", "10", dest}
 			r := e.run(t, args...)
@@ -169,6 +200,10 @@ func TestBackupOwner(t *testing.T) {
 			// What Dovecot itself creates for a new backup destination.
 			d := dovecottest.New(t, "maildir:~/Maildir")
 			fill(t, "maildir:"+d.Root(), boxes)
+			if err := os.MkdirAll(d.Home(), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mkRoot(filepath.Join(d.Home(), "backup"), e.uids["jane"]) // nobody, Dovecot's mail_uid
 			d.MustDoveadm(t, "backup", format+":"+filepath.Join(d.Home(), "backup"))
 			want := treeModes(t, filepath.Join(d.Home(), "backup"), false)
 
@@ -185,6 +220,7 @@ func TestBackupOwner(t *testing.T) {
 					}
 				}
 				if strings.Join(modes, ",") != strings.Join(want, ",") {
+
 					t.Errorf("%s: modes %q, Dovecot's doveadm backup makes %q", name, modes, want)
 				}
 			}
