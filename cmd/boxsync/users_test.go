@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -133,5 +134,30 @@ func TestWildcardMatch(t *testing.T) {
 		if got := wildcardMatch(tc.s, tc.mask); got != tc.want {
 			t.Errorf("wildcardMatch(%q, %q) = %v, want %v", tc.s, tc.mask, got, tc.want)
 		}
+	}
+}
+
+// Users in parallel: every log line is whole and names its user; each
+// user's summary is there; one user's failure (ann) leaves the others'
+// backups complete, and the exit code is ann's.
+func TestParallelLogLines(t *testing.T) {
+	te, _ := userdbEnv(t)
+	dst := memPath(t, "backup")
+	args := []string{"-v", "backup", "-A", "--workers", "4", dst + "/%u"}
+	r := te.run(t, args...)
+	r.expect(t, args, 68, "boxsync(ann): Error: mem: open")
+	line := regexp.MustCompile(`^boxsync(\([a-z]+\))?: (Debug|Info|Warning|Error|Fatal): \S`)
+	for l := range strings.Lines(r.stderr) {
+		if !line.MatchString(l) || !strings.HasSuffix(l, "\n") {
+			t.Errorf("log line not whole or without its user: %q", l)
+		}
+	}
+	for _, u := range []string{"jane", "joe", "bob"} {
+		if !strings.Contains(r.stderr, "boxsync("+u+"): Info: mailboxes: ") {
+			t.Errorf("no summary for %s:\n%s", u, r.stderr)
+		}
+	}
+	if got := backedUp(t, dst); strings.Join(got, " ") != "bob jane joe" {
+		t.Errorf("backed up %q", got)
 	}
 }
