@@ -22,7 +22,7 @@ func (a *app) forceResyncCommand() *cli.Command {
 		Usage:     "rebuild mailbox indexes from the mail files (doveadm force-resync)",
 		UsageText: "boxsync [global options] force-resync " + resyncUsage,
 		Flags: quietBools([]cli.Flag{
-			&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER` (a passwd lookup gives the home directory)"},
+			&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER`, looked up in the config's userdbs (home, uid/gid, mail)"},
 			&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
 			&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
 			&cli.BoolFlag{Name: "f", Aliases: []string{"fsck"}, Usage: "check everything (a rebuild always does)"},
