@@ -193,3 +193,12 @@ func TestDryRun(t *testing.T) {
 		})
 	}
 }
+
+// A dry run can't copy a remote (imapc) side to run on: refused.
+func TestDryRunImapc(t *testing.T) {
+	te := newTestEnv(t)
+	src := memPath(t, "src")
+	fill(t, src, map[string]int{"INBOX": 1})
+	args := []string{"-o", "imapc_host=127.0.0.1", "backup", "--source", src, "--dry-run", "imapc:"}
+	te.run(t, args...).expect(t, args, 64, "--dry-run: an imapc store can't be copied to run on")
+}

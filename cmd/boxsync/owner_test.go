@@ -187,9 +187,24 @@ func TestBackupOwner(t *testing.T) {
 				mkRoot(p, e.uids[u])
 			}
 			dest := format + ":~/backup-" + format
-			args := []string{"-c", e.conf, "backup", "-A", "--workers", "2", "-l", "10", dest}
+			report := filepath.Join(t.TempDir(), "report.json")
+			args := []string{"-c", e.conf, "backup", "-A", "--workers", "2", "-l", "10", "--report", report, dest}
 			r := e.run(t, args...)
 			r.expect(t, args, 75, "boxsync(low): Error: Mail access for users with UID 5 not permitted (see first_valid_uid in config file, uid from userdb lookup).")
+			doc := readReport(t, report)
+			for _, u := range doc.Users {
+				if want := map[string]int{"low": 75}[u.User]; u.ExitCode != want {
+					t.Errorf("report: %s exited %d, want %d", u.User, u.ExitCode, want)
+				}
+			}
+			if len(doc.Users) != 3 {
+				t.Errorf("report has %d users, want 3", len(doc.Users))
+			}
+			if fi, err := os.Stat(report); err != nil {
+				t.Error(err)
+			} else if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 {
+				t.Errorf("the report, written as root, is owned by %d", st.Uid)
+			}
 			if strings.Contains(r.stderr, "boxsync(jane): Error") || strings.Contains(r.stderr, "boxsync(bob): Error") {
 				t.Fatalf("jane or bob failed:\n%s", r.stderr)
 			}
