@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr, tty: isTerminal(stderr, e.getenv)}, creds: newCredSwitch()}
+	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr, tty: isTerminal(stderr, e.getenv)}, creds: processCreds}
 	c := a.cli(stderr)
 	cmdSpecs := map[string]optionSpec{}
 	for _, cmd := range c.Commands {

@@ -50,6 +50,10 @@ type credSwitch struct {
 	set     func(c mailCreds) (restore func() error, err error)
 }
 
+// processCreds is the process's one credSwitch: credentials belong to
+// the process, so every run in it (tests run several) must share it.
+var processCreds = newCredSwitch()
+
 func newCredSwitch() *credSwitch {
 	s := &credSwitch{geteuid: os.Geteuid, set: setEffective}
 	s.cond = sync.NewCond(&s.mu)

@@ -258,7 +258,7 @@ func TestBackupOwner(t *testing.T) {
 // user's uid, so a killed run leaves nothing root-owned in the home.
 func TestLockOwner(t *testing.T) {
 	e := newOwnerEnv(t, map[string]int{"INBOX": 1}, "")
-	a := &app{env: systemEnv(), log: &logger{w: os.Stderr}, creds: newCredSwitch()}
+	a := &app{env: systemEnv(), log: &logger{w: os.Stderr}, creds: processCreds}
 	u := mailUser{name: "bob", home: filepath.Join(e.homes["bob"], "new-home"), creds: mailCreds{uid: 4242, gid: 4242}}
 	err := a.asUser(u, func() error {
 		unlock, err := lockUser(context.Background(), u.home, 0)
