@@ -53,7 +53,7 @@
 //	   boxsync backup - make the destination a copy of the user's mail (doveadm backup)
 //
 //	USAGE:
-//	   boxsync [global options] backup [-u <user>|-A|-F <file>] [--workers <n>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
+//	   boxsync [global options] backup [-u <user>|-A|-F <file>] [--workers <n>] [--dry-run] [--report <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	DESCRIPTION:
 //	   Make <dest>, a mail location such as mdbox:~/backup, identical to the user's mail
@@ -97,7 +97,7 @@
 //	   boxsync sync - two-way sync; -1: one-way merge (doveadm sync)
 //
 //	USAGE:
-//	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [--workers <n>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
+//	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [--workers <n>] [--dry-run] [--report <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	OPTIONS:
 //	   -1, --oneway-sync                                                    one-way merge into the destination

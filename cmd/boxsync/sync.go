@@ -13,7 +13,7 @@ import (
 
 // dsyncUsage is the synopsis of sync and backup: doveadm's, plus -F and
 // --source.
-const dsyncUsage = "[-u <user>|-A|-F <file>] [--workers <n>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] " +
+const dsyncUsage = "[-u <user>|-A|-F <file>] [--workers <n>] [--dry-run] [--report <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] " +
 	"[-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] " +
 	"[-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] " +
 	"[--source <location>] -d|<dest>"
