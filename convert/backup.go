@@ -46,9 +46,10 @@ type run struct {
 	src, dst formats.Store
 	opt      Options
 
-	mu   sync.Mutex
-	res  Result       // guarded by mu while mailbox workers run
-	live liveProgress // guarded by mu
+	mu  sync.Mutex
+	res Result // guarded by mu while mailbox workers run
+
+	live liveProgress // -v progress counters; guarded by mu
 }
 
 // update changes the result under the lock.
