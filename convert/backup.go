@@ -43,13 +43,13 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 }
 
 type run struct {
+	live liveProgress // -v progress counters (progress.go); guarded by mu
+
 	src, dst formats.Store
 	opt      Options
 
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run
-
-	live liveProgress // -v progress counters; guarded by mu
 }
 
 // update changes the result under the lock.
