@@ -284,3 +284,28 @@ func TestLockOwner(t *testing.T) {
 		t.Errorf("credentials not restored: euid %d egid %d", os.Geteuid(), os.Getegid())
 	}
 }
+
+// Without -u (no userdb lookup), mail_uid/mail_gid apply as root, as
+// doveadm does; a mail_uid below first_valid_uid is refused with
+// Dovecot's message.
+func TestMailUIDOwner(t *testing.T) {
+	e := newOwnerEnv(t, map[string]int{"INBOX": 2, "Sent": 1}, "")
+	en := systemEnv()
+	en.configPath = e.conf
+	vars := map[string]string{"USER": "bob", "HOME": e.homes["bob"]}
+	en.getenv = func(k string) string { return vars[k] }
+	run := func(args ...string) cliResult {
+		var stdout, stderr bytes.Buffer
+		code := runEnv(context.Background(), en, append([]string{"boxsync"}, args...), strings.NewReader(""), &stdout, &stderr)
+		return cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	}
+	args := []string{"-c", e.conf, "-o", "mail_uid=4242", "-o", "mail_gid=4242", "backup", "mdbox:~/bak"}
+	run(args...).expect(t, args, 0)
+	for _, k := range treeModes(t, filepath.Join(e.homes["bob"], "bak"), true) {
+		if !strings.HasSuffix(k, " 4242:4242") {
+			t.Errorf("%s: want 4242:4242", k)
+		}
+	}
+	args = []string{"-c", e.conf, "-o", "mail_uid=5", "backup", "mdbox:~/bak2"}
+	run(args...).expect(t, args, 75, "boxsync(bob): Error: Mail access for users with UID 5 not permitted (see first_valid_uid in config file, uid from mail_uid setting).")
+}
