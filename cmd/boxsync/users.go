@@ -256,10 +256,18 @@ func (a *app) iterationFailed(user string, err error) {
 // uid (the usual single vmail uid) run side by side.
 func (a *app) forEachName(ctx context.Context, us *users, names func(yield func(string) bool) error, pool *userPool, fn func(mailUser)) {
 	var list []mailUser
+	seen := map[string]bool{}
 	err := names(func(name string) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if seen[name] {
+			// Run once: two workers on one user would only wait
+			// for each other's locks.
+			a.log.debugf(name, "listed again, skipping")
+			return true
+		}
+		seen[name] = true
 		u, err := us.lookup(name)
 		var (
 			noUser *noUserError

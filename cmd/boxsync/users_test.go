@@ -68,6 +68,7 @@ func TestUserSelection(t *testing.T) {
 		{"mask matching no one", []string{"-u", "zz*"}, 0, nil, nil},
 		{"all users, one failing", []string{"-A"}, 68, []string{"bob", "jane", "joe"}, []string{"boxsync(ann): Error: mem: open"}},
 		{"all users in parallel", []string{"-A", "--workers", "3"}, 68, []string{"bob", "jane", "joe"}, []string{"boxsync(ann): Error: mem: open"}},
+		{"a user listed twice runs once", []string{"-F", "-", "--workers", "2"}, 0, []string{"bob", "joe"}, []string{"boxsync(bob): Debug: listed again, skipping"}},
 		{"unknown user", []string{"-u", "carl"}, 67, nil, []string{"boxsync(carl): Error: User doesn't exist"}},
 		{"-A and -u", []string{"-A", "-u", "bob"}, 64, nil, []string{"-A can't be used with -u or -F"}},
 		{"no workers", []string{"-A", "--workers", "0"}, 64, nil, []string{"--workers 0: want at least 1"}},
@@ -75,8 +76,9 @@ func TestUserSelection(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			te, root := userdbEnv(t)
+			te.stdin = "bob\njoe\nbob\n"
 			dst := memPath(t, "backup")
-			args := append(append([]string{"backup"}, tc.args...), dst+"/%u")
+			args := append(append([]string{"-D", "backup"}, tc.args...), dst+"/%u")
 			te.run(t, args...).expect(t, args, tc.code, tc.stderr...)
 			if got := backedUp(t, dst); strings.Join(got, " ") != strings.Join(tc.want, " ") {
 				t.Errorf("backed up %q, want %q", got, tc.want)
