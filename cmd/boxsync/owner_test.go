@@ -309,3 +309,34 @@ func TestMailUIDOwner(t *testing.T) {
 	args = []string{"-c", e.conf, "-o", "mail_uid=5", "backup", "mdbox:~/bak2"}
 	run(args...).expect(t, args, 75, "boxsync(bob): Error: Mail access for users with UID 5 not permitted (see first_valid_uid in config file, uid from mail_uid setting).")
 }
+
+// A two-way sync as root writes both sides as the user.
+func TestSyncOwner(t *testing.T) {
+	e := newOwnerEnv(t, map[string]int{"INBOX": 2, "Work": 1}, "")
+	uid := e.uids["bob"]
+	fill(t, "mdbox:"+filepath.Join(e.homes["bob"], "other"), map[string]int{"Other": 2})
+	if err := filepath.WalkDir(filepath.Join(e.homes["bob"], "other"), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-c", e.conf, "sync", "-u", "bob", "-l", "5", "mdbox:~/other"}
+	e.run(t, args...).expect(t, args, 0)
+	for _, side := range []string{"Maildir", "other"} {
+		got := treeModes(t, filepath.Join(e.homes["bob"], side), true)
+		for _, k := range got {
+			if !strings.HasSuffix(k, fmt.Sprintf(" %d:%d", uid, uid)) {
+				t.Errorf("%s: %s, want owner %d", side, k, uid)
+			}
+		}
+	}
+	// The sync wrote to both sides: each has the other's mailbox.
+	for _, side := range []string{"maildir:" + filepath.Join(e.homes["bob"], "Maildir"), "mdbox:" + filepath.Join(e.homes["bob"], "other")} {
+		if d := dump(t, side); !strings.Contains(d, `mailbox "Other"`) || !strings.Contains(d, `mailbox "Work"`) {
+			t.Errorf("%s after sync:\n%s", side, d)
+		}
+	}
+}
