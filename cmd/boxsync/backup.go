@@ -50,6 +50,13 @@ func (a *app) dsync(cmd string) cli.ActionFunc {
 				return err
 			}
 		}
+		// Users of different uids may run in child processes
+		// (child.go); a child writes its report where the parent
+		// merges it.
+		a.forkable = true
+		if p := a.env.getenv(childReportEnv); p != "" {
+			o.report = p
+		}
 		if o.report != "" {
 			a.runReport = &runReport{started: time.Now(), users: map[string]*userReport{}}
 			defer func() {

@@ -34,7 +34,8 @@ var self = mailCreds{uid: -1, gid: -1}
 // Credentials are per process, so runs under different credentials
 // exclude each other: work for the same uid/gid runs concurrently (the
 // common virtual-user setup, where every user is vmail), work for another
-// uid waits. The umask is 0 while a user's work runs: drivers pass the
+// uid waits; --workers with users of several uids uses child processes
+// instead (child.go). The umask is 0 while a user's work runs: drivers pass the
 // modes Dovecot would use (the mail root's, mailbox_list_get_permissions)
 // and Dovecot's create paths ignore the umask too (mkdir_chown_full,
 // maildir_create_tmp set it around each create).

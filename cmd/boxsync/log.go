@@ -67,6 +67,19 @@ func (l *logger) line(user, level, msg string) {
 	}
 }
 
+// raw writes a whole line that is already formatted (a child's).
+func (l *logger) raw(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.status != "" {
+		io.WriteString(l.w, clearStatus)
+	}
+	io.WriteString(l.w, line)
+	if l.status != "" {
+		io.WriteString(l.w, l.status)
+	}
+}
+
 func (l *logger) errorf(user, format string, args ...any) {
 	l.line(user, "Error", fmt.Sprintf(format, args...))
 }

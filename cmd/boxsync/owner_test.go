@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -188,9 +189,11 @@ func TestBackupOwner(t *testing.T) {
 			}
 			dest := format + ":~/backup-" + format
 			report := filepath.Join(t.TempDir(), "report.json")
-			args := []string{"-c", e.conf, "backup", "-A", "--workers", "2", "-l", "10", "--report", report, dest}
+			// Two workers, two uids: each user in a child process.
+			args := []string{"-D", "-c", e.conf, "backup", "-A", "--workers", "2", "-l", "10", "--report", report, dest}
 			r := e.run(t, args...)
-			r.expect(t, args, 75, "boxsync(low): Error: Mail access for users with UID 5 not permitted (see first_valid_uid in config file, uid from userdb lookup).")
+			r.expect(t, args, 75, "boxsync(low): Error: Mail access for users with UID 5 not permitted (see first_valid_uid in config file, uid from userdb lookup).",
+				"boxsync(jane): Debug: running in child process", "boxsync(bob): Debug: running in child process")
 			doc := readReport(t, report)
 			for _, u := range doc.Users {
 				if want := map[string]int{"low": 75}[u.User]; u.ExitCode != want {
@@ -338,5 +341,41 @@ func TestSyncOwner(t *testing.T) {
 		if d := dump(t, side); !strings.Contains(d, `mailbox "Other"`) || !strings.Contains(d, `mailbox "Work"`) {
 			t.Errorf("%s after sync:\n%s", side, d)
 		}
+	}
+}
+
+// Users of different uids with several workers run in child processes:
+// one's failure leaves the other's backup complete, the exit code is the
+// failure's, every log line is whole and names its user; one worker
+// needs no child.
+func TestChildRuns(t *testing.T) {
+	e := newOwnerEnv(t, map[string]int{"INBOX": 3, "Sent": 1}, "")
+	if err := os.RemoveAll(filepath.Join(e.homes["bob"], "Maildir")); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(list, []byte("jane\nbob\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-D", "-v", "-c", e.conf, "backup", "-F", list, "--workers", "2", "--dry-run", "mdbox:~/x"}
+	r := e.run(t, args...)
+	r.expect(t, args, 68, "boxsync(jane): Debug: running in child process", "boxsync(bob): Error: ")
+	if !strings.Contains(r.stdout, `dry-run(jane): destination: create mailbox "INBOX" (3 messages`) {
+		t.Errorf("the child's plan is not on stdout:\n%s", r.stdout)
+	}
+	line := regexp.MustCompile(`^boxsync(\([a-z]+\))?: (Debug|Info|Warning|Error|Fatal): \S`)
+	for l := range strings.Lines(r.stderr) {
+		if !line.MatchString(l) {
+			t.Errorf("log line not whole or without its user: %q", l)
+		}
+	}
+	args = []string{"-D", "-c", e.conf, "backup", "-F", list, "mdbox:~/y"}
+	r = e.run(t, args...)
+	r.expect(t, args, 68, "boxsync(bob): Error: ")
+	if strings.Contains(r.stderr, "child process") {
+		t.Errorf("one worker used a child process:\n%s", r.stderr)
+	}
+	if d := dump(t, "mdbox:"+filepath.Join(e.homes["jane"], "y")); !strings.Contains(d, `mailbox "Sent"`) {
+		t.Errorf("jane's backup:\n%s", d)
 	}
 }

@@ -190,6 +190,15 @@ func (us *users) list() ([]string, error) {
 //   - none: $USER and $HOME with no lookup (doveadm's default), mail_uid
 //     applying when set.
 func (a *app) forEachUser(ctx context.Context, cfg *doveconf.Config, sel userSelection, fn func(mailUser)) {
+	if u, ok, err := a.childJob(); ok {
+		// A child run (child.go): the parent resolved the user.
+		if err != nil {
+			a.report("", err)
+			return
+		}
+		fn(u)
+		return
+	}
 	us, err := a.newUsers(cfg)
 	if err != nil {
 		a.report("", err)
@@ -297,8 +306,13 @@ func (a *app) forEachName(ctx context.Context, us *users, names func(yield func(
 			return cmp.Or(cmp.Compare(x.creds.uid, y.creds.uid), cmp.Compare(x.creds.gid, y.creds.gid))
 		})
 	}
+	children := a.needChildren(cap(pool.sem), list)
 	for _, u := range list {
-		if !pool.run(func() { fn(u) }) {
+		work := func() { fn(u) }
+		if children {
+			work = func() { a.runChild(ctx, u) }
+		}
+		if !pool.run(work) {
 			return
 		}
 	}
