@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,7 +102,11 @@ func (a *app) newUsers(cfg *doveconf.Config) (*users, error) {
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
 			return n, nil
 		}
-		return -1, fmt.Errorf("Unknown mail_gid group: %s", s)
+		g, err := user.LookupGroup(s)
+		if err != nil {
+			return -1, fmt.Errorf("Unknown mail_gid group: %s", s)
+		}
+		return strconv.Atoi(g.Gid)
 	}
 	return u, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/boxsync/boxsync/formats/formatstest"
+	"github.com/boxsync/boxsync/internal/doveconf"
 )
 
 // userdbEnv is a testEnv with a dovecot.conf whose passwd-file userdb
@@ -161,5 +163,49 @@ func TestParallelLogLines(t *testing.T) {
 	}
 	if got := backedUp(t, dst); strings.Join(got, " ") != "bob jane joe" {
 		t.Errorf("backed up %q", got)
+	}
+}
+
+func TestCredsFor(t *testing.T) {
+	te := newTestEnv(t)
+	a := &app{env: te.env, log: &logger{w: io.Discard}, creds: processCreds}
+	tests := []struct {
+		conf     string
+		uid, gid int // the userdb's; -1 = none
+		want     mailCreds
+		err      string
+	}{
+		{"", -1, -1, self, ""},
+		{"", 1000, 1000, mailCreds{1000, 1000}, ""},
+		{"mail_uid = 5000\nmail_gid = 5001\n", -1, -1, mailCreds{5000, 5001}, ""},
+		{"mail_uid = 5000\nmail_gid = 5001\n", 1000, -1, mailCreds{1000, 5001}, ""},
+		{"mail_uid = 5000\nmail_gid = root\n", -1, -1, mailCreds{5000, 0}, "GID 0 not permitted (see first_valid_gid in config file, gid from mail_gid setting)"},
+		{"", 499, 499, self, "Mail access for users with UID 499 not permitted (see first_valid_uid in config file, uid from userdb lookup)."},
+		{"first_valid_uid = 100\nlast_valid_uid = 200\n", 201, 201, self, "UID 201 not permitted"},
+		{"first_valid_uid = 100\nlast_valid_uid = 200\n", 150, 150, mailCreds{150, 150}, ""},
+		{"mail_uid = nosuchuser\n", -1, -1, self, "Unknown mail_uid user: nosuchuser"},
+		{"mail_gid = nosuchgroup\n", -1, -1, self, "Unknown mail_gid group: nosuchgroup"},
+		{"first_valid_uid = x\n", -1, -1, self, "first_valid_uid=\"x\": want a number"},
+	}
+	for _, tc := range tests {
+		path := filepath.Join(t.TempDir(), "dovecot.conf")
+		if err := os.WriteFile(path, []byte(tc.conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := doveconf.ParseFile(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us, err := a.newUsers(cfg)
+		var got mailCreds
+		if err == nil {
+			got, err = us.credsFor(tc.uid, tc.gid)
+		}
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q uid %d gid %d: error %v, want %q", tc.conf, tc.uid, tc.gid, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%q uid %d gid %d = %v, %v; want %v", tc.conf, tc.uid, tc.gid, got, err, tc.want)
+		}
 	}
 }
