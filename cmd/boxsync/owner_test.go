@@ -253,6 +253,15 @@ func TestBackupOwner(t *testing.T) {
 				t.Errorf("Dovecot reads jane's backup differently from her mail:\n%s", diff)
 			}
 			bak.CheckLogClean(t)
+
+			// And Dovecot with bob's uid reads his.
+			own := "mail_uid = 4242\nmail_gid = 4242\n"
+			bsrc := dovecottest.New(t, "maildir:"+filepath.Join(e.homes["bob"], "Maildir"), own)
+			bbak := dovecottest.New(t, format+":"+filepath.Join(e.homes["bob"], "backup-"+format), own)
+			if diff := dovecottest.Diff(bsrc.Snapshot(t), bbak.Snapshot(t), dovecottest.Saved); diff != "" {
+				t.Errorf("Dovecot reads bob's backup differently from his mail:\n%s", diff)
+			}
+			bbak.CheckLogClean(t)
 		})
 	}
 }
