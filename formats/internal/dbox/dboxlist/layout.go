@@ -339,7 +339,11 @@ func (l *Layout) SetSubscribed(ctx context.Context, name string, subscribed bool
 	if err := subsfile.Set(ctx, l.Subs, '/', b.Levels, subscribed, opt); err != nil {
 		return Wrap(err, l.Driver, "subscribe", b.Name, 0, "")
 	}
-	return nil
+	change := formats.ChangeSubscribe
+	if !subscribed {
+		change = formats.ChangeUnsubscribe
+	}
+	return l.LogChange("subscribe", b.Name, NameChange(change, b.Name))
 }
 
 // NewUIDValidity picks a UIDVALIDITY for a new mailbox: the current time,

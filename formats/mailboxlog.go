@@ -1,0 +1,82 @@
+package formats
+
+import (
+	"context"
+	"crypto/sha1"
+	"time"
+)
+
+// MailboxChange is the type of one record of Dovecot's mailbox changes log,
+// dovecot.mailbox.log (dovecot-storage.md §8.6; mailbox-log.h: enum
+// mailbox_log_record_type). dsync reads it to tell a mailbox deleted or
+// renamed on one side from one that never existed (dsync.md §2.3).
+type MailboxChange uint8
+
+const (
+	ChangeDeleteMailbox MailboxChange = 1 // GUID: the mailbox GUID
+	ChangeDeleteDir     MailboxChange = 2 // GUID: MailboxNameHash of the directory
+	ChangeRename        MailboxChange = 3 // GUID: MailboxNameHash of the new name
+	ChangeSubscribe     MailboxChange = 4 // GUID: MailboxNameHash of the name
+	ChangeUnsubscribe   MailboxChange = 5 // GUID: MailboxNameHash of the name
+	// ChangeCreateDir exists in newer Dovecots; 2.3's reader stops at it
+	// as corrupted, so boxsync never writes it.
+	ChangeCreateDir MailboxChange = 6
+)
+
+func (c MailboxChange) String() string {
+	switch c {
+	case ChangeDeleteMailbox:
+		return "delete-mailbox"
+	case ChangeDeleteDir:
+		return "delete-dir"
+	case ChangeRename:
+		return "rename"
+	case ChangeSubscribe:
+		return "subscribe"
+	case ChangeUnsubscribe:
+		return "unsubscribe"
+	case ChangeCreateDir:
+		return "create-dir"
+	}
+	return "change?"
+}
+
+// MailboxLogRecord is one record of a mailbox changes log. Time has
+// one-second resolution (a 32-bit UNIX time on disk).
+type MailboxLogRecord struct {
+	Change MailboxChange
+	GUID   GUID
+	Time   time.Time
+}
+
+// MailboxNameHash is the "GUID" Dovecot logs for changes of a name rather
+// than of a mailbox: the first 16 bytes of the SHA-1 of the mailbox name
+// with the namespace separator '/' (mailbox_name_get_sha128; verified:
+// SHA-1("Dir1/Sub1") = ba122518…).
+func MailboxNameHash(name string) GUID {
+	sum := sha1.Sum([]byte(name))
+	var g GUID
+	copy(g[:], sum[:])
+	return g
+}
+
+// MailboxLogger is implemented by stores that keep a mailbox changes log
+// (maildir, sdbox, mdbox keep Dovecot's dovecot.mailbox.log; mem keeps one
+// in memory). Such a store appends to it on every Delete, Rename and
+// SetSubscribed, as Dovecot does, so the two-way sync can propagate
+// deletes and renames instead of undoing them.
+type MailboxLogger interface {
+	// MailboxLog returns the log's records, oldest first. A store whose
+	// log does not exist yet returns none.
+	MailboxLog(ctx context.Context) ([]MailboxLogRecord, error)
+}
+
+// Renamer is implemented by stores that can rename a mailbox, as IMAP
+// RENAME does: the mailbox (or \Noselect container) and every mailbox
+// below it move to the new name, keeping GUIDs, UIDVALIDITY, UIDs and
+// mail; missing parents of the new name are created as containers.
+// KindExists when the new name is taken, KindNotFound when the old one
+// does not exist; the INBOX cannot be renamed (KindNotPossible).
+type Renamer interface {
+	Rename(ctx context.Context, from, to string) error
+}
