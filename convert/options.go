@@ -71,7 +71,7 @@ type Options struct {
 
 // Result reports what a run did.
 type Result struct {
-	Mailboxes struct{ Created, Deleted, Synced, Skipped int }
+	Mailboxes struct{ Created, Deleted, Renamed, Synced, Skipped int }
 	Messages  struct{ Saved, Expunged, FlagsChanged int }
 	Bytes     int64
 	// Desync is non-empty when changes happened during the run and it

@@ -19,14 +19,16 @@ import (
 // sync -1), stateless: every run is dsync's full algorithm without a state
 // string and without dovecot.mailbox.log (dsync.md §2.4, §2.8).
 //
-// Tree (§2.4): mailboxes are matched by name. A mailbox missing on one
-// side is created there with the other's GUID and UIDVALIDITY (OneWay:
-// only on the destination). QUIRK: deletes cannot be told from "never
-// existed" without the mailbox log, so nothing is ever deleted: a mailbox deleted
-// on one side comes back, as it does with dsync when the log is gone.
-// QUIRK: renames are not detected (the contract has no rename): a renamed
-// mailbox ends up under both names. Subscriptions are a union (OneWay:
-// the destination only gains subscriptions).
+// Tree (§2.4): with a mailbox changes log on both sides, Sync first
+// applies the deletes and renames it records (tree.go). Then mailboxes are
+// matched by name. A mailbox missing on one side is created there with the
+// other's GUID and UIDVALIDITY (OneWay: only on the destination). QUIRK:
+// without the log (imapc, mbox) deletes cannot be told from "never
+// existed", so nothing is deleted: a mailbox deleted on one side comes
+// back, as it does with dsync when the log is gone; and a renamed mailbox
+// ends up under both names. OneWay never deletes or renames. Subscriptions
+// follow their logged times (tree.go), else they are a union (OneWay: the
+// destination only gains subscriptions).
 //
 // Same name, different mailbox GUID or UIDVALIDITY (§2.4 step 5, §2.5):
 // UIDs do not compare, so the mail is merged by content. QUIRK: dsync adopts the
@@ -47,6 +49,12 @@ import (
 // twoWay runs Sync and OneWay.
 func (r *run) twoWay(ctx context.Context) error {
 	oneWay := r.opt.Mode == OneWay
+	logs := r.treeLogs()
+	if logs {
+		if err := r.syncTreeChanges(ctx); err != nil {
+			return err
+		}
+	}
 	srcBoxes, err := r.src.Mailboxes(ctx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list source mailboxes", "", 0, "")
@@ -109,6 +117,9 @@ func (r *run) twoWay(ctx context.Context) error {
 		return err
 	}
 
+	if logs {
+		return r.syncTreeFinish(ctx)
+	}
 	// Subscriptions: a union; OneWay only adds on the destination.
 	for _, name := range names {
 		if !r.wanted(name) {
