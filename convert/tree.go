@@ -31,7 +31,8 @@ import (
 //     then synced like a rename. Renames repeat until the trees agree.
 //   - Directories (§2.4 step 6): a \Noselect container the other side
 //     logged as deleted (by name) goes when it has no children and was
-//     not renamed or created later.
+//     not renamed or created later; an empty container one side lacks is
+//     created there (formats.DirCreator; Maildir++ has none).
 //   - Subscriptions (step 6): where the sides differ, the newer
 //     (un)subscription wins; equal or unknown times: subscribed wins.
 //
@@ -287,6 +288,11 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 	}
 	r.applyDirDeletes(ctx, a, b)
 	r.applyDirDeletes(ctx, b, a)
+	if a, b, err = r.loadTrees(ctx); err != nil {
+		return err
+	}
+	r.createDirs(ctx, a, b)
+	r.createDirs(ctx, b, a)
 	names := map[string]bool{}
 	for n := range a.byName {
 		names[n] = true
@@ -365,4 +371,58 @@ func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) {
 			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": delete directory", name, 0, ""))
 		}
 	}
+}
+
+// createDirs creates in to the empty containers that from has and to
+// lacks (§2.4 step 6), where to can hold them (formats.DirCreator).
+// A subscribed name without children may be only a subscription, not a
+// directory: subscriptions settle it.
+func (r *run) createDirs(ctx context.Context, from, to *treeSide) {
+	dc, ok := to.store.(formats.DirCreator)
+	if !ok {
+		return
+	}
+	names := make([]string, 0, len(from.byName))
+	for n := range from.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		info := from.byName[name]
+		if _, ok := to.byName[name]; ok || !info.NoSelect || !r.wanted(name) {
+			continue
+		}
+		if from.hasChildren(name) || info.Subscribed {
+			continue // made with its children, or maybe only a subscription
+		}
+		err := dc.CreateDir(ctx, name)
+		switch {
+		case err == nil:
+			r.logf("%s: directory created on the %s", name, to.label)
+		case errors.Is(err, formats.ErrExists), formats.KindOf(err) == formats.KindNotPossible:
+			// created meanwhile, or the format has no empty directories
+		default:
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": create directory", name, 0, ""))
+		}
+	}
+}
+
+// hasChildren tells whether a node has children that are mailboxes or
+// directories; a subscribed name without children of its own may be only
+// a subscription, so it does not count.
+func (t *treeSide) hasChildren(name string) bool {
+	for other, info := range t.byName {
+		if !strings.HasPrefix(other, name+"/") {
+			continue
+		}
+		if !info.NoSelect || !info.Subscribed {
+			return true
+		}
+		for o2 := range t.byName {
+			if strings.HasPrefix(o2, other+"/") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -60,6 +60,11 @@ func MailboxNameHash(name string) GUID {
 	return g
 }
 
+// MailboxLogNow is the clock that stamps mailbox log records. Tests that
+// replay a history replace it (never while stores are in use), so that
+// which of two changes is newer does not depend on when the test runs.
+var MailboxLogNow = time.Now
+
 // MailboxLogger is implemented by stores that keep a mailbox changes log
 // (maildir, sdbox, mdbox keep Dovecot's dovecot.mailbox.log; mem keeps one
 // in memory). Such a store appends to it on every Delete, Rename and
@@ -79,4 +84,13 @@ type MailboxLogger interface {
 // does not exist; the INBOX cannot be renamed (KindNotPossible).
 type Renamer interface {
 	Rename(ctx context.Context, from, to string) error
+}
+
+// DirCreator is implemented by stores that can hold an empty \Noselect
+// container (a directory without mail, as LAYOUT=fs and dbox leave behind
+// when the last mailbox below it goes). The two-way sync creates the
+// containers one side has and the other lacks (dsync.md §2.4 step 6).
+// KindExists when a node of that name exists.
+type DirCreator interface {
+	CreateDir(ctx context.Context, name string) error
 }

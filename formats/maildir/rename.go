@@ -13,6 +13,7 @@ import (
 )
 
 var (
+	_ formats.DirCreator    = (*Store)(nil)
 	_ formats.Renamer       = (*Store)(nil)
 	_ formats.MailboxLogger = (*Store)(nil)
 )
@@ -171,4 +172,30 @@ func removeEmptyParents(dir, stop string) {
 		}
 		dir = filepath.Dir(dir)
 	}
+}
+
+// CreateDir makes an empty \Noselect container: under LAYOUT=fs a
+// directory without cur/; Maildir++ has no empty containers
+// (KindNotPossible).
+func (s *Store) CreateDir(ctx context.Context, name string) error {
+	if err := s.writable("create", name); err != nil {
+		return err
+	}
+	b, err := s.resolve("create", name)
+	if err != nil {
+		return err
+	}
+	if !s.fsys {
+		return fail(formats.KindNotPossible, "create", b.name, 0, "", errors.New("Maildir++ has no empty directories"))
+	}
+	if _, err := os.Lstat(b.dir); err == nil {
+		return fail(formats.KindExists, "create", b.name, 0, b.dir, errors.New("mailbox exists"))
+	}
+	if err := os.MkdirAll(b.dir, s.dirMode); err != nil {
+		return wrap(err, "create", b.name, 0, b.dir)
+	}
+	if s.opt.Fsync != formats.FsyncNever {
+		return wrap(fsyncPath(filepath.Dir(b.dir)), "create", b.name, 0, b.dir)
+	}
+	return nil
 }

@@ -453,7 +453,13 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 	return s.l.Rename(ctx, from, to)
 }
 
+// CreateDir makes an empty \Noselect container.
+func (s *Store) CreateDir(ctx context.Context, name string) error {
+	return s.l.CreateDir(ctx, name)
+}
+
 var (
+	_ formats.DirCreator    = (*Store)(nil)
 	_ formats.Renamer       = (*Store)(nil)
 	_ formats.MailboxLogger = (*Store)(nil)
 )

@@ -38,6 +38,7 @@ import (
 )
 
 var (
+	_ formats.DirCreator    = (*storeHandle)(nil)
 	_ formats.Renamer       = (*storeHandle)(nil)
 	_ formats.MailboxLogger = (*storeHandle)(nil)
 )
@@ -634,5 +635,27 @@ func (t *tx) Commit(ctx context.Context) error {
 func (t *tx) Rollback() error {
 	t.done = true
 	t.saves = nil
+	return nil
+}
+
+// CreateDir makes an empty container (and its parents).
+func (h *storeHandle) CreateDir(ctx context.Context, name string) error {
+	if err := formats.ValidateName(name); err != nil {
+		return err
+	}
+	if err := h.check("create", name); err != nil {
+		return err
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if _, ok := h.s.boxes[name]; ok || h.s.dirs[name] {
+		return &formats.Error{Kind: formats.KindExists, Op: "mem: create directory", Mailbox: name, Err: errors.New("mailbox exists")}
+	}
+	if h.s.dirs == nil {
+		h.s.dirs = map[string]bool{}
+	}
+	for p := name; p != ""; p = formats.Parent(p) {
+		h.s.dirs[p] = true
+	}
 	return nil
 }

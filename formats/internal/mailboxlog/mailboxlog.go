@@ -104,6 +104,5 @@ func Append(dir string, perm os.FileMode, recs ...formats.MailboxLogRecord) erro
 	return nil
 }
 
-// Now is the timestamp of a record made now (a variable so tests can
-// simulate changes made at different times).
-var Now = time.Now
+// Now is the timestamp of a record made now: formats.MailboxLogNow.
+func Now() time.Time { return formats.MailboxLogNow() }

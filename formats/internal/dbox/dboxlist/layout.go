@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/boxsync/boxsync/formats"
@@ -54,6 +55,9 @@ type Layout struct {
 	DirMode, FileMode os.FileMode
 
 	uidv mboxname.UIDValidity
+	// trashMu serialises deletes, which all pass through the one
+	// TrashDir: two at once would remove each other's trash.
+	trashMu sync.Mutex
 }
 
 // NewLayout checks loc for a dbox driver: LAYOUT=fs (the default), INDEX=,
@@ -433,6 +437,8 @@ func (l *Layout) Create(b *Box, makeIndex func(dir string) error) error {
 // makes it disappear at once, then removed; the mailbox directory goes
 // too when no child is left, and with INDEX= the index files.
 func (l *Layout) Delete(b *Box) error {
+	l.trashMu.Lock()
+	defer l.trashMu.Unlock()
 	trash := filepath.Join(l.Root, TrashDir)
 	for i := 0; ; i++ {
 		err := os.Rename(b.MailDir, trash)

@@ -123,3 +123,25 @@ func (l *Layout) Rename(ctx context.Context, from, to string) error {
 	}
 	return l.LogChange("rename", tb.Name, NameChange(formats.ChangeRename, tb.Name))
 }
+
+// CreateDir makes an empty \Noselect container: a mailbox directory
+// without dbox-Mails (mailbox_create with directory=TRUE).
+func (l *Layout) CreateDir(ctx context.Context, name string) error {
+	if err := l.Writable("create", name); err != nil {
+		return err
+	}
+	b, err := l.Resolve("create", name)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(b.Dir); err == nil {
+		return Fail(formats.KindExists, l.Driver, "create", b.Name, 0, b.Dir, errors.New("mailbox exists"))
+	}
+	if err := os.MkdirAll(b.Dir, l.DirMode); err != nil {
+		return Wrap(err, l.Driver, "create", b.Name, 0, b.Dir)
+	}
+	if l.Sync() {
+		return Wrap(FsyncPath(filepath.Dir(b.Dir)), l.Driver, "create", b.Name, 0, b.Dir)
+	}
+	return nil
+}
