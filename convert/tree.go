@@ -34,7 +34,9 @@ import (
 //     not renamed or created later; an empty container one side lacks is
 //     created there (formats.DirCreator; Maildir++ has none).
 //   - Subscriptions (step 6): where the sides differ, the newer
-//     (un)subscription wins; equal or unknown times: subscribed wins.
+//     (un)subscription wins; equal or unknown times: subscribed wins. A
+//     renamed subscribed mailbox is subscribed under its new name too
+//     (see carrySubscriptions).
 //
 // Without a log on both sides (imapc, mbox, or sync -1, which never
 // deletes) the stateless rules of twoWay apply: creates by name and a
@@ -229,10 +231,11 @@ func (r *run) applyRenames(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if _, taken := p.side.byName[p.to]; taken {
+			if p.side.taken(p.to) {
 				continue
 			}
 			if r.rename(ctx, p.side, p.from, p.to) {
+				r.carrySubscriptions(ctx, p.side, p.from, p.to)
 				done = true
 				break
 			}
@@ -259,6 +262,25 @@ func (r *run) applyRenames(ctx context.Context) error {
 			// creates (QUIRK: dsync would rename the directory).
 			r.desync("mailbox renames blocked by directories (first %q → %q)", pending[0].from, pending[0].to)
 			return nil
+		}
+	}
+}
+
+// carrySubscriptions subscribes the new names of subscribed mailboxes a
+// rename moved (the mailbox and its children). dsync moves the tree node
+// with its subscribed flag, so the other side subscribes the new name;
+// QUIRK: dsync 2.3 leaves the renaming side's subscriptions file as it
+// was, so only a second run subscribes the new name there too; boxsync
+// does it at once. The old name stays subscribed on both sides, as with
+// dsync (a rename never unsubscribes).
+func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to string) {
+	for name, info := range side.byName {
+		if !info.Subscribed || (name != from && !strings.HasPrefix(name, from+"/")) {
+			continue
+		}
+		moved := to + name[len(from):]
+		if err := side.store.SetSubscribed(ctx, moved, true); err != nil {
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", moved, 0, ""))
 		}
 	}
 }
@@ -425,4 +447,12 @@ func (t *treeSide) hasChildren(name string) bool {
 		}
 	}
 	return false
+}
+
+// taken tells whether name is a mailbox or directory in t; a subscribed
+// name without children may be only a subscription, which a rename may
+// land on.
+func (t *treeSide) taken(name string) bool {
+	info, ok := t.byName[name]
+	return ok && (!info.NoSelect || !info.Subscribed || t.hasChildren(name))
 }
