@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -20,7 +21,8 @@ import (
 //     there since (dsync's TWOWAY rule: mailbox_delete without a check for
 //     new mail). INBOX is never deleted.
 //   - Renames (§2.4 step 3): a GUID under different names is renamed on
-//     the side whose name is older. A node's age is its
+//     the side whose name is older; a directory in the way keeps its
+//     children below the renamed mailbox (renameOntoDir). A node's age is its
 //     last_renamed_or_created: the newest rename record logged for its
 //     name or for any parent's name (children inherit, step 2). Equal
 //     ages: the byte-wise smaller name wins. QUIRK: dsync breaks ties by
@@ -232,9 +234,28 @@ func (r *run) applyRenames(ctx context.Context) error {
 				return err
 			}
 			if p.side.taken(p.to) {
-				continue
+				if !p.side.byName[p.to].NoSelect {
+					continue
+				}
+				// A directory is in the way: the mailbox takes its
+				// place and its children stay below it.
+				if err := r.renameOntoDir(ctx, p.side, p.from, p.to); err != nil {
+					return err
+				}
+				done = true
+				break
 			}
-			if r.rename(ctx, p.side, p.from, p.to) {
+			from := p.from
+			if strings.HasPrefix(p.to, from+"/") {
+				// Into its own child's place: through a temporary
+				// name, so no loop is made (dsync does the same).
+				tmp := p.side.tempName(from)
+				if !r.rename(ctx, p.side, from, tmp) {
+					continue
+				}
+				from = tmp
+			}
+			if r.rename(ctx, p.side, from, p.to) {
 				r.carrySubscriptions(ctx, p.side, p.from, p.to)
 				done = true
 				break
@@ -264,6 +285,40 @@ func (r *run) applyRenames(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// renameOntoDir renames from to the name of the \Noselect directory to
+// (as dsync's tree moves a node onto a directory node): the directory
+// moves aside to "<to>-temp-<n>", from is renamed to to, the directory's
+// children move back below it, and the emptied directory goes.
+func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string) error {
+	tmp := side.tempName(to)
+	if !r.rename(ctx, side, to, tmp) {
+		return formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to)
+	}
+	orig := from
+	if rest, ok := strings.CutPrefix(from, to+"/"); ok {
+		from = tmp + "/" + rest // it moved aside with the directory
+	}
+	if !r.rename(ctx, side, from, to) {
+		return formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to)
+	}
+	r.carrySubscriptions(ctx, side, orig, to)
+	boxes, err := side.store.Mailboxes(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list "+side.label+" mailboxes", "", 0, "")
+	}
+	for _, b := range boxes {
+		rest, ok := strings.CutPrefix(b.Name, tmp+"/")
+		if !ok || strings.ContainsRune(rest, formats.Separator) || (b.NoSelect && b.Subscribed) {
+			continue
+		}
+		r.rename(ctx, side, b.Name, to+"/"+rest)
+	}
+	if err := side.store.Delete(ctx, tmp); err != nil && !errors.Is(err, formats.ErrNotFound) {
+		r.desync("directory %q left behind: %v", tmp, err)
+	}
+	return nil
 }
 
 // carrySubscriptions subscribes the new names of subscribed mailboxes a
@@ -455,4 +510,14 @@ func (t *treeSide) hasChildren(name string) bool {
 func (t *treeSide) taken(name string) bool {
 	info, ok := t.byName[name]
 	return ok && (!info.NoSelect || !info.Subscribed || t.hasChildren(name))
+}
+
+// tempName is an unused "<name>-temp-<n>" (dsync's temporary names).
+func (t *treeSide) tempName(name string) string {
+	for n := 1; ; n++ {
+		tmp := fmt.Sprintf("%s-temp-%d", name, n)
+		if _, ok := t.byName[tmp]; !ok {
+			return tmp
+		}
+	}
 }

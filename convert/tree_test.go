@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -223,6 +225,9 @@ func TestSyncTreeConverges(t *testing.T) {
 			n := 30
 			if k.name != "mem" {
 				n = 6
+			}
+			if v := os.Getenv("BOXSYNC_TREE_N"); v != "" {
+				n, _ = strconv.Atoi(v)
 			}
 			renamed, deleted := 0, 0
 			for i := range n {
