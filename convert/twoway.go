@@ -627,13 +627,25 @@ walk:
 			j++
 		case j >= len(b.msgs) || (i < len(a.msgs) && a.msgs[i].UID < b.msgs[j].UID):
 			if a.msgs[i].UID >= b.st.UIDNext {
-				break walk
+				// A filtered mail (-t/-e/-I/-O) is invisible to the
+				// other side's import: it does not end the walk.
+				if want, err := m.want(ctx, a, a.msgs[i]); err != nil || want {
+					if err != nil {
+						return err
+					}
+					break walk
+				}
 			}
 			maybeA = append(maybeA, i)
 			i++
 		default:
 			if b.msgs[j].UID >= a.st.UIDNext {
-				break walk
+				if want, err := m.want(ctx, b, b.msgs[j]); err != nil || want {
+					if err != nil {
+						return err
+					}
+					break walk
+				}
 			}
 			maybeB = append(maybeB, j)
 			j++
@@ -742,6 +754,14 @@ walk:
 	return nil
 }
 
+// want applies the filters of new mail to msg of side s (see wantNew).
+func (m *merger) want(ctx context.Context, s *side, msg formats.Message) (bool, error) {
+	if !m.r.opt.filtering() {
+		return true, nil
+	}
+	return m.r.wantNew(ctx, s.box, msg)
+}
+
 // flags merges a common mail's flags: the higher modseq wins, the source
 // on a tie (dsync.md §2.8b without per-flag history).
 //
@@ -821,6 +841,11 @@ func (m *merger) apply(ctx context.Context) error {
 					}
 				}
 			default:
+				if want, err := m.want(ctx, other, *theirs); err != nil {
+					return err
+				} else if !want {
+					continue // filtered: not copied (-t/-e/-I/-O)
+				}
 				if _, err := m.save(ctx, s, other, *theirs, e.final, f, k, true); err != nil {
 					return err
 				}

@@ -129,10 +129,15 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		return
 	}
 	opts := convert.Options{
-		Mode:    dsyncMode(o),
-		Mailbox: o.mailbox,
-		Exclude: o.exclude,
-		Verbose: a.global.verbose || a.global.debug,
+		Mode:        dsyncMode(o),
+		Mailbox:     o.mailbox,
+		MailboxGUID: o.mailboxGUID,
+		Exclude:     o.exclude,
+		Since:       o.since,
+		Until:       o.until,
+		MaxSize:     o.maxSize,
+		Flag:        o.syncFlag,
+		Verbose:     a.global.verbose || a.global.debug,
 	}
 	if o.full {
 		opts.Algorithm = convert.Full
