@@ -97,4 +97,3 @@ type Result struct {
 	// code, as in doveadm).
 	Errors []error
 }
-

@@ -87,7 +87,7 @@ type dsyncOpts struct {
 	since, until   time.Time // -t, -e
 	maxSize        int64     // -I
 	syncFlag       string    // -O
-	dest           []string // the operands
+	dest           []string  // the operands
 
 	rawlog string // accepted; see the flag's help
 }
