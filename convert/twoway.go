@@ -206,6 +206,9 @@ type side struct {
 	hashes map[formats.UID]string
 	write  bool // false for the OneWay source
 
+	expunged       map[formats.UID][16]byte // the side's logged expunges (formats.ExpungeLogger)
+	expungedLoaded bool
+
 	tx           formats.Tx
 	pending      int
 	pendingBytes int64
@@ -534,11 +537,12 @@ func (e *recreateErr) Error() string { return e.err.Error() }
 //     expunged it: this is how stateless dsync propagates expunges); the
 //     walk ends at a different mail at the same UID or at a mail the other
 //     side lacks at or above its UIDNEXT. Maybe-expunges at or below the
-//     last common UID are expunged. QUIRK: doveadm also confirms
-//     expunges after the last common UID against dovecot.index.log's
-//     expunge records; statelessly those can't be told from mail the
-//     side never had, so such mail comes back under new UIDs (nothing is
-//     dropped on a guess; TestInteropSyncDifferential shows the case).
+//     last common UID are expunged. As in dsync, a mail one side lacks
+//     whose UID that side's transaction log records as expunged with the
+//     same GUID (formats.ExpungeLogger) counts as common, so an expunge
+//     after the last UID both still have is carried over too; another
+//     GUID there ends the walk. Without such a log the mail comes back
+//     under a new UID (nothing is dropped on a guess).
 //   - Old mails (§2.8b): flags and keywords of the side with the higher
 //     modseq win; on equal modseqs the source's. Without change history
 //     there is no per-flag merge.
@@ -636,6 +640,16 @@ walk:
 					break walk
 				}
 			}
+			// dsync looks the UID up in the other side's log of
+			// expunges: the same GUID there makes it common (an
+			// expunge to carry over), another GUID ends the walk.
+			if common, ok, err := m.expungedOn(ctx, b, a.msgs[i]); err != nil {
+				return err
+			} else if ok && !common {
+				break walk
+			} else if ok {
+				lastCommonUID = a.msgs[i].UID
+			}
 			maybeA = append(maybeA, i)
 			i++
 		default:
@@ -646,6 +660,13 @@ walk:
 					}
 					break walk
 				}
+			}
+			if common, ok, err := m.expungedOn(ctx, a, b.msgs[j]); err != nil {
+				return err
+			} else if ok && !common {
+				break walk
+			} else if ok {
+				lastCommonUID = b.msgs[j].UID
 			}
 			maybeB = append(maybeB, j)
 			j++

@@ -3,6 +3,7 @@ package formats
 import (
 	"context"
 	"crypto/sha1"
+	"encoding/hex"
 	"time"
 )
 
@@ -93,4 +94,32 @@ type Renamer interface {
 // KindExists when a node of that name exists.
 type DirCreator interface {
 	CreateDir(ctx context.Context, name string) error
+}
+
+// ExpungeLogger is implemented by mailboxes that keep Dovecot's
+// transaction log (maildir with its index, sdbox, mdbox). ExpungedGUIDs
+// returns the 128-bit GUIDs (MessageGUID128) of the messages expunged
+// that the log still records, by UID; none when the log no longer reaches
+// back far enough. The two-way sync uses it as dsync does: a mail the
+// other side still has at a UID this side expunged, with the same GUID,
+// is an expunge to carry over even when no common UID follows it
+// (dsync.md §2.8a).
+type ExpungeLogger interface {
+	ExpungedGUIDs(ctx context.Context) (map[UID][16]byte, error)
+}
+
+// MessageGUID128 is the 128-bit form of a message GUID that Dovecot
+// writes in EXPUNGE_GUID records and mdbox's guid extension (2.3.19
+// mail.c mail_generate_guid_128_hash): 32 hex digits (either case) as
+// they are; any other string the last 16 bytes of its SHA-1.
+func MessageGUID128(guid string) [16]byte {
+	var g [16]byte
+	if len(guid) == 32 {
+		if _, err := hex.Decode(g[:], []byte(guid)); err == nil {
+			return g
+		}
+	}
+	sum := sha1.Sum([]byte(guid))
+	copy(g[:], sum[len(sum)-16:])
+	return g
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/mailboxlog"
+	"github.com/boxsync/boxsync/index"
 )
 
 var (
@@ -198,4 +199,40 @@ func (s *Store) CreateDir(ctx context.Context, name string) error {
 		return wrap(fsyncPath(filepath.Dir(b.dir)), "create", b.name, 0, b.dir)
 	}
 	return nil
+}
+
+var _ formats.ExpungeLogger = (*mailbox)(nil)
+
+// ExpungedGUIDs lists the expunges dovecot.index.log still records (see
+// formats.ExpungeLogger); none without a usable index.
+func (m *mailbox) ExpungedGUIDs(ctx context.Context) (map[formats.UID][16]byte, error) {
+	dir := m.s.indexDir(m.b)
+	if dir == "" {
+		return nil, nil
+	}
+	st, err := m.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.Open(dir, index.Prefix, m.s.indexOptions())
+	if err != nil {
+		return nil, nil // no index (or a broken one): no history
+	}
+	if v, err := ix.View(); err != nil || v.UIDValidity() != st.UIDValidity {
+		return nil, nil // stale: Dovecot would reset it
+	}
+	return expunged(ix)
+}
+
+// expunged converts index.ExpungedGUIDs to contract UIDs.
+func expunged(ix *index.Index) (map[formats.UID][16]byte, error) {
+	g, err := ix.ExpungedGUIDs()
+	if err != nil || g == nil {
+		return nil, err
+	}
+	out := make(map[formats.UID][16]byte, len(g))
+	for uid, guid := range g {
+		out[formats.UID(uid)] = guid
+	}
+	return out, nil
 }
