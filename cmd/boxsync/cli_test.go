@@ -100,7 +100,7 @@ func TestNotImplemented(t *testing.T) {
 		{[]string{"backup", "-s", "", dest}, "-s (stateful sync)"},
 		{[]string{"backup", "-s", "AQAAAHm4+Jk=", dest}, "-s (stateful sync)"},
 		{[]string{"backup", "--state", "x", dest}, "-s (stateful sync)"},
-		{[]string{"backup", "-a", "Virtual/All", dest}, "-a (virtual all-mail mailbox)"},
+		{[]string{"backup", "-a", "Virtual/All", dest}, "-a (virtual all-mail mailbox: boxsync does not read"},
 		{[]string{"backup", "-n", "", dest}, "-n (namespace selection)"},
 		{[]string{"backup", "-n", "INBOX/", "-n", "Shared/", dest}, "-n"},
 		{[]string{"backup", "-g", "", dest}, "-g '' (the mailbox tree without mail)"},

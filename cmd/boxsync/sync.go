@@ -191,7 +191,11 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	}
 	for _, f := range []struct{ flag, what string }{
 		{"s", "-s (stateful sync)"},
-		{"a", "-a (virtual all-mail mailbox)"},
+		// dsync copies new mail it finds by GUID in a virtual "all
+		// mail" mailbox (Dovecot's virtual plugin) instead of
+		// transferring it: an optimisation for remote syncs that no
+		// boxsync driver can read.
+		{"a", "-a (virtual all-mail mailbox: boxsync does not read Dovecot's virtual plugin mailboxes)"},
 		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
 		{"P", "-P (purge the destination)"},
