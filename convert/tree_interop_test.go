@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/boxsync/boxsync/convert"
 	"github.com/boxsync/boxsync/formats"
@@ -155,6 +156,38 @@ func TestInteropDovecotReadsOurMailboxLog(t *testing.T) {
 			}
 			if got := treeDump(t, f, filepath.Join(d.Home(), "B2")); strings.Contains(got, `mailbox "Gone"`) || !strings.Contains(got, `mailbox "Moved/Child"`) {
 				t.Errorf("doveadm sync did not carry our delete and rename to B:\n%s", got)
+			}
+			if !again {
+				d.CheckLogClean(t)
+			}
+		})
+	}
+}
+
+// TestInteropSyncBothRenamed: both sides renamed the same mailbox, B a
+// second later; doveadm sync and boxsync both keep the newer name (the
+// rename conflict rule of dsync.md §2.4 step 3), on every format.
+func TestInteropSyncBothRenamed(t *testing.T) {
+	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
+		t.Run(f, func(t *testing.T) {
+			d, on := treeInteropStart(t, f)
+			on("A", "mailbox", "rename", "Other", "Other by A")
+			time.Sleep(1100 * time.Millisecond) // the log has 1 s resolution
+			on("B", "mailbox", "rename", "Other", "Other by B")
+			copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"})
+			again := doveadmSync(t, d, f, "A", "B")
+			again = doveadmSync(t, d, f, "A", "B") || again
+			a := openLoc(t, f+":"+filepath.Join(d.Home(), "A2"), formats.OpenOptions{})
+			b := openLoc(t, f+":"+filepath.Join(d.Home(), "B2"), formats.OpenOptions{})
+			run(t, a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Full})
+			for _, p := range [][2]string{{"A", "A2"}, {"B", "B2"}} {
+				theirs, ours := treeDump(t, f, filepath.Join(d.Home(), p[0])), treeDump(t, f, filepath.Join(d.Home(), p[1]))
+				if diff := formatstest.Diff(theirs, ours); diff != "" {
+					t.Errorf("%s: doveadm sync (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], diff, theirs)
+				}
+				if !strings.Contains(ours, `mailbox "Other by B"`) || strings.Contains(ours, `mailbox "Other by A"`) {
+					t.Errorf("%s: the newer rename did not win:\n%s", p[1], ours)
+				}
 			}
 			if !again {
 				d.CheckLogClean(t)
