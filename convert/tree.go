@@ -250,12 +250,16 @@ func (r *run) applyRenames(ctx context.Context) error {
 				// Into its own child's place: through a temporary
 				// name, so no loop is made (dsync does the same).
 				tmp := p.side.tempName(from)
-				if !r.rename(ctx, p.side, from, tmp) {
+				if ok, err := r.rename(ctx, p.side, from, tmp); err != nil {
+					return err
+				} else if !ok {
 					continue
 				}
 				from = tmp
 			}
-			if r.rename(ctx, p.side, from, p.to) {
+			if ok, err := r.rename(ctx, p.side, from, p.to); err != nil {
+				return err
+			} else if ok {
 				r.carrySubscriptions(ctx, p.side, p.from, p.to)
 				done = true
 				break
@@ -273,7 +277,9 @@ func (r *run) applyRenames(ctx context.Context) error {
 			if occ.NoSelect || occ.GUID.IsZero() {
 				continue
 			}
-			if r.rename(ctx, p.side, p.to, p.to+"-"+occ.GUID.String()) {
+			if ok, err := r.rename(ctx, p.side, p.to, p.to+"-"+occ.GUID.String()); err != nil {
+				return err
+			} else if ok {
 				moved = true
 				break
 			}
@@ -293,15 +299,15 @@ func (r *run) applyRenames(ctx context.Context) error {
 // children move back below it, and the emptied directory goes.
 func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string) error {
 	tmp := side.tempName(to)
-	if !r.rename(ctx, side, to, tmp) {
-		return formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to)
+	if ok, err := r.rename(ctx, side, to, tmp); err != nil || !ok {
+		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
 	}
 	orig := from
 	if rest, ok := strings.CutPrefix(from, to+"/"); ok {
 		from = tmp + "/" + rest // it moved aside with the directory
 	}
-	if !r.rename(ctx, side, from, to) {
-		return formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to)
+	if ok, err := r.rename(ctx, side, from, to); err != nil || !ok {
+		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to))
 	}
 	r.carrySubscriptions(ctx, side, orig, to)
 	boxes, err := side.store.Mailboxes(ctx)
@@ -313,7 +319,9 @@ func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string
 		if !ok || strings.ContainsRune(rest, formats.Separator) || (b.NoSelect && b.Subscribed) {
 			continue
 		}
-		r.rename(ctx, side, b.Name, to+"/"+rest)
+		if _, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
+			return err
+		}
 	}
 	if err := side.store.Delete(ctx, tmp); err != nil && !errors.Is(err, formats.ErrNotFound) {
 		r.desync("directory %q left behind: %v", tmp, err)
@@ -340,20 +348,21 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 	}
 }
 
-// rename renames from → to in side; false when it could not.
-func (r *run) rename(ctx context.Context, side *treeSide, from, to string) bool {
+// rename renames from → to in side. It reports false for a name that is
+// taken or gone (a change during the sync, exit 2 as in dsync), and any
+// other failure as an error that ends the tree sync.
+func (r *run) rename(ctx context.Context, side *treeSide, from, to string) (bool, error) {
 	r.logf("%s: renaming to %q on the %s", from, to, side.label)
 	err := side.store.(formats.Renamer).Rename(ctx, from, to)
 	if err != nil {
 		if errors.Is(err, formats.ErrExists) || errors.Is(err, formats.ErrNotFound) {
 			r.desync("mailbox %q: rename to %q conflicted: %v", from, to, err)
-		} else {
-			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": rename", from, 0, ""))
+			return false, nil
 		}
-		return false
+		return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": rename on the "+side.label, from, 0, "")
 	}
 	r.update(func(res *Result) { res.Mailboxes.Renamed++ })
-	return true
+	return true, nil
 }
 
 // syncTreeFinish deletes containers the other side logged as deleted and
