@@ -154,13 +154,15 @@ func (r *run) syncTreeChanges(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.applyDeletes(ctx, a, b)
-	r.applyDeletes(ctx, b, a)
-	return r.applyRenames(ctx)
+	if r.applyDeletes(ctx, a, b)+r.applyDeletes(ctx, b, a) > 0 {
+		a, b = nil, nil // changed: read again
+	}
+	return r.applyRenames(ctx, a, b)
 }
 
-// applyDeletes deletes in to the mailboxes from logged as deleted.
-func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) {
+// applyDeletes deletes in to the mailboxes from logged as deleted, and
+// counts them.
+func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) (n int) {
 	var guids []formats.GUID
 	for g := range from.delBox {
 		guids = append(guids, g)
@@ -182,7 +184,9 @@ func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) {
 		}
 		delete(to.byGUID, g)
 		r.update(func(res *Result) { res.Mailboxes.Deleted++ })
+		n++
 	}
+	return n
 }
 
 // treeRename is one pending rename: in side, from → to.
@@ -193,14 +197,16 @@ type treeRename struct {
 }
 
 // applyRenames renames GUIDs that the two trees name differently until
-// they agree. Each round re-reads both trees, since a rename moves
-// children too.
-func (r *run) applyRenames(ctx context.Context) error {
+// they agree. Each round after a rename reads both trees again, since a
+// rename moves children too; a and b, when not nil, are the current ones.
+func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 	op := r.opt.Mode.String()
-	for round := 0; ; round++ {
-		a, b, err := r.loadTrees(ctx)
-		if err != nil {
-			return err
+	for round := 0; ; round, a, b = round+1, nil, nil {
+		if a == nil || b == nil {
+			var err error
+			if a, b, err = r.loadTrees(ctx); err != nil {
+				return err
+			}
 		}
 		var pending []treeRename
 		for g, an := range a.byGUID {
@@ -372,10 +378,10 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.applyDirDeletes(ctx, a, b)
-	r.applyDirDeletes(ctx, b, a)
-	if a, b, err = r.loadTrees(ctx); err != nil {
-		return err
+	if r.applyDirDeletes(ctx, a, b)+r.applyDirDeletes(ctx, b, a) > 0 {
+		if a, b, err = r.loadTrees(ctx); err != nil {
+			return err
+		}
 	}
 	r.createDirs(ctx, a, b)
 	r.createDirs(ctx, b, a)
@@ -421,8 +427,9 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 }
 
 // applyDirDeletes removes from to the childless containers that from
-// logged as deleted after to last renamed or created them.
-func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) {
+// logged as deleted after to last renamed or created them, and counts
+// them.
+func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) (n int) {
 	var hashes []formats.GUID
 	for h := range from.delDir {
 		hashes = append(hashes, h)
@@ -433,8 +440,7 @@ func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) {
 		if !ok || !r.wanted(name) {
 			continue
 		}
-		n := to.byName[name]
-		if !n.NoSelect || from.delDir[h] <= to.renamed[name] {
+		if info := to.byName[name]; !info.NoSelect || from.delDir[h] <= to.renamed[name] {
 			continue
 		}
 		// Children that count are mailboxes (node_has_existent_children);
@@ -450,6 +456,7 @@ func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) {
 		switch {
 		case err == nil:
 			r.logf("%s: directory deleted on the %s", name, to.label)
+			n++
 		case errors.Is(err, formats.ErrNotFound), formats.KindOf(err) == formats.KindNotPossible:
 			// a subscription without a mailbox (nothing on disk), or
 			// empty directories below it: left alone
@@ -457,6 +464,7 @@ func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) {
 			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": delete directory", name, 0, ""))
 		}
 	}
+	return n
 }
 
 // createDirs creates in to the empty containers that from has and to
