@@ -40,9 +40,16 @@ import (
 //     renamed subscribed mailbox is subscribed under its new name too
 //     (see carrySubscriptions).
 //
-// Without a log on both sides (imapc, mbox, or sync -1, which never
-// deletes) the stateless rules of twoWay apply: creates by name and a
-// union of subscriptions.
+// Without a log on both sides (imapc, mbox) the stateless rules of twoWay
+// apply: creates by name and a union of subscriptions.
+//
+// OneWay (sync -1) renames the destination's mailboxes to the source's
+// names by GUID (where the destination can rename), so a renamed source
+// mailbox is not copied again under its new name; the source never
+// changes. It deletes nothing. QUIRK: doveadm sync -1 also deletes the
+// destination's copy of a mailbox the source's log records as deleted
+// [observed]; boxsync's sync -1 never deletes (issue 6: the cut-over pass
+// of a migration must not lose mail).
 
 // treeSide is one store's mailbox tree with the facts its log adds.
 type treeSide struct {
@@ -58,6 +65,13 @@ type treeSide struct {
 	delBox   map[formats.GUID]int64 // logged mailbox deletes of GUIDs not in the tree
 	delDir   map[formats.GUID]int64 // logged dir deletes of names not in the tree
 	unsubDel map[formats.GUID]int64 // logged unsubscribes of names not in the tree
+}
+
+// oneWayRenames tells whether sync -1 can rename the destination's
+// mailboxes to the source's names.
+func (r *run) oneWayRenames() bool {
+	_, ok := r.dst.(formats.Renamer)
+	return r.opt.Mode == OneWay && ok
 }
 
 // treeLogs tells whether both stores keep a mailbox changes log and can
@@ -84,9 +98,11 @@ func (r *run) loadTree(ctx context.Context, s formats.Store, label string) (*tre
 	if err != nil {
 		return nil, formats.Wrap(err, formats.KindTemp, op+": list "+label+" mailboxes", "", 0, "")
 	}
-	recs, err := s.(formats.MailboxLogger).MailboxLog(ctx)
-	if err != nil {
-		return nil, formats.Wrap(err, formats.KindTemp, op+": read "+label+" mailbox log", "", 0, "")
+	var recs []formats.MailboxLogRecord
+	if lg, ok := s.(formats.MailboxLogger); ok {
+		if recs, err = lg.MailboxLog(ctx); err != nil {
+			return nil, formats.Wrap(err, formats.KindTemp, op+": read "+label+" mailbox log", "", 0, "")
+		}
 	}
 	t := &treeSide{label: label, store: s, byName: map[string]formats.MailboxInfo{}, byGUID: map[formats.GUID]string{},
 		byHash: map[formats.GUID]string{}, renamed: map[string]int64{}, subTS: map[string]int64{},
@@ -215,7 +231,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				continue
 			}
 			ta, tb := a.renamed[an], b.renamed[bn]
-			if ta > tb || (ta == tb && an < bn) {
+			if r.opt.Mode == OneWay || ta > tb || (ta == tb && an < bn) {
 				pending = append(pending, treeRename{side: b, from: bn, to: an, guid: g})
 			} else {
 				pending = append(pending, treeRename{side: a, from: an, to: bn, guid: g})
@@ -343,6 +359,11 @@ func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string
 // does it at once. The old name stays subscribed on both sides, as with
 // dsync (a rename never unsubscribes).
 func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to string) {
+	if r.opt.Mode == OneWay {
+		// dsync -1 neither: the new name would have to come from the
+		// source, which keeps its subscriptions as they are.
+		return
+	}
 	for name, info := range side.byName {
 		if !info.Subscribed || (name != from && !strings.HasPrefix(name, from+"/")) {
 			continue

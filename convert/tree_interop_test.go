@@ -195,3 +195,63 @@ func TestInteropSyncBothRenamed(t *testing.T) {
 		})
 	}
 }
+
+// TestInteropSyncOneWayTree: sync -1 after the source renamed mailboxes
+// (a subtree among them) and deleted one. Renames reach the destination
+// as with doveadm sync -1, so the trees agree; the delete does not:
+// doveadm sync -1 deletes the destination's copy [observed], boxsync's
+// sync -1 never deletes (the test shows both).
+func TestInteropSyncOneWayTree(t *testing.T) {
+	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
+		t.Run(f, func(t *testing.T) {
+			d, on := treeInteropStart(t, f)
+			on("A", "mailbox", "rename", "Old", "Moved")
+			on("A", "mailbox", "rename", "Other", "Other renamed")
+			on("A", "mailbox", "delete", "Gone")
+			copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"})
+			args := []string{"-o", "mail_location=" + f + ":~/A", "sync", "-1", "-f", f + ":~/B"}
+			d.MustDoveadm(t, args...)
+			a := openLoc(t, f+":"+filepath.Join(d.Home(), "A2"), formats.OpenOptions{ReadOnly: true})
+			b := openLoc(t, f+":"+filepath.Join(d.Home(), "B2"), formats.OpenOptions{})
+			res := run(t, a, b, convert.Options{Mode: convert.OneWay, Algorithm: convert.Full})
+			if res.Mailboxes.Renamed != 2 || res.Mailboxes.Deleted != 0 {
+				t.Errorf("boxsync sync -1 renamed %d and deleted %d mailboxes, want 2 and 0", res.Mailboxes.Renamed, res.Mailboxes.Deleted)
+			}
+			theirs, ours := treeDump(t, f, filepath.Join(d.Home(), "B")), treeDump(t, f, filepath.Join(d.Home(), "B2"))
+			if strings.Contains(theirs, `mailbox "Gone"`) || !strings.Contains(ours, `mailbox "Gone"`) {
+				t.Errorf("want doveadm sync -1 to delete Gone and boxsync to keep it:\ndoveadm:\n%s\nboxsync:\n%s", theirs, ours)
+			}
+			// Apart from that, the same: doveadm's subscribed
+			// container "Gone" is boxsync's subscribed mailbox.
+			var kept []string
+			sha := goneSHA(ours)
+			for _, line := range strings.SplitAfter(ours, "\n") {
+				switch {
+				case strings.HasPrefix(line, `mailbox "Gone"`):
+					kept = append(kept, "container \"Gone\" subscribed\n")
+				case !strings.Contains(line, "sha256="+sha):
+					kept = append(kept, line)
+				}
+			}
+			if diff := formatstest.Diff(theirs, strings.Join(kept, "")); diff != "" {
+				t.Errorf("B: doveadm sync -1 (-) and boxsync (+) differ beyond Gone:\n%s\ndoveadm:\n%s", diff, theirs)
+			}
+			d.CheckLogClean(t)
+		})
+	}
+}
+
+// goneSHA is the body hash of the message in mailbox "Gone" in a dump.
+func goneSHA(dump string) string {
+	in := false
+	for _, line := range strings.Split(dump, "\n") {
+		if strings.HasPrefix(line, "mailbox ") {
+			in = strings.HasPrefix(line, `mailbox "Gone"`)
+			continue
+		}
+		if i := strings.Index(line, "sha256="); in && i >= 0 {
+			return line[i+len("sha256="):]
+		}
+	}
+	return "-"
+}

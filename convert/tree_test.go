@@ -261,3 +261,71 @@ func TestSyncTreeConverges(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncOneWayTree is sync -1 after tree changes on both sides, over
+// every store that can rename: the source is untouched; the destination
+// loses no mailbox (sync -1 never deletes), has every source mailbox under
+// the source's name, holds no mail twice (a renamed mailbox is renamed,
+// not copied again), and a second run changes nothing.
+func TestSyncOneWayTree(t *testing.T) {
+	for _, k := range treeKinds() {
+		t.Run(k.name, func(t *testing.T) {
+			seed := uint64(time.Now().UnixNano())
+			t.Logf("seed %d", seed)
+			n := 30
+			if k.name != "mem" {
+				n = 6
+			}
+			if v := os.Getenv("BOXSYNC_TREE_N"); v != "" {
+				n, _ = strconv.Atoi(v)
+			}
+			renamed := 0
+			for i := range n {
+				what := fmt.Sprintf("seed %d/%d", seed, i)
+				a, b, _ := treePair(t, k, seed, i)
+				srcBefore := dump(t, a)
+				dstBefore := guidBodies(t, b)
+				res := run(t, a, b, convert.Options{Mode: convert.OneWay, Algorithm: convert.Full, Workers: 1 + i%3})
+				renamed += res.Mailboxes.Renamed
+				if res.Mailboxes.Deleted != 0 {
+					t.Fatalf("%s: sync -1 deleted %d mailboxes", what, res.Mailboxes.Deleted)
+				}
+				if d := formatstest.Diff(srcBefore, dump(t, a)); d != "" {
+					t.Fatalf("%s: sync -1 changed the source:\n%s", what, d)
+				}
+				dstAfter := guidBodies(t, b)
+				for g := range dstBefore {
+					if _, ok := dstAfter[g]; !ok {
+						t.Fatalf("%s: destination mailbox %s is gone", what, g)
+					}
+				}
+				srcBoxes, _ := a.Mailboxes(context.Background())
+				dstBoxes, _ := b.Mailboxes(context.Background())
+				dstNames := map[string]bool{}
+				for _, x := range dstBoxes {
+					dstNames[x.Name] = !x.NoSelect
+				}
+				for _, x := range srcBoxes {
+					if !x.NoSelect && !dstNames[x.Name] {
+						t.Fatalf("%s: source mailbox %q missing on the destination", what, x.Name)
+					}
+				}
+				seen := map[string]string{}
+				for name, hs := range bodies(t, b) {
+					for h, c := range hs {
+						if c > 1 || seen[h] != "" {
+							t.Fatalf("%s: body %s twice on the destination (%q, %q)", what, h, seen[h], name)
+						}
+						seen[h] = name
+					}
+				}
+				if res := run(t, a, b, convert.Options{Mode: convert.OneWay}); !noOp(res) || res.Mailboxes.Renamed > 0 {
+					t.Fatalf("%s: second sync -1 was not a no-op: %+v", what, res)
+				}
+			}
+			if renamed == 0 {
+				t.Errorf("the scenarios renamed nothing: they test nothing")
+			}
+		})
+	}
+}

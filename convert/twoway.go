@@ -55,6 +55,11 @@ func (r *run) twoWay(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.oneWayRenames() {
+		if err := r.applyRenames(ctx, nil, nil); err != nil {
+			return err
+		}
+	}
 	srcBoxes, err := r.src.Mailboxes(ctx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list source mailboxes", "", 0, "")
