@@ -217,8 +217,8 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.status.desync()
 	}
 	if a.global.verbose || a.global.debug {
-		a.log.infof(u.name, "mailboxes: %d created, %d deleted, %d synced, %d skipped; messages: %d saved (%d bytes), %d expunged, %d flag changes",
-			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Synced, res.Mailboxes.Skipped,
+		a.log.infof(u.name, "mailboxes: %d created, %d deleted, %d renamed, %d synced, %d skipped; messages: %d saved (%d bytes), %d expunged, %d flag changes",
+			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Renamed, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
 	}
 }
