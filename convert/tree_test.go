@@ -49,6 +49,9 @@ func treeKinds() []storeKind {
 			return openLoc(t, f+":"+filepath.Join(t.TempDir(), f), formats.OpenOptions{Create: true})
 		}})
 	}
+	kinds = append(kinds, storeKind{"maildir-fs", func(t *testing.T) formats.Store {
+		return openLoc(t, "maildir:"+filepath.Join(t.TempDir(), "Maildir")+":LAYOUT=fs", formats.OpenOptions{Create: true})
+	}})
 	return kinds
 }
 
