@@ -33,6 +33,11 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 		opt.CommitBytes = defaultCommitBytes
 	}
 	r := &run{src: src, dst: dst, opt: opt}
+	if !opt.MailboxGUID.IsZero() {
+		if err := r.findGUID(ctx); err != nil {
+			return r.res, err
+		}
+	}
 	var err error
 	if opt.Mode == Backup {
 		err = r.backup(ctx)
@@ -50,6 +55,27 @@ type run struct {
 
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run
+
+	guidNames map[string]bool // -g: the names of that mailbox on either side
+}
+
+// findGUID resolves -g: the mailbox is the one with that GUID on either
+// side, under whatever names it has there (dsync filters both trees by
+// GUID, dsync.md §1.2, §5).
+func (r *run) findGUID(ctx context.Context) error {
+	r.guidNames = map[string]bool{}
+	for _, s := range []formats.Store{r.src, r.dst} {
+		boxes, err := s.Mailboxes(ctx)
+		if err != nil {
+			return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list mailboxes", "", 0, "")
+		}
+		for _, b := range boxes {
+			if !b.NoSelect && b.GUID == r.opt.MailboxGUID {
+				r.guidNames[b.Name] = true
+			}
+		}
+	}
+	return nil
 }
 
 // update changes the result under the lock.
@@ -81,9 +107,12 @@ func (r *run) warnf(format string, args ...any) {
 	}
 }
 
-// wanted tells whether a mailbox takes part in the run (-m, -x).
+// wanted tells whether a mailbox takes part in the run (-m, -g, -x).
 func (r *run) wanted(name string) bool {
 	if r.opt.Mailbox != "" && name != r.opt.Mailbox {
+		return false
+	}
+	if r.guidNames != nil && !r.guidNames[name] {
 		return false
 	}
 	for _, mask := range r.opt.Exclude {
@@ -455,6 +484,18 @@ func (ms *mailboxSync) merge(ctx context.Context, srcSt formats.Status) error {
 		}
 		switch {
 		case d == nil || (s != nil && s.UID < d.UID):
+			if ms.r.opt.filtering() {
+				// -t/-e/-I/-O: dsync checks the filters before it
+				// reverts anything, so filtered mail is left out.
+				if want, err := ms.r.wantNew(ctx, ms.src, *s); err != nil {
+					return err
+				} else if !want {
+					if s, err = pull(nextSrc, "source"); err != nil {
+						return err
+					}
+					continue
+				}
+			}
 			if s.UID < ms.dstNext {
 				return errRecreate{fmt.Sprintf("UID=%d GUID=%s is missing locally", s.UID, s.GUID)}
 			}

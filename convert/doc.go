@@ -15,8 +15,13 @@
 // again, exactly as dsync does, so UIDs always match the source.
 //
 // Sync (doveadm sync) and OneWay (doveadm sync -1) are stateless full
-// merges (twoway.go): mailboxes are matched by name and created where
-// missing, never deleted; messages follow dsync's import (dsync.md §2.8):
+// merges (twoway.go). Where both stores keep Dovecot's mailbox changes
+// log (formats.MailboxLogger: maildir, sdbox, mdbox, mem), Sync first
+// runs dsync's tree sync (tree.go, dsync.md §2.3-2.4): mailboxes matched
+// by GUID, deletes and renames on either side carried to the other,
+// directories and subscriptions by their logged times. Then mailboxes are
+// matched by name and created where missing (OneWay never deletes or
+// renames); messages follow dsync's import (dsync.md §2.8):
 // the common UID prefix, with mail missing below the other side's UIDNEXT
 // taken as expunged there, flags from the copy with the higher modseq,
 // and new mail keeping its UID where the other side's UIDNEXT allows,
@@ -24,6 +29,10 @@
 // plan to the destination only and never expunges there. Mail is
 // identified by GUID, or by dsync's header hash and size when a side
 // can't keep GUIDs (mbox, imapc).
+//
+// The filters of new mail (-t, -e, -I, -O; filter.go) keep mail one side
+// lacks from being copied, in every mode, as dsync's importer does; they
+// never expunge. -g selects a mailbox by GUID on either side.
 //
 // Bodies are streamed from the source's Body callback into the
 // destination's Tx.Save; messages are merged in UID order from both sides'

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"io"
+	"time"
 
 	"github.com/boxsync/boxsync/formats"
 )
@@ -51,6 +52,20 @@ type Options struct {
 	Mailbox string
 	// Exclude lists -x masks (with * and ?) of mailboxes to leave alone.
 	Exclude []string
+	// MailboxGUID restricts the run to the mailbox with this GUID (-g),
+	// on either side; zero = all.
+	MailboxGUID formats.GUID
+
+	// Filters of new mail (-t, -e, -I, -O; dsync.md §1.2): a message
+	// one side lacks is copied only if it passes all of them. They never
+	// delete or expunge anything, and mail already on both sides is
+	// synced as usual. Zero values filter nothing.
+	Since, Until time.Time // received date (INTERNALDATE) >= Since, <= Until
+	MaxSize      int64     // virtual size (RFC822.SIZE) <= MaxSize
+	// Flag is a system flag (`\Seen`) or keyword the mail must have;
+	// with a leading '-' one it must not have. Keywords compare
+	// case-insensitively, as dsync does.
+	Flag string
 
 	// CommitEvery commits a mailbox's transaction after this many saved
 	// messages or CommitBytes bytes, so an interrupted run keeps its
@@ -73,7 +88,7 @@ type Options struct {
 
 // Result reports what a run did.
 type Result struct {
-	Mailboxes struct{ Created, Deleted, Synced, Skipped int }
+	Mailboxes struct{ Created, Deleted, Renamed, Synced, Skipped int }
 	Messages  struct{ Saved, Expunged, FlagsChanged int }
 	Bytes     int64
 	// Desync is non-empty when changes happened during the run and it
@@ -84,5 +99,3 @@ type Result struct {
 	// code, as in doveadm).
 	Errors []error
 }
-
-var _ = formats.Separator

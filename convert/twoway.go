@@ -19,14 +19,16 @@ import (
 // sync -1), stateless: every run is dsync's full algorithm without a state
 // string and without dovecot.mailbox.log (dsync.md §2.4, §2.8).
 //
-// Tree (§2.4): mailboxes are matched by name. A mailbox missing on one
-// side is created there with the other's GUID and UIDVALIDITY (OneWay:
-// only on the destination). QUIRK: deletes cannot be told from "never
-// existed" without the mailbox log, so nothing is ever deleted: a mailbox deleted
-// on one side comes back, as it does with dsync when the log is gone.
-// QUIRK: renames are not detected (the contract has no rename): a renamed
-// mailbox ends up under both names. Subscriptions are a union (OneWay:
-// the destination only gains subscriptions).
+// Tree (§2.4): with a mailbox changes log on both sides, Sync first
+// applies the deletes and renames it records (tree.go). Then mailboxes are
+// matched by name. A mailbox missing on one side is created there with the
+// other's GUID and UIDVALIDITY (OneWay: only on the destination). QUIRK:
+// without the log (imapc, mbox) deletes cannot be told from "never
+// existed", so nothing is deleted: a mailbox deleted on one side comes
+// back, as it does with dsync when the log is gone; and a renamed mailbox
+// ends up under both names. OneWay never deletes or renames. Subscriptions
+// follow their logged times (tree.go), else they are a union (OneWay: the
+// destination only gains subscriptions).
 //
 // Same name, different mailbox GUID or UIDVALIDITY (§2.4 step 5, §2.5):
 // UIDs do not compare, so the mail is merged by content. QUIRK: dsync adopts the
@@ -47,6 +49,17 @@ import (
 // twoWay runs Sync and OneWay.
 func (r *run) twoWay(ctx context.Context) error {
 	oneWay := r.opt.Mode == OneWay
+	logs := r.treeLogs()
+	if logs {
+		if err := r.syncTreeChanges(ctx); err != nil {
+			return err
+		}
+	}
+	if r.oneWayRenames() {
+		if err := r.applyRenames(ctx, nil, nil); err != nil {
+			return err
+		}
+	}
 	srcBoxes, err := r.src.Mailboxes(ctx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list source mailboxes", "", 0, "")
@@ -109,6 +122,9 @@ func (r *run) twoWay(ctx context.Context) error {
 		return err
 	}
 
+	if logs {
+		return r.syncTreeFinish(ctx)
+	}
 	// Subscriptions: a union; OneWay only adds on the destination.
 	for _, name := range names {
 		if !r.wanted(name) {
@@ -195,6 +211,9 @@ type side struct {
 	msgs   []formats.Message
 	hashes map[formats.UID]string
 	write  bool // false for the OneWay source
+
+	expunged       map[formats.UID][16]byte // the side's logged expunges (formats.ExpungeLogger)
+	expungedLoaded bool
 
 	tx           formats.Tx
 	pending      int
@@ -524,11 +543,12 @@ func (e *recreateErr) Error() string { return e.err.Error() }
 //     expunged it: this is how stateless dsync propagates expunges); the
 //     walk ends at a different mail at the same UID or at a mail the other
 //     side lacks at or above its UIDNEXT. Maybe-expunges at or below the
-//     last common UID are expunged. QUIRK: doveadm also confirms
-//     expunges after the last common UID against dovecot.index.log's
-//     expunge records; statelessly those can't be told from mail the
-//     side never had, so such mail comes back under new UIDs (nothing is
-//     dropped on a guess; TestInteropSyncDifferential shows the case).
+//     last common UID are expunged. As in dsync, a mail one side lacks
+//     whose UID that side's transaction log records as expunged with the
+//     same GUID (formats.ExpungeLogger) counts as common, so an expunge
+//     after the last UID both still have is carried over too; another
+//     GUID there ends the walk. Without such a log the mail comes back
+//     under a new UID (nothing is dropped on a guess).
 //   - Old mails (§2.8b): flags and keywords of the side with the higher
 //     modseq win; on equal modseqs the source's. Without change history
 //     there is no per-flag merge.
@@ -617,13 +637,42 @@ walk:
 			j++
 		case j >= len(b.msgs) || (i < len(a.msgs) && a.msgs[i].UID < b.msgs[j].UID):
 			if a.msgs[i].UID >= b.st.UIDNext {
+				// A filtered mail (-t/-e/-I/-O) is invisible to the
+				// other side's import: it does not end the walk.
+				if want, err := m.want(ctx, a, a.msgs[i]); err != nil || want {
+					if err != nil {
+						return err
+					}
+					break walk
+				}
+			}
+			// dsync looks the UID up in the other side's log of
+			// expunges: the same GUID there makes it common (an
+			// expunge to carry over), another GUID ends the walk.
+			if common, ok, err := m.expungedOn(ctx, b, a.msgs[i]); err != nil {
+				return err
+			} else if ok && !common {
 				break walk
+			} else if ok {
+				lastCommonUID = a.msgs[i].UID
 			}
 			maybeA = append(maybeA, i)
 			i++
 		default:
 			if b.msgs[j].UID >= a.st.UIDNext {
+				if want, err := m.want(ctx, b, b.msgs[j]); err != nil || want {
+					if err != nil {
+						return err
+					}
+					break walk
+				}
+			}
+			if common, ok, err := m.expungedOn(ctx, a, b.msgs[j]); err != nil {
+				return err
+			} else if ok && !common {
 				break walk
+			} else if ok {
+				lastCommonUID = b.msgs[j].UID
 			}
 			maybeB = append(maybeB, j)
 			j++
@@ -732,6 +781,14 @@ walk:
 	return nil
 }
 
+// want applies the filters of new mail to msg of side s (see wantNew).
+func (m *merger) want(ctx context.Context, s *side, msg formats.Message) (bool, error) {
+	if !m.r.opt.filtering() {
+		return true, nil
+	}
+	return m.r.wantNew(ctx, s.box, msg)
+}
+
 // flags merges a common mail's flags: the higher modseq wins, the source
 // on a tie (dsync.md §2.8b without per-flag history).
 //
@@ -811,6 +868,11 @@ func (m *merger) apply(ctx context.Context) error {
 					}
 				}
 			default:
+				if want, err := m.want(ctx, other, *theirs); err != nil {
+					return err
+				} else if !want {
+					continue // filtered: not copied (-t/-e/-I/-O)
+				}
 				if _, err := m.save(ctx, s, other, *theirs, e.final, f, k, true); err != nil {
 					return err
 				}

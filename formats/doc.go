@@ -14,6 +14,13 @@
 // formats/formatstest defines the behaviour every driver must show; the mem
 // driver is its reference implementation.
 //
+// Optional interfaces add what not every format can do: [Renamer],
+// [DirCreator], [MailboxLogger] (Dovecot's dovecot.mailbox.log, which the
+// maildir, sdbox and mdbox drivers append to on every delete, rename and
+// (un)subscription as Dovecot does, so that a two-way sync can tell a
+// deleted or renamed mailbox from a new one), [Checker], [Configurable],
+// [ModSeqRaiser], [Rebuilder], [HdrHasher].
+//
 // # Names
 //
 // Mailbox names cross the contract as UTF-8 with '/' as the hierarchy

@@ -184,10 +184,15 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	}
 	ns := inboxNamespaceOf(cfg)
 	opts := convert.Options{
-		Mode:    dsyncMode(o),
-		Mailbox: ns.storageName(o.mailbox),
-		Exclude: ns.storageNames(o.exclude),
-		Verbose: a.global.verbose || a.global.debug,
+		Mode:        dsyncMode(o),
+		Mailbox:     ns.storageName(o.mailbox),
+		MailboxGUID: o.mailboxGUID,
+		Exclude:     ns.storageNames(o.exclude),
+		Since:       o.since,
+		Until:       o.until,
+		MaxSize:     o.maxSize,
+		Flag:        o.syncFlag,
+		Verbose:     a.global.verbose || a.global.debug,
 	}
 	if o.full {
 		opts.Algorithm = convert.Full
@@ -307,8 +312,8 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.status.desync()
 	}
 	if a.global.verbose || a.global.debug {
-		a.log.infof(u.name, "mailboxes: %d created, %d deleted, %d synced, %d skipped; messages: %d saved (%d bytes), %d expunged, %d flag changes",
-			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Synced, res.Mailboxes.Skipped,
+		a.log.infof(u.name, "mailboxes: %d created, %d deleted, %d renamed, %d synced, %d skipped; messages: %d saved (%d bytes), %d expunged, %d flag changes",
+			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Renamed, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
 	}
 }

@@ -80,14 +80,14 @@
 //	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
-//	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
+//	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
 //	   -a MAILBOX, --all-mailbox MAILBOX                                    virtual all-mail MAILBOX (not implemented yet)
-//	   -t DATE, --sync-since-time DATE                                      only new mail received since DATE (not implemented yet)
-//	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE (not implemented yet)
-//	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG (not implemented yet)
-//	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE (not implemented yet)
+//	   -t DATE, --sync-since-time DATE                                      only new mail received since DATE
+//	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE
+//	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG
+//	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE
 //	   -d, --default-destination                                            the destination is the user's mail_replica (userdb field, else plugin setting)
 //	   -D                                                                   no mailbox renames (not implemented yet); for debug logging put -D before the command
 //	   --help, -h                                                           show help
@@ -120,14 +120,14 @@
 //	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
-//	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
+//	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
 //	   -a MAILBOX, --all-mailbox MAILBOX                                    virtual all-mail MAILBOX (not implemented yet)
-//	   -t DATE, --sync-since-time DATE                                      only new mail received since DATE (not implemented yet)
-//	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE (not implemented yet)
-//	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG (not implemented yet)
-//	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE (not implemented yet)
+//	   -t DATE, --sync-since-time DATE                                      only new mail received since DATE
+//	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE
+//	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG
+//	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE
 //	   -d, --default-destination                                            the destination is the user's mail_replica (userdb field, else plugin setting)
 //	   -D                                                                   no mailbox renames (not implemented yet); for debug logging put -D before the command
 //	   --help, -h                                                           show help

@@ -47,14 +47,14 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE`" + todo},
 		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
 		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the remote's replicator (no effect on local destinations, as in doveadm)"},
-		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`" + todo},
+		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`"},
 		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "only the namespace with this `PREFIX`" + todo},
 		&cli.BoolFlag{Name: "N", Aliases: []string{"all-namespaces"}, Usage: "all visible namespaces (remote only)" + todo},
 		&cli.StringFlag{Name: "a", Aliases: []string{"all-mailbox"}, Usage: "virtual all-mail `MAILBOX`" + todo},
-		&cli.StringFlag{Name: "t", Aliases: []string{"sync-since-time"}, Usage: "only new mail received since `DATE`" + todo},
-		&cli.StringFlag{Name: "e", Aliases: []string{"sync-until-time"}, Usage: "only new mail received until `DATE`" + todo},
-		&cli.StringFlag{Name: "O", Aliases: []string{"sync-flags"}, Usage: "only new mail with (-FLAG: without) `FLAG`" + todo},
-		&cli.StringFlag{Name: "I", Aliases: []string{"sync-max-size"}, Usage: "only new mail up to `SIZE`" + todo},
+		&cli.StringFlag{Name: "t", Aliases: []string{"sync-since-time"}, Usage: "only new mail received since `DATE`"},
+		&cli.StringFlag{Name: "e", Aliases: []string{"sync-until-time"}, Usage: "only new mail received until `DATE`"},
+		&cli.StringFlag{Name: "O", Aliases: []string{"sync-flags"}, Usage: "only new mail with (-FLAG: without) `FLAG`"},
+		&cli.StringFlag{Name: "I", Aliases: []string{"sync-max-size"}, Usage: "only new mail up to `SIZE`"},
 		&cli.BoolFlag{Name: "d", Aliases: []string{"default-destination"}, Usage: "the destination is the user's mail_replica (userdb field, else plugin setting)"},
 		&cli.BoolFlag{Name: "D", Usage: "no mailbox renames" + todo + "; for debug logging put -D before the command"},
 	}
@@ -88,8 +88,12 @@ type dsyncOpts struct {
 	lock           bool
 	lockTimeout    time.Duration
 	mailbox        string
+	mailboxGUID    formats.GUID
 	exclude        []string
-	dest           []string // the operands
+	since, until   time.Time // -t, -e
+	maxSize        int64     // -I
+	syncFlag       string    // -O
+	dest           []string  // the operands
 
 	rawlog string // accepted; see the flag's help
 
@@ -129,9 +133,13 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 			return nil, []error{err}
 		}
 	}
-	if g := c.String("g"); c.IsSet("g") && g != "" && !validGUID(g) {
-		return nil, []error{fatalf("Invalid -g parameter: %s", g)}
+	if g := c.String("g"); c.IsSet("g") && g != "" {
+		if !validGUID(g) {
+			return nil, []error{fatalf("Invalid -g parameter: %s", g)}
+		}
+		o.mailboxGUID, _ = formats.ParseGUID(strings.ToLower(g))
 	}
+	o.syncFlag = c.String("O")
 	if c.IsSet("l") {
 		secs, ok := parseUint(c.String("l"))
 		if !ok {
@@ -159,10 +167,13 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		// doveadm checks this per user, after the options [observed].
 		return nil, []error{fatalf("start date is later than end date")}
 	}
+	o.since, o.until = since, until
 	if c.IsSet("I") {
-		if _, err := parseSize(c.String("I")); err != nil {
+		n, err := parseSize(c.String("I"))
+		if err != nil {
 			return nil, []error{fatalf("Invalid -I parameter '%s': %s", c.String("I"), err)}
 		}
+		o.maxSize = int64(min(n, 1<<62))
 	}
 	if c.IsSet("T") {
 		secs, ok := parseUint(c.String("T"))
@@ -203,12 +214,11 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	}
 	for _, f := range []struct{ flag, what string }{
 		{"s", "-s (stateful sync)"},
-		{"a", "-a (virtual all-mail mailbox)"},
-		{"t", "-t (only mail received since a date)"},
-		{"e", "-e (only mail received until a date)"},
-		{"O", "-O (only mail with a flag)"},
-		{"I", "-I (only mail up to a size)"},
-		{"g", "-g (mailbox by GUID)"},
+		// dsync copies new mail it finds by GUID in a virtual "all
+		// mail" mailbox (Dovecot's virtual plugin) instead of
+		// transferring it: an optimisation for remote syncs that no
+		// boxsync driver can read.
+		{"a", "-a (virtual all-mail mailbox: boxsync does not read Dovecot's virtual plugin mailboxes)"},
 		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
 		{"P", "-P (purge the destination)"},
@@ -218,6 +228,9 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		if c.IsSet(f.flag) {
 			no(f.what)
 		}
+	}
+	if c.IsSet("g") && c.String("g") == "" {
+		no("-g '' (the mailbox tree without mail)")
 	}
 	switch {
 	case c.IsSet("m") && o.mailbox == "":

@@ -81,6 +81,8 @@ func Run(t *testing.T, h Harness) {
 		{"MessagesFrom", nil, testMessagesFrom},
 		{"DeleteMailbox", nil, testDelete},
 		{"Subscriptions", nil, testSubscriptions},
+		{"Rename", nil, testRename},
+		{"MailboxLog", nil, testMailboxLog},
 		{"ReadOnly", nil, testReadOnly},
 		{"ManyMessages", nil, testMany},
 	}
@@ -787,5 +789,91 @@ func testMany(t *testing.T, e *env) {
 	want := e.want(fmt.Appendf(nil, "Subject: %d\n\nbody %d\n", 2000+5, 5))
 	if got := e.body(t, mb, msgs[2*n/3+5].UID); !bytes.Equal(got, want) {
 		t.Errorf("body = %q, want %q", got, want)
+	}
+}
+
+// testRename checks formats.Renamer: a mailbox moves with its children,
+// GUIDs, UIDVALIDITY and mail; taken and missing names fail with their
+// kinds; a container the rename emptied is gone.
+func testRename(t *testing.T, e *env) {
+	r, ok := e.store.(formats.Renamer)
+	if !ok || e.caps.MailboxIsFile {
+		t.Skipf("driver %s has no Rename", e.h.Driver.Name())
+	}
+	e.create(t, "INBOX")
+	g1 := e.create(t, "Work/Projects")
+	g2 := e.create(t, "Work/Projects/Sub")
+	e.create(t, "Other")
+	want := e.saveSample(t, "Work/Projects")
+	mb := e.mailbox(t, "Work/Projects")
+	before := e.status(t, mb)
+	mb.Close()
+	wantKind(t, "Rename(to an existing name)", r.Rename(e.ctx, "Work/Projects", "Other"), formats.KindExists)
+	wantKind(t, "Rename(missing)", r.Rename(e.ctx, "Missing", "Else"), formats.KindNotFound)
+	wantKind(t, "Rename(under itself)", r.Rename(e.ctx, "Work/Projects", "Work/Projects/X"), formats.KindNotPossible)
+	if err := r.Rename(e.ctx, "Work/Projects", "Archiv/Entwürfe 2024"); err != nil {
+		t.Fatalf("Rename = %v", err)
+	}
+	e.reopen(t)
+	got := e.list(t)
+	for _, gone := range []string{"Work", "Work/Projects", "Work/Projects/Sub"} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("%q still listed after the rename", gone)
+		}
+	}
+	if got["Archiv/Entwürfe 2024"].GUID != g1 || got["Archiv/Entwürfe 2024/Sub"].GUID != g2 || !got["Archiv"].NoSelect {
+		t.Errorf("after the rename: %+v", got)
+	}
+	mb = e.mailbox(t, "Archiv/Entwürfe 2024")
+	defer mb.Close()
+	after := e.status(t, mb)
+	if after.UIDValidity != before.UIDValidity || after.UIDNext != before.UIDNext || after.GUID != before.GUID {
+		t.Errorf("status %+v after the rename, was %+v", after, before)
+	}
+	e.checkSample(t, mb, want)
+}
+
+// testMailboxLog checks formats.MailboxLogger: deletes, renames and
+// (un)subscriptions are logged the way Dovecot logs them.
+func testMailboxLog(t *testing.T, e *env) {
+	if _, ok := e.store.(formats.MailboxLogger); !ok {
+		t.Skipf("driver %s keeps no mailbox log", e.h.Driver.Name())
+	}
+	e.create(t, "INBOX")
+	g := e.create(t, "Gone")
+	if err := e.store.SetSubscribed(e.ctx, "Gone", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.SetSubscribed(e.ctx, "Gone", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Delete(e.ctx, "Gone"); err != nil {
+		t.Fatal(err)
+	}
+	want := []formats.MailboxLogRecord{
+		{Change: formats.ChangeSubscribe, GUID: formats.MailboxNameHash("Gone")},
+		{Change: formats.ChangeUnsubscribe, GUID: formats.MailboxNameHash("Gone")},
+		{Change: formats.ChangeDeleteMailbox, GUID: g},
+		{Change: formats.ChangeDeleteDir, GUID: formats.MailboxNameHash("Gone")},
+	}
+	if r, ok := e.store.(formats.Renamer); ok && !e.caps.MailboxIsFile {
+		e.create(t, "Old")
+		if err := r.Rename(e.ctx, "Old", "New/Name"); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, formats.MailboxLogRecord{Change: formats.ChangeRename, GUID: formats.MailboxNameHash("New/Name")})
+	}
+	e.reopen(t)
+	got, err := e.store.(formats.MailboxLogger).MailboxLog(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("log %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i].Change != want[i].Change || got[i].GUID != want[i].GUID || time.Since(got[i].Time) > time.Hour || got[i].Time.After(time.Now().Add(time.Second)) {
+			t.Errorf("record %d: %v %s %v, want %v %s now", i, got[i].Change, got[i].GUID, got[i].Time, want[i].Change, want[i].GUID)
+		}
 	}
 }

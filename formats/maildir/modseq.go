@@ -1,8 +1,6 @@
 package maildir
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -417,18 +415,6 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 	return err
 }
 
-// guid128 is mail_generate_guid_128_hash (Dovecot 2.3 mail-storage.c): a
-// GUID of 32 hex digits as is, anything else the last 16 bytes of its
-// SHA-1. Dovecot writes it in EXPUNGE_GUID records.
-func guid128(guid string) [16]byte {
-	var g [16]byte
-	if len(guid) == 32 {
-		if b, err := hex.DecodeString(guid); err == nil {
-			copy(g[:], b)
-			return g
-		}
-	}
-	sum := sha1.Sum([]byte(guid))
-	copy(g[:], sum[len(sum)-16:])
-	return g
-}
+// guid128 is the 128-bit form Dovecot writes in EXPUNGE_GUID records
+// (formats.MessageGUID128).
+func guid128(guid string) [16]byte { return formats.MessageGUID128(guid) }

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-maildir"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/mailboxlog"
 	"github.com/boxsync/boxsync/formats/internal/subsfile"
 )
 
@@ -327,7 +328,11 @@ func (s *Store) SetSubscribed(ctx context.Context, name string, subscribed bool)
 	if err := subsfile.Set(ctx, s.subs, s.hierSep(), b.levels, subscribed, opt); err != nil {
 		return wrap(err, "subscribe", b.name, 0, "")
 	}
-	return nil
+	change := formats.ChangeSubscribe
+	if !subscribed {
+		change = formats.ChangeUnsubscribe
+	}
+	return s.logChange("subscribe", b.name, nameChange(change, b.name))
 }
 
 // Create makes a mailbox: cur/, new/, tmp/ and a dovecot-uidlist "3
@@ -461,8 +466,19 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	// Dovecot logs the mailbox GUID, then the name of the directory
+	// that went with it (dovecot-storage.md §8.6 [verified]).
+	var recs []formats.MailboxLogRecord
+	if s.exists(b) {
+		if guid, err := s.mailboxGUID(ctx, b); err == nil {
+			recs = append(recs, formats.MailboxLogRecord{Change: formats.ChangeDeleteMailbox, GUID: guid, Time: mailboxlog.Now()})
+		}
+	}
 	if err := s.delete(b); err != nil {
 		return err
+	}
+	if !s.existsNode(b) {
+		recs = append(recs, nameChange(formats.ChangeDeleteDir, b.name))
 	}
 	// Index files under INDEX= go too: a mailbox created later under
 	// the same name must not inherit them.
@@ -471,7 +487,27 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 			return wrap(err, "delete", b.name, 0, ixd)
 		}
 	}
-	return nil
+	return s.logChange("delete", b.name, recs...)
+}
+
+// existsNode tells whether b is still listed: a mailbox, or a container
+// of other mailboxes.
+func (s *Store) existsNode(b *box) bool {
+	if s.fsys {
+		_, err := os.Stat(b.dir)
+		return err == nil
+	}
+	entries, err := os.ReadDir(s.root)
+	if err != nil {
+		return false
+	}
+	pfx := filepath.Base(b.dir)
+	for _, e := range entries {
+		if n := e.Name(); n == pfx || strings.HasPrefix(n, pfx+".") {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) delete(b *box) error {

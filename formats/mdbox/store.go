@@ -355,7 +355,10 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	if !s.l.Exists(b) {
-		return s.l.DeleteContainer(b)
+		if err := s.l.DeleteContainer(b); err != nil {
+			return err
+		}
+		return s.l.LogDelete(b, formats.GUID{})
 	}
 	var mapUIDs []uint32
 	if ix, err := index.Open(b.IndexDir, index.Prefix, s.indexOptions()); err == nil {
@@ -367,6 +370,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 			}
 		}
 	}
+	guid := s.guidOf(ctx, name)
 	if err := s.l.Delete(b); err != nil {
 		return err
 	}
@@ -375,7 +379,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 			return wrap(err, "delete", b.Name, 0, s.mapDir)
 		}
 	}
-	return nil
+	return s.l.LogDelete(b, guid)
 }
 
 // changeRefs adds diff to the refcounts of mapUIDs in one map transaction
@@ -423,3 +427,39 @@ func (s *Store) changeRefsLocked(ctx context.Context, op string, mapUIDs []uint3
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
 func guid128(g string) [16]byte { return dbox.GUID128(g) }
+
+// guidOf returns a mailbox's GUID for the mailbox log, zero when it
+// cannot be read (the log then lacks the record, as Dovecot's would).
+func (s *Store) guidOf(ctx context.Context, name string) formats.GUID {
+	mb, err := s.Open(ctx, name)
+	if err != nil {
+		return formats.GUID{}
+	}
+	defer mb.Close()
+	st, err := mb.Status(ctx)
+	if err != nil {
+		return formats.GUID{}
+	}
+	return st.GUID
+}
+
+// MailboxLog returns the records of dovecot.mailbox.log.
+func (s *Store) MailboxLog(ctx context.Context) ([]formats.MailboxLogRecord, error) {
+	return s.l.MailboxLog()
+}
+
+// Rename moves a mailbox and its children (see dboxlist.Layout.Rename).
+func (s *Store) Rename(ctx context.Context, from, to string) error {
+	return s.l.Rename(ctx, from, to)
+}
+
+// CreateDir makes an empty \Noselect container.
+func (s *Store) CreateDir(ctx context.Context, name string) error {
+	return s.l.CreateDir(ctx, name)
+}
+
+var (
+	_ formats.DirCreator    = (*Store)(nil)
+	_ formats.Renamer       = (*Store)(nil)
+	_ formats.MailboxLogger = (*Store)(nil)
+)

@@ -27,12 +27,20 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/mailboxlog"
+)
+
+var (
+	_ formats.DirCreator    = (*storeHandle)(nil)
+	_ formats.Renamer       = (*storeHandle)(nil)
+	_ formats.MailboxLogger = (*storeHandle)(nil)
 )
 
 // Driver is the in-memory driver. Its zero value is ready to use.
@@ -74,9 +82,10 @@ func (d Driver) Open(ctx context.Context, loc formats.Location, opt formats.Open
 
 type store struct {
 	mu    sync.Mutex
-	boxes map[string]*mailbox // by name; guarded by mu
-	dirs  map[string]bool     // explicit containers; guarded by mu
-	subs  map[string]bool     // guarded by mu
+	boxes map[string]*mailbox        // by name; guarded by mu
+	dirs  map[string]bool            // explicit containers; guarded by mu
+	subs  map[string]bool            // guarded by mu
+	log   []formats.MailboxLogRecord // guarded by mu
 }
 
 type mailbox struct {
@@ -203,8 +212,10 @@ func (h *storeHandle) Delete(ctx context.Context, name string) error {
 			return &formats.Error{Kind: formats.KindNotPossible, Op: "mem: delete", Mailbox: name, Err: errors.New("mailbox has children, can't delete it")}
 		}
 		delete(h.s.dirs, name)
+		h.s.logName(formats.ChangeDeleteDir, name)
 		return nil
 	}
+	h.s.log = append(h.s.log, formats.MailboxLogRecord{Change: formats.ChangeDeleteMailbox, GUID: h.s.boxes[name].guid, Time: mailboxlog.Now()})
 	delete(h.s.boxes, name)
 	// Like a directory-backed store: the node stays as a container only
 	// while it has children.
@@ -218,6 +229,96 @@ func (h *storeHandle) Delete(ctx context.Context, name string) error {
 			break
 		}
 	}
+	if !h.s.dirs[name] {
+		h.s.logName(formats.ChangeDeleteDir, name)
+	}
+	return nil
+}
+
+// logName records a change of a name, as the on-disk drivers log it in
+// dovecot.mailbox.log.
+func (s *store) logName(c formats.MailboxChange, name string) {
+	s.log = append(s.log, formats.MailboxLogRecord{Change: c, GUID: formats.MailboxNameHash(name), Time: mailboxlog.Now()})
+}
+
+// MailboxLog returns the store's mailbox changes log.
+func (h *storeHandle) MailboxLog(ctx context.Context) ([]formats.MailboxLogRecord, error) {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	return slices.Clone(h.s.log), nil
+}
+
+// Rename moves a mailbox or container and everything below it.
+func (h *storeHandle) Rename(ctx context.Context, from, to string) error {
+	for _, n := range []string{from, to} {
+		if err := formats.ValidateName(n); err != nil {
+			return err
+		}
+	}
+	if err := h.check("rename", from); err != nil {
+		return err
+	}
+	fail := func(k formats.Kind, name, why string) error {
+		return &formats.Error{Kind: k, Op: "mem: rename", Mailbox: name, Err: errors.New(why)}
+	}
+	if formats.IsInbox(from) || formats.IsInbox(to) {
+		return fail(formats.KindNotPossible, from, "renaming INBOX is not supported")
+	}
+	if to == from || strings.HasPrefix(to, from+"/") {
+		return fail(formats.KindNotPossible, from, "can't rename a mailbox under itself")
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	under := func(n, root string) bool { return n == root || strings.HasPrefix(n, root+"/") }
+	found := false
+	for n := range h.s.boxes {
+		if under(n, to) {
+			return fail(formats.KindExists, to, "target mailbox exists")
+		}
+		found = found || under(n, from)
+	}
+	for n := range h.s.dirs {
+		if under(n, to) {
+			return fail(formats.KindExists, to, "target mailbox exists")
+		}
+		found = found || under(n, from)
+	}
+	if !found {
+		return fail(formats.KindNotFound, from, "no such mailbox")
+	}
+	boxes := map[string]*mailbox{}
+	for n, b := range h.s.boxes {
+		if under(n, from) {
+			n = to + n[len(from):]
+		}
+		boxes[n] = b
+	}
+	dirs := map[string]bool{}
+	for n := range h.s.dirs {
+		if under(n, from) {
+			n = to + n[len(from):]
+		}
+		dirs[n] = true
+	}
+	for p := formats.Parent(to); p != ""; p = formats.Parent(p) {
+		dirs[p] = true
+	}
+	// a container the rename emptied goes, as its directory would
+	for p := formats.Parent(from); p != ""; p = formats.Parent(p) {
+		busy := false
+		for n := range boxes {
+			busy = busy || strings.HasPrefix(n, p+"/")
+		}
+		for n := range dirs {
+			busy = busy || strings.HasPrefix(n, p+"/")
+		}
+		if busy {
+			break
+		}
+		delete(dirs, p)
+	}
+	h.s.boxes, h.s.dirs = boxes, dirs
+	h.s.logName(formats.ChangeRename, to)
 	return nil
 }
 
@@ -229,8 +330,10 @@ func (h *storeHandle) SetSubscribed(ctx context.Context, name string, subscribed
 	defer h.s.mu.Unlock()
 	if subscribed {
 		h.s.subs[name] = true
+		h.s.logName(formats.ChangeSubscribe, name)
 	} else {
 		delete(h.s.subs, name)
+		h.s.logName(formats.ChangeUnsubscribe, name)
 	}
 	return nil
 }
@@ -532,5 +635,27 @@ func (t *tx) Commit(ctx context.Context) error {
 func (t *tx) Rollback() error {
 	t.done = true
 	t.saves = nil
+	return nil
+}
+
+// CreateDir makes an empty container (and its parents).
+func (h *storeHandle) CreateDir(ctx context.Context, name string) error {
+	if err := formats.ValidateName(name); err != nil {
+		return err
+	}
+	if err := h.check("create", name); err != nil {
+		return err
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if _, ok := h.s.boxes[name]; ok || h.s.dirs[name] {
+		return &formats.Error{Kind: formats.KindExists, Op: "mem: create directory", Mailbox: name, Err: errors.New("mailbox exists")}
+	}
+	if h.s.dirs == nil {
+		h.s.dirs = map[string]bool{}
+	}
+	for p := name; p != ""; p = formats.Parent(p) {
+		h.s.dirs[p] = true
+	}
 	return nil
 }

@@ -328,9 +328,16 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	if !s.l.Exists(b) {
-		return s.l.DeleteContainer(b)
+		if err := s.l.DeleteContainer(b); err != nil {
+			return err
+		}
+		return s.l.LogDelete(b, formats.GUID{})
 	}
-	return s.l.Delete(b)
+	guid := s.guidOf(ctx, name)
+	if err := s.l.Delete(b); err != nil {
+		return err
+	}
+	return s.l.LogDelete(b, guid)
 }
 
 // commitLocks serialise commits to one mailbox within this process (the
@@ -351,3 +358,39 @@ func commitLock(dir string) *sync.Mutex {
 	}
 	return mu
 }
+
+// guidOf returns a mailbox's GUID for the mailbox log, zero when it
+// cannot be read (the log then lacks the record, as Dovecot's would).
+func (s *Store) guidOf(ctx context.Context, name string) formats.GUID {
+	mb, err := s.Open(ctx, name)
+	if err != nil {
+		return formats.GUID{}
+	}
+	defer mb.Close()
+	st, err := mb.Status(ctx)
+	if err != nil {
+		return formats.GUID{}
+	}
+	return st.GUID
+}
+
+// MailboxLog returns the records of dovecot.mailbox.log.
+func (s *Store) MailboxLog(ctx context.Context) ([]formats.MailboxLogRecord, error) {
+	return s.l.MailboxLog()
+}
+
+// Rename moves a mailbox and its children (see dboxlist.Layout.Rename).
+func (s *Store) Rename(ctx context.Context, from, to string) error {
+	return s.l.Rename(ctx, from, to)
+}
+
+// CreateDir makes an empty \Noselect container.
+func (s *Store) CreateDir(ctx context.Context, name string) error {
+	return s.l.CreateDir(ctx, name)
+}
+
+var (
+	_ formats.DirCreator    = (*Store)(nil)
+	_ formats.Renamer       = (*Store)(nil)
+	_ formats.MailboxLogger = (*Store)(nil)
+)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/boxsync/boxsync/formats"
@@ -54,6 +55,9 @@ type Layout struct {
 	DirMode, FileMode os.FileMode
 
 	uidv mboxname.UIDValidity
+	// trashMu serialises deletes, which all pass through the one
+	// TrashDir: two at once would remove each other's trash.
+	trashMu sync.Mutex
 }
 
 // NewLayout checks loc for a dbox driver: LAYOUT=fs (the default), INDEX=,
@@ -339,7 +343,11 @@ func (l *Layout) SetSubscribed(ctx context.Context, name string, subscribed bool
 	if err := subsfile.Set(ctx, l.Subs, '/', b.Levels, subscribed, opt); err != nil {
 		return Wrap(err, l.Driver, "subscribe", b.Name, 0, "")
 	}
-	return nil
+	change := formats.ChangeSubscribe
+	if !subscribed {
+		change = formats.ChangeUnsubscribe
+	}
+	return l.LogChange("subscribe", b.Name, NameChange(change, b.Name))
 }
 
 // NewUIDValidity picks a UIDVALIDITY for a new mailbox: the current time,
@@ -429,6 +437,8 @@ func (l *Layout) Create(b *Box, makeIndex func(dir string) error) error {
 // makes it disappear at once, then removed; the mailbox directory goes
 // too when no child is left, and with INDEX= the index files.
 func (l *Layout) Delete(b *Box) error {
+	l.trashMu.Lock()
+	defer l.trashMu.Unlock()
 	trash := filepath.Join(l.Root, TrashDir)
 	for i := 0; ; i++ {
 		err := os.Rename(b.MailDir, trash)

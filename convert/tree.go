@@ -1,0 +1,561 @@
+package convert
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// Mailbox tree sync for Sync (dsync.md §2.3, §2.4), for stores that keep a
+// mailbox changes log (formats.MailboxLogger; Dovecot's
+// dovecot.mailbox.log) and can rename (formats.Renamer). Mailboxes are
+// matched by mailbox GUID:
+//
+//   - Deletes (§2.4 step 1): a GUID one side logged as deleted and no
+//     longer has is deleted on the other side, whatever happened to it
+//     there since (dsync's TWOWAY rule: mailbox_delete without a check for
+//     new mail). INBOX is never deleted.
+//   - Renames (§2.4 step 3): a GUID under different names is renamed on
+//     the side whose name is older; a directory in the way keeps its
+//     children below the renamed mailbox (renameOntoDir). A node's age is its
+//     last_renamed_or_created: the newest rename record logged for its
+//     name or for any parent's name (children inherit, step 2). Equal
+//     ages: the byte-wise smaller name wins. QUIRK: dsync breaks ties by
+//     existence and GUIDs of the nodes at the clashing position; both
+//     rules are deterministic, they only pick differently. A target name
+//     taken on that side by another mailbox that both sides claim is
+//     moved aside to "<name>-<GUID>" (dsync's final temporary name) and
+//     then synced like a rename. Renames repeat until the trees agree.
+//   - Directories (§2.4 step 6): a \Noselect container the other side
+//     logged as deleted (by name) goes when it has no children and was
+//     not renamed or created later; an empty container one side lacks is
+//     created there (formats.DirCreator; Maildir++ has none).
+//   - Subscriptions (step 6): where the sides differ, the newer
+//     (un)subscription wins; equal or unknown times: subscribed wins. A
+//     renamed subscribed mailbox is subscribed under its new name too
+//     (see carrySubscriptions).
+//
+// Without a log on both sides (imapc, mbox) the stateless rules of twoWay
+// apply: creates by name and a union of subscriptions.
+//
+// OneWay (sync -1) renames the destination's mailboxes to the source's
+// names by GUID (where the destination can rename), so a renamed source
+// mailbox is not copied again under its new name; the source never
+// changes. It deletes nothing. QUIRK: doveadm sync -1 also deletes the
+// destination's copy of a mailbox the source's log records as deleted
+// [observed]; boxsync's sync -1 never deletes (issue 6: the cut-over pass
+// of a migration must not lose mail).
+
+// treeSide is one store's mailbox tree with the facts its log adds.
+type treeSide struct {
+	label  string
+	store  formats.Store
+	byName map[string]formats.MailboxInfo
+	byGUID map[formats.GUID]string
+	byHash map[formats.GUID]string // MailboxNameHash(name) → name, every node
+
+	renamed map[string]int64 // last_renamed_or_created (UNIX s), children inherit
+	subTS   map[string]int64 // last_subscription_change of a node
+
+	delBox   map[formats.GUID]int64 // logged mailbox deletes of GUIDs not in the tree
+	delDir   map[formats.GUID]int64 // logged dir deletes of names not in the tree
+	unsubDel map[formats.GUID]int64 // logged unsubscribes of names not in the tree
+}
+
+// oneWayRenames tells whether sync -1 can rename the destination's
+// mailboxes to the source's names.
+func (r *run) oneWayRenames() bool {
+	_, ok := r.dst.(formats.Renamer)
+	return r.opt.Mode == OneWay && ok
+}
+
+// treeLogs tells whether both stores keep a mailbox changes log and can
+// rename, so that the log-driven tree sync applies.
+func (r *run) treeLogs() bool {
+	if r.opt.Mode != Sync {
+		return false
+	}
+	for _, s := range []formats.Store{r.src, r.dst} {
+		if _, ok := s.(formats.MailboxLogger); !ok {
+			return false
+		}
+		if _, ok := s.(formats.Renamer); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// loadTree lists a store and reads its log (dsync-mailbox-tree-fill.c).
+func (r *run) loadTree(ctx context.Context, s formats.Store, label string) (*treeSide, error) {
+	op := r.opt.Mode.String()
+	boxes, err := s.Mailboxes(ctx)
+	if err != nil {
+		return nil, formats.Wrap(err, formats.KindTemp, op+": list "+label+" mailboxes", "", 0, "")
+	}
+	var recs []formats.MailboxLogRecord
+	if lg, ok := s.(formats.MailboxLogger); ok {
+		if recs, err = lg.MailboxLog(ctx); err != nil {
+			return nil, formats.Wrap(err, formats.KindTemp, op+": read "+label+" mailbox log", "", 0, "")
+		}
+	}
+	t := &treeSide{label: label, store: s, byName: map[string]formats.MailboxInfo{}, byGUID: map[formats.GUID]string{},
+		byHash: map[formats.GUID]string{}, renamed: map[string]int64{}, subTS: map[string]int64{},
+		delBox: map[formats.GUID]int64{}, delDir: map[formats.GUID]int64{}, unsubDel: map[formats.GUID]int64{}}
+	for _, b := range boxes {
+		t.byName[b.Name] = b
+		if !b.NoSelect && !b.GUID.IsZero() {
+			t.byGUID[b.GUID] = b.Name
+		}
+		t.byHash[formats.MailboxNameHash(b.Name)] = b.Name
+	}
+	later := func(m map[formats.GUID]int64, g formats.GUID, ts int64) { m[g] = max(m[g], ts) }
+	for _, rec := range recs {
+		ts := rec.Time.Unix()
+		name, exists := t.byHash[rec.GUID]
+		switch rec.Change {
+		case formats.ChangeDeleteMailbox:
+			if _, ok := t.byGUID[rec.GUID]; !ok {
+				later(t.delBox, rec.GUID, ts)
+			}
+		case formats.ChangeDeleteDir:
+			if !exists {
+				later(t.delDir, rec.GUID, ts)
+			}
+		case formats.ChangeRename, formats.ChangeCreateDir:
+			if exists {
+				t.renamed[name] = max(t.renamed[name], ts)
+			}
+		case formats.ChangeSubscribe:
+			if exists {
+				t.subTS[name] = max(t.subTS[name], ts)
+			}
+		case formats.ChangeUnsubscribe:
+			if exists {
+				t.subTS[name] = max(t.subTS[name], ts)
+			} else {
+				later(t.unsubDel, rec.GUID, ts)
+			}
+		}
+	}
+	// Children inherit a newer last_renamed_or_created (step 2); names
+	// are sorted, so parents come first.
+	for _, b := range boxes {
+		if p := formats.Parent(b.Name); p != "" {
+			t.renamed[b.Name] = max(t.renamed[b.Name], t.renamed[p])
+		}
+	}
+	return t, nil
+}
+
+func (r *run) loadTrees(ctx context.Context) (a, b *treeSide, err error) {
+	if a, err = r.loadTree(ctx, r.src, "source"); err != nil {
+		return nil, nil, err
+	}
+	if b, err = r.loadTree(ctx, r.dst, "destination"); err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// syncTreeChanges applies the deletes and renames the logs record, before
+// twoWay creates what is missing and merges mail.
+func (r *run) syncTreeChanges(ctx context.Context) error {
+	a, b, err := r.loadTrees(ctx)
+	if err != nil {
+		return err
+	}
+	if r.applyDeletes(ctx, a, b)+r.applyDeletes(ctx, b, a) > 0 {
+		a, b = nil, nil // changed: read again
+	}
+	return r.applyRenames(ctx, a, b)
+}
+
+// applyDeletes deletes in to the mailboxes from logged as deleted, and
+// counts them.
+func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) (n int) {
+	var guids []formats.GUID
+	for g := range from.delBox {
+		guids = append(guids, g)
+	}
+	slices.SortFunc(guids, func(x, y formats.GUID) int { return bytes.Compare(x[:], y[:]) })
+	for _, g := range guids {
+		name, ok := to.byGUID[g]
+		if !ok || formats.IsInbox(name) || !r.wanted(name) {
+			continue
+		}
+		r.logf("%s: deleting on the %s (deleted on the %s)", name, to.label, from.label)
+		if err := to.store.Delete(ctx, name); err != nil {
+			if errors.Is(err, formats.ErrNotFound) {
+				r.desync("mailbox %q: deleted during the sync", name)
+				continue
+			}
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": delete", name, 0, ""))
+			continue
+		}
+		delete(to.byGUID, g)
+		r.update(func(res *Result) { res.Mailboxes.Deleted++ })
+		n++
+	}
+	return n
+}
+
+// treeRename is one pending rename: in side, from → to.
+type treeRename struct {
+	side     *treeSide
+	from, to string
+	guid     formats.GUID
+}
+
+// applyRenames renames GUIDs that the two trees name differently until
+// they agree. Each round after a rename reads both trees again, since a
+// rename moves children too; a and b, when not nil, are the current ones.
+func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
+	op := r.opt.Mode.String()
+	for round := 0; ; round, a, b = round+1, nil, nil {
+		if a == nil || b == nil {
+			var err error
+			if a, b, err = r.loadTrees(ctx); err != nil {
+				return err
+			}
+		}
+		var pending []treeRename
+		for g, an := range a.byGUID {
+			bn, ok := b.byGUID[g]
+			if !ok || an == bn || !r.wanted(an) || !r.wanted(bn) || formats.IsInbox(an) || formats.IsInbox(bn) {
+				continue
+			}
+			ta, tb := a.renamed[an], b.renamed[bn]
+			if r.opt.Mode == OneWay || ta > tb || (ta == tb && an < bn) {
+				pending = append(pending, treeRename{side: b, from: bn, to: an, guid: g})
+			} else {
+				pending = append(pending, treeRename{side: a, from: an, to: bn, guid: g})
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if round > 3*(len(a.byName)+len(b.byName)) {
+			return formats.Errorf(formats.KindTemp, "%s: mailbox renames do not converge (%d left, first %q → %q)", op, len(pending), pending[0].from, pending[0].to)
+		}
+		// Parents first: renaming one moves its children along.
+		slices.SortFunc(pending, func(x, y treeRename) int {
+			if c := strings.Compare(x.to, y.to); c != 0 {
+				return c
+			}
+			return bytes.Compare(x.guid[:], y.guid[:])
+		})
+		done := false
+		for _, p := range pending {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if p.side.taken(p.to) {
+				if !p.side.byName[p.to].NoSelect {
+					continue
+				}
+				// A directory is in the way: the mailbox takes its
+				// place and its children stay below it.
+				if err := r.renameOntoDir(ctx, p.side, p.from, p.to); err != nil {
+					return err
+				}
+				done = true
+				break
+			}
+			from := p.from
+			if strings.HasPrefix(p.to, from+"/") {
+				// Into its own child's place: through a temporary
+				// name, so no loop is made (dsync does the same).
+				tmp := p.side.tempName(from)
+				if ok, err := r.rename(ctx, p.side, from, tmp); err != nil {
+					return err
+				} else if !ok {
+					continue
+				}
+				from = tmp
+			}
+			if ok, err := r.rename(ctx, p.side, from, p.to); err != nil {
+				return err
+			} else if ok {
+				r.carrySubscriptions(ctx, p.side, p.from, p.to)
+				done = true
+				break
+			}
+		}
+		if done {
+			continue
+		}
+		// Every wanted name is taken: both sides claim a name for
+		// different mailboxes. The occupant moves aside to
+		// "<name>-<GUID>"; the next round carries that over.
+		moved := false
+		for _, p := range pending {
+			occ := p.side.byName[p.to]
+			if occ.NoSelect || occ.GUID.IsZero() {
+				continue
+			}
+			if ok, err := r.rename(ctx, p.side, p.to, p.to+"-"+occ.GUID.String()); err != nil {
+				return err
+			} else if ok {
+				moved = true
+				break
+			}
+		}
+		if !moved {
+			// Only containers are in the way: leave the rest to the
+			// creates (QUIRK: dsync would rename the directory).
+			r.desync("mailbox renames blocked by directories (first %q → %q)", pending[0].from, pending[0].to)
+			return nil
+		}
+	}
+}
+
+// renameOntoDir renames from to the name of the \Noselect directory to
+// (as dsync's tree moves a node onto a directory node): the directory
+// moves aside to "<to>-temp-<n>", from is renamed to to, the directory's
+// children move back below it, and the emptied directory goes.
+func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string) error {
+	tmp := side.tempName(to)
+	if ok, err := r.rename(ctx, side, to, tmp); err != nil || !ok {
+		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
+	}
+	orig := from
+	if rest, ok := strings.CutPrefix(from, to+"/"); ok {
+		from = tmp + "/" + rest // it moved aside with the directory
+	}
+	if ok, err := r.rename(ctx, side, from, to); err != nil || !ok {
+		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to))
+	}
+	r.carrySubscriptions(ctx, side, orig, to)
+	boxes, err := side.store.Mailboxes(ctx)
+	if err != nil {
+		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list "+side.label+" mailboxes", "", 0, "")
+	}
+	for _, b := range boxes {
+		rest, ok := strings.CutPrefix(b.Name, tmp+"/")
+		if !ok || strings.ContainsRune(rest, formats.Separator) || (b.NoSelect && b.Subscribed) {
+			continue
+		}
+		if _, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
+			return err
+		}
+	}
+	if err := side.store.Delete(ctx, tmp); err != nil && !errors.Is(err, formats.ErrNotFound) {
+		r.desync("directory %q left behind: %v", tmp, err)
+	}
+	return nil
+}
+
+// carrySubscriptions subscribes the new names of subscribed mailboxes a
+// rename moved (the mailbox and its children). dsync moves the tree node
+// with its subscribed flag, so the other side subscribes the new name;
+// QUIRK: dsync 2.3 leaves the renaming side's subscriptions file as it
+// was, so only a second run subscribes the new name there too; boxsync
+// does it at once. The old name stays subscribed on both sides, as with
+// dsync (a rename never unsubscribes).
+func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to string) {
+	if r.opt.Mode == OneWay {
+		// dsync -1 neither: the new name would have to come from the
+		// source, which keeps its subscriptions as they are.
+		return
+	}
+	for name, info := range side.byName {
+		if !info.Subscribed || (name != from && !strings.HasPrefix(name, from+"/")) {
+			continue
+		}
+		moved := to + name[len(from):]
+		if err := side.store.SetSubscribed(ctx, moved, true); err != nil {
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", moved, 0, ""))
+		}
+	}
+}
+
+// rename renames from → to in side. It reports false for a name that is
+// taken or gone (a change during the sync, exit 2 as in dsync), and any
+// other failure as an error that ends the tree sync.
+func (r *run) rename(ctx context.Context, side *treeSide, from, to string) (bool, error) {
+	r.logf("%s: renaming to %q on the %s", from, to, side.label)
+	err := side.store.(formats.Renamer).Rename(ctx, from, to)
+	if err != nil {
+		if errors.Is(err, formats.ErrExists) || errors.Is(err, formats.ErrNotFound) {
+			r.desync("mailbox %q: rename to %q conflicted: %v", from, to, err)
+			return false, nil
+		}
+		return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": rename on the "+side.label, from, 0, "")
+	}
+	r.update(func(res *Result) { res.Mailboxes.Renamed++ })
+	return true, nil
+}
+
+// syncTreeFinish deletes containers the other side logged as deleted and
+// settles subscriptions by their timestamps, after the mail merge.
+func (r *run) syncTreeFinish(ctx context.Context) error {
+	a, b, err := r.loadTrees(ctx)
+	if err != nil {
+		return err
+	}
+	if r.applyDirDeletes(ctx, a, b)+r.applyDirDeletes(ctx, b, a) > 0 {
+		if a, b, err = r.loadTrees(ctx); err != nil {
+			return err
+		}
+	}
+	r.createDirs(ctx, a, b)
+	r.createDirs(ctx, b, a)
+	names := map[string]bool{}
+	for n := range a.byName {
+		names[n] = true
+	}
+	for n := range b.byName {
+		names[n] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	slices.Sort(sorted)
+	subTime := func(t *treeSide, name string) int64 {
+		if ts, ok := t.subTS[name]; ok {
+			return ts
+		}
+		return t.unsubDel[formats.MailboxNameHash(name)]
+	}
+	for _, name := range sorted {
+		if !r.wanted(name) {
+			continue
+		}
+		sa, sb := a.byName[name].Subscribed, b.byName[name].Subscribed
+		if sa == sb {
+			continue
+		}
+		on, off := a, b
+		if sb {
+			on, off = b, a
+		}
+		set, target := true, off
+		if subTime(off, name) > subTime(on, name) {
+			set, target = false, on
+		}
+		if err := target.store.SetSubscribed(ctx, name, set); err != nil {
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
+		}
+	}
+	return nil
+}
+
+// applyDirDeletes removes from to the childless containers that from
+// logged as deleted after to last renamed or created them, and counts
+// them.
+func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) (n int) {
+	var hashes []formats.GUID
+	for h := range from.delDir {
+		hashes = append(hashes, h)
+	}
+	slices.SortFunc(hashes, func(x, y formats.GUID) int { return bytes.Compare(x[:], y[:]) })
+	for _, h := range hashes {
+		name, ok := to.byHash[h]
+		if !ok || !r.wanted(name) {
+			continue
+		}
+		if info := to.byName[name]; !info.NoSelect || from.delDir[h] <= to.renamed[name] {
+			continue
+		}
+		// Children that count are mailboxes (node_has_existent_children);
+		// a subscription of a missing name below it does not.
+		children := false
+		for other, info := range to.byName {
+			children = children || (!info.NoSelect && strings.HasPrefix(other, name+"/"))
+		}
+		if children {
+			continue
+		}
+		err := to.store.Delete(ctx, name)
+		switch {
+		case err == nil:
+			r.logf("%s: directory deleted on the %s", name, to.label)
+			n++
+		case errors.Is(err, formats.ErrNotFound), formats.KindOf(err) == formats.KindNotPossible:
+			// a subscription without a mailbox (nothing on disk), or
+			// empty directories below it: left alone
+		default:
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": delete directory", name, 0, ""))
+		}
+	}
+	return n
+}
+
+// createDirs creates in to the empty containers that from has and to
+// lacks (§2.4 step 6), where to can hold them (formats.DirCreator).
+// A subscribed name without children may be only a subscription, not a
+// directory: subscriptions settle it.
+func (r *run) createDirs(ctx context.Context, from, to *treeSide) {
+	dc, ok := to.store.(formats.DirCreator)
+	if !ok {
+		return
+	}
+	names := make([]string, 0, len(from.byName))
+	for n := range from.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		info := from.byName[name]
+		if _, ok := to.byName[name]; ok || !info.NoSelect || !r.wanted(name) {
+			continue
+		}
+		if from.hasChildren(name) || info.Subscribed {
+			continue // made with its children, or maybe only a subscription
+		}
+		err := dc.CreateDir(ctx, name)
+		switch {
+		case err == nil:
+			r.logf("%s: directory created on the %s", name, to.label)
+		case errors.Is(err, formats.ErrExists), formats.KindOf(err) == formats.KindNotPossible:
+			// created meanwhile, or the format has no empty directories
+		default:
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": create directory", name, 0, ""))
+		}
+	}
+}
+
+// hasChildren tells whether a node has children that are mailboxes or
+// directories; a subscribed name without children of its own may be only
+// a subscription, so it does not count.
+func (t *treeSide) hasChildren(name string) bool {
+	for other, info := range t.byName {
+		if !strings.HasPrefix(other, name+"/") {
+			continue
+		}
+		if !info.NoSelect || !info.Subscribed {
+			return true
+		}
+		for o2 := range t.byName {
+			if strings.HasPrefix(o2, other+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// taken tells whether name is a mailbox or directory in t; a subscribed
+// name without children may be only a subscription, which a rename may
+// land on.
+func (t *treeSide) taken(name string) bool {
+	info, ok := t.byName[name]
+	return ok && (!info.NoSelect || !info.Subscribed || t.hasChildren(name))
+}
+
+// tempName is an unused "<name>-temp-<n>" (dsync's temporary names).
+func (t *treeSide) tempName(name string) string {
+	for n := 1; ; n++ {
+		tmp := fmt.Sprintf("%s-temp-%d", name, n)
+		if _, ok := t.byName[tmp]; !ok {
+			return tmp
+		}
+	}
+}

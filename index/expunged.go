@@ -1,0 +1,26 @@
+package index
+
+import "errors"
+
+// ExpungedGUIDs lists the expunges the transaction log still holds with
+// their 128-bit message GUIDs, by UID (zero-GUID expunges are left out):
+// what dsync looks up when the peer has a mail at a UID this side no
+// longer has (dsync_mailbox_find_common_expunged_uid, dsync.md §2.8a).
+// A log that no longer reaches back to the index's creation gives none,
+// so a caller never takes "not in the log" for "never expunged".
+func (ix *Index) ExpungedGUIDs() (map[uint32][16]byte, error) {
+	changes, err := ix.Changes(0, nil)
+	if errors.Is(err, ErrHistoryLost) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][16]byte{}
+	for _, c := range changes {
+		if c.Type == ChangeExpunge && c.GUID != [16]byte{} {
+			out[c.UID] = c.GUID
+		}
+	}
+	return out, nil
+}
