@@ -33,11 +33,17 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 		opt.CommitBytes = defaultCommitBytes
 	}
 	r := &run{src: src, dst: dst, opt: opt}
+	if opt.State != nil {
+		r.state = &stateRun{old: opt.State, use: opt.Algorithm == Stateful, synced: map[formats.GUID]string{}}
+	}
 	var err error
 	if opt.Mode == Backup {
 		err = r.backup(ctx)
 	} else {
 		err = r.twoWay(ctx)
+	}
+	if err == nil && r.state != nil {
+		r.res.State, err = r.finishState(ctx)
 	}
 	return r.res, err
 }
@@ -45,6 +51,8 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 type run struct {
 	src, dst formats.Store
 	opt      Options
+
+	state *stateRun // nil without Options.State
 
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run
@@ -316,6 +324,13 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 	case dstSt.UIDNext > srcSt.UIDNext:
 		return errRecreate{fmt.Sprintf("UIDNEXT is too high (%d > %d)", dstSt.UIDNext, srcSt.UIDNext)}
 	}
+	if skip, stale, _ := r.stateCheck(name, srcSt, dstSt); stale {
+		return nil
+	} else if skip {
+		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
+		return nil
+	}
+	r.stateSynced(name, srcSt.GUID)
 	if r.opt.Algorithm == Fast && srcSt.Caps.ModSeqs && dstSt.Caps.ModSeqs &&
 		srcSt.UIDNext == dstSt.UIDNext && srcSt.HighestModSeq == dstSt.HighestModSeq &&
 		srcSt.Messages == dstSt.Messages && srcSt.HighestModSeq != 0 {

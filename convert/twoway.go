@@ -258,6 +258,14 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 	if conflict || a.st.UIDValidity != b.st.UIDValidity {
 		return r.mergeConflict(ctx, a, b, conflict)
 	}
+	skip, stale, saved := r.stateCheck(name, a.st, b.st)
+	if skip {
+		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
+	}
+	if skip || stale {
+		return false, nil
+	}
+	r.stateSynced(name, a.st.GUID)
 	if r.opt.Algorithm == Fast && a.st.Caps.ModSeqs && b.st.Caps.ModSeqs && a.st.HighestModSeq != 0 &&
 		a.st.UIDNext == b.st.UIDNext && a.st.HighestModSeq == b.st.HighestModSeq && a.st.Messages == b.st.Messages {
 		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
@@ -269,7 +277,12 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 			return false, err
 		}
 	}
-	m := &merger{r: r, name: name, a: a, b: b, guids: a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs}
+	stale, hist, err := r.histories(ctx, name, saved.LastCommonModSeq, a, b)
+	if stale || err != nil {
+		return false, err
+	}
+	m := &merger{r: r, name: name, a: a, b: b, guids: a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs,
+		lastCommonUID: saved.LastCommonUID, histA: hist[0], histB: hist[1]}
 	defer m.rollback()
 	if err := m.plan(ctx); err != nil {
 		return false, err
@@ -551,6 +564,12 @@ type merger struct {
 	name  string
 	a, b  *side
 	guids bool
+	// lastCommonUID is the saved state's (stateful.go), 0 without one.
+	lastCommonUID formats.UID
+	// histA and histB are each side's flag changes since the saved
+	// last common modseq (since 0 without a state); nil when the side
+	// keeps no history.
+	histA, histB map[formats.UID]formats.FlagChange
 
 	common  [][2]int // indices into a.msgs, b.msgs
 	expA    []int    // maybe-expunges to carry out
@@ -596,9 +615,15 @@ func (m *merger) same(ctx context.Context, x, y formats.Message) (bool, error) {
 func (m *merger) plan(ctx context.Context) error {
 	a, b := m.a, m.b
 	// (a) the common prefix
-	var lastCommonUID formats.UID
+	lastCommonUID, known, err := m.stateCommon(ctx)
+	if err != nil {
+		return err
+	}
 	var maybeA, maybeB []int
 	i, j := 0, 0
+	if known {
+		i, j = len(a.msgs), len(b.msgs) // no walk
+	}
 walk:
 	for i < len(a.msgs) || j < len(b.msgs) {
 		switch {
@@ -731,8 +756,10 @@ walk:
 	return nil
 }
 
-// flags merges a common mail's flags: the higher modseq wins, the source
-// on a tie (dsync.md §2.8b without per-flag history).
+// flags merges a common mail's flags per flag from each side's changes
+// (dsync.md §2.8b, flagmerge.go); conflicts go to the higher modseq, the
+// source on a tie. A side without history counts as unchanged, so
+// without any history the side with the higher modseq wins outright.
 //
 // As dsync, both sides end with the same HIGHESTMODSEQ (where the store
 // implements formats.ModSeqRaiser), so the next change on either side
@@ -741,10 +768,7 @@ walk:
 // same message between runs the one with more commits wins (the source
 // on a tie), and stores without modseqs always take the source's flags.
 func (m *merger) flags(x, y formats.Message) (formats.Flags, []string) {
-	if y.ModSeq > x.ModSeq {
-		return y.Flags, y.Keywords
-	}
-	return x.Flags, x.Keywords
+	return mergeFlags(x, m.histA[x.UID], y, m.histB[y.UID], y.ModSeq > x.ModSeq)
 }
 
 func (m *merger) apply(ctx context.Context) error {
