@@ -74,7 +74,7 @@
 //	   -T SECS, --timeout SECS                                              I/O timeout in SECS of a remote stream (no effect on local destinations)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
-//	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
+//	   -s STATE, --state STATE                                              stateful sync from STATE ('' = the first run); prints the new state
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
 //	   -U, --replicator-notify                                              notify the replicator (not implemented yet)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
@@ -111,7 +111,7 @@
 //	   -T SECS, --timeout SECS                                              I/O timeout in SECS of a remote stream (no effect on local destinations)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
-//	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
+//	   -s STATE, --state STATE                                              stateful sync from STATE ('' = the first run); prints the new state
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
 //	   -U, --replicator-notify                                              notify the replicator (not implemented yet)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)

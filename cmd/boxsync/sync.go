@@ -41,7 +41,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "T", Aliases: []string{"timeout"}, Usage: "I/O timeout in `SECS` of a remote stream (no effect on local destinations)"},
 		&cli.StringFlag{Name: "r", Aliases: []string{"rawlog"}, Usage: "log the remote stream to `PATH` (local destinations have none, as in doveadm)"},
 		&cli.BoolFlag{Name: "E", Aliases: []string{"legacy-dsync"}, Usage: "doveadm's marker for its dsync wrapper (no effect on local destinations)"},
-		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE`" + todo},
+		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE` ('' = the first run); prints the new state"},
 		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
 		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the replicator" + todo},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`" + todo},
@@ -86,6 +86,9 @@ type dsyncOpts struct {
 	dest           []string // the operands
 
 	rawlog string // accepted; see the flag's help
+
+	stateful bool   // -s given
+	state    string // its value
 }
 
 // parseDsync reads and checks a sync/backup command line in doveadm's
@@ -104,6 +107,8 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		exclude:  c.StringSlice("x"),
 		rawlog:   c.String("r"),
 		dest:     c.Args().Slice(),
+		stateful: c.IsSet("s"),
+		state:    c.String("s"),
 	}
 
 	// 1. Values, as cmd_dsync_preinit checks them.
@@ -179,7 +184,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		return nil, []error{fatalf("-N parameter requires syncing with remote host")}
 	}
 	for _, f := range []struct{ flag, what string }{
-		{"s", "-s (stateful sync)"},
 		{"a", "-a (virtual all-mail mailbox)"},
 		{"t", "-t (only mail received since a date)"},
 		{"e", "-e (only mail received until a date)"},
