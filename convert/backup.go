@@ -34,7 +34,8 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 	}
 	r := &run{src: src, dst: dst, opt: opt}
 	if opt.State != nil {
-		r.state = &stateRun{old: opt.State, use: opt.Algorithm == Stateful, synced: map[formats.GUID]string{}}
+		r.state = &stateRun{old: opt.State, use: opt.Algorithm == Stateful,
+			synced: map[formats.GUID]string{}, created: map[string]bool{}}
 	}
 	var err error
 	if opt.Mode == Backup {
@@ -294,6 +295,7 @@ func (r *run) syncMailbox(ctx context.Context, s, d formats.MailboxInfo) error {
 			return formats.Wrap(err, formats.KindTemp, "backup: create", s.Name, 0, "")
 		}
 		r.update(func(res *Result) { res.Mailboxes.Created++ })
+		r.stateCreated(s.Name)
 		exists = true
 	}
 }

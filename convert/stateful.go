@@ -46,8 +46,19 @@ import (
 type stateRun struct {
 	old    state.State             // immutable
 	use    bool                    // Algorithm == Stateful: skip and merge from old
-	synced map[formats.GUID]string // guarded by run.mu: mailboxes synced, by GUID
-	reset  bool                    // guarded by run.mu: a full resync is needed
+	synced  map[formats.GUID]string // guarded by run.mu: mailboxes synced, by GUID
+	created map[string]bool         // guarded by run.mu: mailboxes this run created
+	reset   bool                    // guarded by run.mu: a full resync is needed
+}
+
+// stateCreated notes a mailbox this run created on one side: it has no
+// common history with the other side whatever the state says (it was
+// deleted there and comes back, or was recreated), so its entry is not
+// used.
+func (r *run) stateCreated(name string) {
+	if r.state != nil {
+		r.update(func(*Result) { r.state.created[name] = true })
+	}
 }
 
 // stateEntry returns the usable saved entry of a mailbox, if any.
@@ -68,7 +79,11 @@ func (r *run) stateEntry(st formats.Status) (state.Mailbox, bool) {
 // there is no entry).
 func (r *run) stateCheck(name string, a, b formats.Status) (skip, stale bool, e state.Mailbox) {
 	e, ok := r.stateEntry(a)
-	if !ok || b.GUID != a.GUID || b.UIDValidity != a.UIDValidity {
+	var created bool
+	if ok {
+		r.update(func(*Result) { created = r.state.created[name] })
+	}
+	if !ok || created || b.GUID != a.GUID || b.UIDValidity != a.UIDValidity {
 		return false, false, state.Mailbox{}
 	}
 	for _, s := range []formats.Status{a, b} {

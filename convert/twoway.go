@@ -151,6 +151,7 @@ func (r *run) createLike(ctx context.Context, from, to formats.Store, name strin
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": create", name, 0, "")
 	}
 	r.update(func(res *Result) { res.Mailboxes.Created++ })
+	r.stateCreated(name)
 	return nil
 }
 
