@@ -44,8 +44,8 @@ import (
 // bodies): the contract lists by UID, not by modseq. The cost of a
 // stateful run without changes is one Status per mailbox and side.
 type stateRun struct {
-	old    state.State             // immutable
-	use    bool                    // Algorithm == Stateful: skip and merge from old
+	old     state.State             // immutable
+	use     bool                    // Algorithm == Stateful: skip and merge from old
 	synced  map[formats.GUID]string // guarded by run.mu: mailboxes synced, by GUID
 	created map[string]bool         // guarded by run.mu: mailboxes this run created
 	reset   bool                    // guarded by run.mu: a full resync is needed
