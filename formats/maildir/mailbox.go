@@ -48,11 +48,16 @@ func (m *mailbox) Close() error {
 
 // Status syncs the mailbox and reports it.
 func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
+	if qs, ok := m.quickStatus(); ok {
+		return qs, nil
+	}
+	look := m.dirTimes()
 	st, err := m.load(ctx)
 	if err != nil {
 		return formats.Status{}, err
 	}
 	ms := m.modseqs(st)
+	m.markSynced(look, ms)
 	return formats.Status{
 		GUID:          st.hdr.GUID,
 		UIDValidity:   st.hdr.UIDValidity,
