@@ -117,8 +117,8 @@ func (m *mailbox) IndexError() error {
 
 // modseqInfo is what the index says about a state's modseqs.
 type modseqInfo struct {
-	known   bool     // the index is usable
-	inSync  bool     // the index has every message with its flags, and modseqs
+	known   bool // the index is usable
+	inSync  bool // the index has every message with its flags, and modseqs
 	view    *index.View
 	highest uint64   // HIGHESTMODSEQ as Dovecot will report it
 	per     []uint64 // by position in st.t.recs

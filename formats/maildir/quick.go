@@ -118,9 +118,9 @@ func readUidlistHeader(path string) (uidlistHeader, error) {
 // dirLook is what Status saw before it read the Maildir: the time and the
 // directories' and the uidlist's mtimes.
 type dirLook struct {
-	ok   bool
-	at   time.Time
-	hdr  index.MaildirHdr // check times and mtimes as markSynced records them
+	ok  bool
+	at  time.Time
+	hdr index.MaildirHdr // check times and mtimes as markSynced records them
 }
 
 // dirTimes stats new/, cur/ and dovecot-uidlist before a full read.
