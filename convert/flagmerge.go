@@ -97,3 +97,38 @@ func mergeBits(aFinal, aAdd, aRemove, bFinal, bAdd, bRemove uint64, preferB bool
 	}
 	return aWant
 }
+
+// flagsDiffer tells whether some mail both sides have (common, or linked
+// new mail) differs in flags or keywords: only then does the merge need
+// the sides' change histories, which can mean reading a whole
+// transaction log.
+func (m *merger) flagsDiffer() bool {
+	kw := m.a.st.Caps.Keywords && m.b.st.Caps.Keywords
+	differ := func(x, y formats.Message) bool {
+		return x.Flags != y.Flags || (kw && !sameKeywords(x.Keywords, y.Keywords))
+	}
+	for _, c := range m.common {
+		if differ(m.a.msgs[c[0]], m.b.msgs[c[1]]) {
+			return true
+		}
+	}
+	for _, e := range m.entries {
+		if e.ai >= 0 && e.bi >= 0 && differ(m.a.msgs[e.ai], m.b.msgs[e.bi]) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameKeywords compares keyword sets, ignoring order and case.
+func sameKeywords(x, y []string) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	for _, k := range x {
+		if !slices.ContainsFunc(y, func(o string) bool { return strings.EqualFold(o, k) }) {
+			return false
+		}
+	}
+	return true
+}

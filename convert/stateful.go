@@ -31,7 +31,8 @@ import (
 //     modseqs is never skipped: its flag changes would not show.
 //   - A stale entry (a side's UIDNEXT below the last common UID, its
 //     HIGHESTMODSEQ below the last common modseq, or that modseq no longer
-//     in its transaction log) is dsync's "Failed to do incremental sync":
+//     in its transaction log, which is read only when flags differ) is
+//     dsync's "Failed to do incremental sync":
 //     a warning, the mailbox is left alone, the printed state is empty and
 //     the run exits 2, so the caller runs a full sync.
 //   - Otherwise the merge knows the common prefix: UIDs up to the last

@@ -278,15 +278,19 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 			return false, err
 		}
 	}
-	stale, hist, err := r.histories(ctx, name, saved.LastCommonModSeq, a, b)
-	if stale || err != nil {
-		return false, err
-	}
 	m := &merger{r: r, name: name, a: a, b: b, guids: a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs,
-		lastCommonUID: saved.LastCommonUID, histA: hist[0], histB: hist[1]}
+		lastCommonUID: saved.LastCommonUID}
 	defer m.rollback()
 	if err := m.plan(ctx); err != nil {
 		return false, err
+	}
+	if m.flagsDiffer() {
+		// Only a pair whose flags differ needs the change history.
+		stale, hist, err := r.histories(ctx, name, saved.LastCommonModSeq, a, b)
+		if stale || err != nil {
+			return false, err
+		}
+		m.histA, m.histB = hist[0], hist[1]
 	}
 	if err := m.apply(ctx); err != nil {
 		return false, err

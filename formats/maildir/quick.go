@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -172,4 +173,30 @@ func (m *mailbox) markSynced(look dirLook, ms modseqInfo) {
 	if _, err := tx.Commit(); err != nil {
 		m.setIndexErr(fmt.Errorf("maildir: %s: recording the sync in dovecot.index.log: %w", m.s.indexDir(m.b), err))
 	}
+}
+
+// reuseFor is how long after Status read the Maildir Messages may use
+// that read instead of its own, if nothing changed meanwhile.
+const reuseFor = time.Second
+
+// reuseOrLoad returns the state Status just read when cur/, new/ and the
+// uidlist still have the mtimes they had before that read (the engine
+// asks for Status and then for Messages of the same mailbox: one read
+// instead of two); otherwise it reads the Maildir. A change within the
+// same mtime tick is as if it came right after Messages, which a sync
+// always has to expect. Each read is reused once.
+func (m *mailbox) reuseOrLoad(ctx context.Context) (*state, error) {
+	m.mu.Lock()
+	st, look := m.st, m.look
+	m.look = dirLook{}
+	m.mu.Unlock()
+	if st != nil && look.ok && time.Since(look.at) < reuseFor {
+		now := m.dirTimes()
+		a, b := now.hdr, look.hdr
+		a.NewCheckTime, a.CurCheckTime, b.NewCheckTime, b.CurCheckTime = 0, 0, 0, 0
+		if now.ok && a == b {
+			return st, nil
+		}
+	}
+	return m.load(ctx)
 }
