@@ -3,6 +3,7 @@ package convert_test
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -189,4 +190,91 @@ func testSeed() uint64 {
 		return s
 	}
 	return uint64(time.Now().UnixNano())
+}
+
+// countingStore counts the messages listed and bodies read through it.
+type countingStore struct {
+	formats.Store
+	listed, bodies *int
+}
+
+func (s countingStore) Open(ctx context.Context, name string) (formats.Mailbox, error) {
+	mb, err := s.Store.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return countingMailbox{mb, s.listed, s.bodies}, nil
+}
+
+type countingMailbox struct {
+	formats.Mailbox
+	listed, bodies *int
+}
+
+func (m countingMailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
+	return func(yield func(formats.Message, error) bool) {
+		for msg, err := range m.Mailbox.Messages(ctx, from) {
+			*m.listed++
+			if !yield(msg, err) {
+				return
+			}
+		}
+	}
+}
+
+func (m countingMailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Body) error) error {
+	*m.bodies++
+	return m.Mailbox.Body(ctx, uid, fn)
+}
+
+// TestStatefulCost: a stateful run of an unchanged pair lists no message
+// and reads no body however big the mailboxes are (one Status per
+// mailbox and side), and with one mailbox changed on one side it lists
+// that mailbox's messages only: O(changed mailboxes), not O(messages).
+func TestStatefulCost(t *testing.T) {
+	ctx := context.Background()
+	for _, perBox := range []int{20, 400} {
+		t.Run(strconv.Itoa(perBox), func(t *testing.T) {
+			sc := &scenario{rng: rand.New(rand.NewPCG(3, uint64(perBox)))}
+			a, b := newStore(t), newStore(t)
+			names := []string{"INBOX", "Archive", "Lists", "Sent", "Work"}
+			for _, name := range names {
+				if err := a.Create(ctx, name, sc.guid(), 1000); err != nil {
+					t.Fatal(err)
+				}
+				mb, _ := a.Open(ctx, name)
+				tx, _ := mb.Begin(ctx)
+				for range perBox {
+					sc.save(t, tx, name, 0)
+				}
+				if err := tx.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+				mb.Close()
+			}
+			res := run(t, a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Full, State: state.State{}})
+			st := decodeState(t, res.State)
+
+			var listed, bodies int
+			ca, cb := countingStore{a, &listed, &bodies}, countingStore{b, &listed, &bodies}
+			res = run(t, ca, cb, convert.Options{Mode: convert.Sync, Algorithm: convert.Stateful, State: st})
+			if listed != 0 || bodies != 0 || res.Mailboxes.Skipped != len(names) {
+				t.Fatalf("unchanged pair: %d messages listed, %d bodies read, %d of %d mailboxes skipped",
+					listed, bodies, res.Mailboxes.Skipped, len(names))
+			}
+
+			mb, _ := b.Open(ctx, "Lists")
+			tx, _ := mb.Begin(ctx)
+			tx.SetFlags(1, formats.FlagSeen, nil)
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mb.Close()
+			res = run(t, ca, cb, convert.Options{Mode: convert.Sync, Algorithm: convert.Stateful, State: decodeState(t, res.State)})
+			if listed != 2*perBox || bodies != 0 || res.Mailboxes.Skipped != len(names)-1 {
+				t.Fatalf("one mailbox changed: %d messages listed (want %d), %d bodies read, %d skipped",
+					listed, 2*perBox, bodies, res.Mailboxes.Skipped)
+			}
+		})
+	}
 }
