@@ -16,8 +16,8 @@ import (
 )
 
 // Two-way merge (Sync, doveadm sync) and one-way merge (OneWay, doveadm
-// sync -1), stateless: every run is dsync's full algorithm without a state
-// string and without dovecot.mailbox.log (dsync.md §2.4, §2.8).
+// sync -1): without a state string (stateful.go) every run is dsync's full
+// algorithm, and without dovecot.mailbox.log (dsync.md §2.4, §2.8).
 //
 // Tree (§2.4): mailboxes are matched by name. A mailbox missing on one
 // side is created there with the other's GUID and UIDVALIDITY (OneWay:
@@ -546,9 +546,11 @@ func (e *recreateErr) Error() string { return e.err.Error() }
 //     expunge records; statelessly those can't be told from mail the
 //     side never had, so such mail comes back under new UIDs (nothing is
 //     dropped on a guess; TestInteropSyncDifferential shows the case).
-//   - Old mails (§2.8b): flags and keywords of the side with the higher
-//     modseq win; on equal modseqs the source's. Without change history
-//     there is no per-flag merge.
+//   - Old mails (§2.8b): flags and keywords merge per flag from each
+//     side's change history (flagmerge.go); conflicts go to the higher
+//     modseq, the source's on a tie; a side without history counts as
+//     unchanged. With a saved state the common prefix is known
+//     (stateful.go) and the walk below is skipped.
 //   - New mails (§2.8c, UIDs above the last common one) from both sides
 //     are merged in UID order; the same mail at the same UID is one entry,
 //     the same mail at different UIDs is linked into one entry. A mail
