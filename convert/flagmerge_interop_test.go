@@ -155,3 +155,68 @@ func flagDump(t *testing.T, root string) string {
 		return `kw="` + strings.Join(kws, " ") + `"`
 	})
 }
+
+// TestInteropFlagMergeChain is where dsync drops a flag and boxsync keeps
+// it: A and B replicate statefully, B also replicates with C. C sets
+// \Flagged, which reaches B through a B↔C doveadm sync (a SYNC-flagged
+// change on B); A meanwhile sets \Seen on the same message. The next A↔B
+// stateful doveadm sync ends with \Seen only on both sides: dsync's log
+// scan skips SYNC-flagged records, so B's \Flagged is no change to it,
+// and A's flags win. boxsync, on identical copies with the same state,
+// counts changes written by syncs after the last common modseq and keeps
+// both flags. Everything else is the same as doveadm's result.
+func TestInteropFlagMergeChain(t *testing.T) {
+	d := dovecottest.New(t, "maildir:~/A")
+	for _, s := range []string{"one", "two", "three"} {
+		d.Save(t, "INBOX", []byte("Subject: "+s+"\nMessage-ID: <"+s+"@x>\n\nbody "+s+"\n"))
+	}
+	on := func(loc string, args ...string) {
+		d.MustDoveadm(t, append([]string{"-o", "mail_location=maildir:~/" + loc}, args...)...)
+	}
+	st := strings.TrimSpace(d.MustDoveadm(t, "sync", "-f", "-s", "", "maildir:~/B"))
+	for i := 0; i < 5; i++ {
+		next := strings.TrimSpace(d.MustDoveadm(t, "sync", "-s", st, "maildir:~/B"))
+		if next == st {
+			break
+		}
+		st = next
+	}
+	on("B", "sync", "-f", "maildir:~/C")
+	on("C", "flags", "add", `\Flagged`, "mailbox", "INBOX", "uid", "1")
+	on("B", "sync", "-f", "maildir:~/C")
+	on("A", "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "1")
+	on("A", "flags", "add", `\Answered`, "mailbox", "INBOX", "uid", "2") // an ordinary change
+
+	home := d.Home()
+	for _, p := range []string{"A", "B"} {
+		if out, err := exec.Command("cp", "-a", filepath.Join(home, p), filepath.Join(home, p+"2")).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+	}
+	d.MustDoveadm(t, "sync", "-s", st, "maildir:~/B")
+	s, err := state.Decode(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openMaildir(t, filepath.Join(home, "A2"), formats.OpenOptions{})
+	b := openMaildir(t, filepath.Join(home, "B2"), formats.OpenOptions{})
+	res, err := convert.Run(context.Background(), a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Stateful, State: s})
+	if err != nil || len(res.Errors) > 0 || res.Desync != "" {
+		t.Fatalf("Run = %v %v %q", err, res.Errors, res.Desync)
+	}
+	uid1 := regexp.MustCompile(`uid=1 .*flags="([^"]*)"`)
+	for _, p := range []string{"A", "B"} {
+		theirs, ours := flagDump(t, filepath.Join(home, p)), flagDump(t, filepath.Join(home, p+"2"))
+		if m := uid1.FindStringSubmatch(theirs); m == nil || m[1] != `\\Seen` {
+			t.Errorf("%s: doveadm's UID 1 = %v, want \\Seen only (dsync drops B's \\Flagged)", p, m)
+		}
+		if m := uid1.FindStringSubmatch(ours); m == nil || m[1] != `\\Flagged \\Seen` {
+			t.Errorf("%s: boxsync's UID 1 = %v, want \\Flagged \\Seen", p, m)
+		}
+		// Apart from that flag, the same as doveadm.
+		if diff := formatstest.Diff(strings.Replace(theirs, `flags="\\Seen"`, `flags="\\Flagged \\Seen"`, 1), ours); diff != "" {
+			t.Errorf("%s: doveadm (-) and boxsync (+) differ beyond UID 1's \\Flagged:\n%s", p, diff)
+		}
+	}
+	d.CheckLogClean(t)
+}

@@ -126,7 +126,13 @@ func (r *run) stateSynced(name string, guid formats.GUID) {
 // histories reads both sides' flag changes since modseq (ChangeHistory);
 // a side without history gets nil, which merges as "no changes" (dsync's
 // rule where the log tells nothing). With a saved entry (modseq > 0) a
-// lost history makes the entry stale.
+// lost history makes the entry stale, and changes written by syncs count
+// too: after the last common modseq they came from a third store (A↔B,
+// B↔C replication), and are changes as far as this pair is concerned.
+// QUIRK: dsync's log scan leaves out every SYNC-flagged record, so such a
+// flag is dropped when the other side changed the same message
+// (TestInteropFlagMergeChain); boxsync keeps both. Without a state the
+// whole history counts and syncs' own writes are left out, as in dsync.
 func (r *run) histories(ctx context.Context, name string, since formats.ModSeq, sides ...*side) (stale bool, hist []map[formats.UID]formats.FlagChange, err error) {
 	hist = make([]map[formats.UID]formats.FlagChange, len(sides))
 	for i, s := range sides {
@@ -134,7 +140,7 @@ func (r *run) histories(ctx context.Context, name string, since formats.ModSeq, 
 		if !ok || !s.st.Caps.ModSeqs {
 			continue
 		}
-		ch, err := h.FlagChanges(ctx, since)
+		ch, err := h.FlagChanges(ctx, since, since > 0)
 		switch {
 		case errors.Is(err, formats.ErrHistoryLost) && since > 0:
 			r.staleState(name, fmt.Sprintf("modseq %d no longer in the %s's transaction log", since, s.name))

@@ -169,12 +169,12 @@ type HdrHasher interface {
 // taking the whole flag set of the side that changed last.
 type ChangeHistory interface {
 	// FlagChanges returns, per message, the net flag and keyword changes
-	// recorded after modseq since (0: the whole history), leaving out
-	// changes written to sync with another store (boxsync's and dsync's
-	// own writes), as dsync's log scan does. It fails with an error
-	// matching ErrHistoryLost when the log no longer reaches back to
-	// since.
-	FlagChanges(ctx context.Context, since ModSeq) (map[UID]FlagChange, error)
+	// recorded after modseq since (0: the whole history). Changes
+	// written to sync with another store (boxsync's and dsync's own
+	// writes) are left out, as dsync's log scan does, unless own is set.
+	// It fails with an error matching ErrHistoryLost when the log no
+	// longer reaches back to since.
+	FlagChanges(ctx context.Context, since ModSeq, own bool) (map[UID]FlagChange, error)
 }
 
 // FlagChange is what happened to one message's flags and keywords after a

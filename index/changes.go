@@ -306,11 +306,11 @@ func (ix *Index) Changes(modseq uint64, opt *ChangesOptions) ([]Change, error) {
 }
 
 // FlagChanges is Changes(since) as formats.ChangeHistory reports it: the
-// flag and keyword changes of messages that still exist, leaving out the
-// SYNC-flagged writes of boxsync and dsync. A lost modseq is
-// formats.ErrHistoryLost.
-func (ix *Index) FlagChanges(since formats.ModSeq) (map[formats.UID]formats.FlagChange, error) {
-	changes, err := ix.Changes(uint64(since), nil)
+// flag and keyword changes of messages that still exist, without the
+// SYNC-flagged writes of boxsync and dsync unless own is set. A lost
+// modseq is formats.ErrHistoryLost.
+func (ix *Index) FlagChanges(since formats.ModSeq, own bool) (map[formats.UID]formats.FlagChange, error) {
+	changes, err := ix.Changes(uint64(since), &ChangesOptions{IncludeOwn: own})
 	if errors.Is(err, ErrHistoryLost) {
 		return nil, formats.Wrap(formats.ErrHistoryLost, formats.KindTemp, "index: changes", "", 0, ix.logPath())
 	}
@@ -319,7 +319,7 @@ func (ix *Index) FlagChanges(since formats.ModSeq) (map[formats.UID]formats.Flag
 	}
 	out := make(map[formats.UID]formats.FlagChange, len(changes))
 	for _, c := range changes {
-		if c.Type == ChangeExpunge || c.Own {
+		if c.Type == ChangeExpunge || (c.Own && !own) {
 			continue
 		}
 		fc := formats.FlagChange{

@@ -340,7 +340,7 @@ func TestChangesHistoryLost(t *testing.T) {
 	if _, err := ix.Changes(marks[0], nil); !errors.Is(err, ErrHistoryLost) {
 		t.Errorf("Changes(oldest) error = %v, want ErrHistoryLost", err)
 	}
-	if _, err := ix.FlagChanges(formats.ModSeq(marks[0])); !errors.Is(err, formats.ErrHistoryLost) {
+	if _, err := ix.FlagChanges(formats.ModSeq(marks[0]), false); !errors.Is(err, formats.ErrHistoryLost) {
 		t.Errorf("FlagChanges(oldest) error = %v, want formats.ErrHistoryLost", err)
 	}
 	last := marks[len(marks)-1]
@@ -712,7 +712,7 @@ func TestFlagChanges(t *testing.T) {
 	tx.UpdateFlags(4, FlagAnswered, 0)
 	commit(t, tx)
 
-	got, err := ix.FlagChanges(formats.ModSeq(mark))
+	got, err := ix.FlagChanges(formats.ModSeq(mark), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,6 +722,9 @@ func TestFlagChanges(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Fatalf("FlagChanges = %+v, want %+v", got, want)
+	}
+	if own, err := ix.FlagChanges(formats.ModSeq(mark), true); err != nil || own[4].Add != formats.FlagAnswered || len(own) != 3 {
+		t.Errorf("FlagChanges(own) = %+v, %v; want UID 4's own \\Answered too", own, err)
 	}
 	for uid, w := range want {
 		g := got[uid]

@@ -14,7 +14,7 @@ var _ formats.ChangeHistory = (*mailbox)(nil)
 // have yet (a mail client renamed the file, dovecot-storage.md §6.5) are
 // changes too: Dovecot's next sync would log them, so they are added on
 // top of the logged ones. Without an index there is no history.
-func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq) (map[formats.UID]formats.FlagChange, error) {
+func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq, own bool) (map[formats.UID]formats.FlagChange, error) {
 	st, err := m.load(ctx)
 	if err != nil {
 		return nil, err
@@ -23,7 +23,7 @@ func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq) (map[fo
 	if err != nil || ix == nil {
 		return nil, formats.Wrap(formats.ErrHistoryLost, formats.KindTemp, "maildir: changes", m.b.name, 0, m.s.indexDir(m.b))
 	}
-	out, err := ix.FlagChanges(since)
+	out, err := ix.FlagChanges(since, own)
 	if err != nil {
 		return nil, formats.Wrap(err, formats.KindTemp, "maildir: changes", m.b.name, 0, "")
 	}
