@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -340,7 +341,10 @@ func TestSyncConverges(t *testing.T) {
 	for _, k := range storeKinds() {
 		t.Run(k.name, func(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())
-			t.Logf("seed %d", seed)
+			if v := os.Getenv("BOXSYNC_SEED"); v != "" {
+				seed, _ = strconv.ParseUint(v, 10, 64)
+			}
+			t.Logf("seed %d (BOXSYNC_SEED=%d to replay)", seed, seed)
 			n := 30
 			if k.name != "mem" {
 				n = 8

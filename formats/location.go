@@ -48,6 +48,9 @@ var locationKeys = map[string]bool{
 type Vars struct {
 	User string // %u, %{user}; %n and %d are its local part and domain
 	Home string // %h, %{home}, ~
+	// EmptyHome makes %h expand to "" when Home is empty, as Dovecot's
+	// auth does in userdb fields, instead of failing.
+	EmptyHome bool
 }
 
 // ParseLocation parses a mail_location string and expands ~ and
@@ -165,9 +168,10 @@ func splitLocation(s string) []string {
 	return append(parts, cur.String())
 }
 
-// expandPath expands %-variables and a leading ~, then makes the path
-// absolute and clean.
-func expandPath(p string, v Vars) (string, error) {
+// ExpandVars expands Dovecot's %-variables of a user in s: %u %{user},
+// %n %{username} (the local part), %d %{domain}, %h %{home} and %%, as
+// Dovecot's var_expand does for mail_location and userdb fields.
+func ExpandVars(p string, v Vars) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
 		if p[i] != '%' {
@@ -198,7 +202,7 @@ func expandPath(p string, v Vars) (string, error) {
 		case "d", "domain":
 			b.WriteString(domain)
 		case "h", "home":
-			if v.Home == "" {
+			if v.Home == "" && !v.EmptyHome {
 				return "", fmt.Errorf("%q uses %%h but the user has no home", p)
 			}
 			b.WriteString(v.Home)
@@ -206,7 +210,16 @@ func expandPath(p string, v Vars) (string, error) {
 			return "", fmt.Errorf("%q: unknown variable %%%s", p, name)
 		}
 	}
-	out := b.String()
+	return b.String(), nil
+}
+
+// expandPath expands %-variables and a leading ~, then makes the path
+// absolute and clean.
+func expandPath(p string, v Vars) (string, error) {
+	out, err := ExpandVars(p, v)
+	if err != nil {
+		return "", err
+	}
 	if out == "~" || strings.HasPrefix(out, "~/") {
 		if v.Home == "" {
 			return "", fmt.Errorf("%q uses ~ but the user has no home", p)

@@ -191,6 +191,26 @@ type Caps struct {
 	// (mbox). Creating a child of a mailbox, or turning a container
 	// into a mailbox, fails with KindNotPossible, as in Dovecot.
 	MailboxIsFile bool
+
+	// What a local store can and a remote IMAP server (imapc) can't:
+	ExactBytes       bool // bodies read back byte for byte (IMAP gives CRLF lines and NUL as 0x80)
+	EmptyMessages    bool // a zero-byte message can be saved (Dovecot's IMAP refuses it)
+	POP3             bool // POP3 UIDL and order (Message.Ext 'P', 'O') are kept
+	MailboxIdentity  bool // Create keeps the given mailbox GUID and UIDVALIDITY
+	SetUIDNext       bool // Tx.SetUIDNext raises UIDNEXT without a message
+	SubscribeMissing bool // a name can be subscribed without a mailbox
+	// ExactList: Mailboxes shows a deleted parent of remaining children
+	// as NoSelect (Dovecot's IMAP LIST on Maildir++ may still show it
+	// selectable; imapc/doc.go).
+	ExactList bool
+}
+
+// LocalCaps are the abilities every local store format has beyond the
+// first fields; drivers add them to their own.
+func LocalCaps(c Caps) Caps {
+	c.ExactBytes, c.EmptyMessages, c.POP3 = true, true, true
+	c.MailboxIdentity, c.SetUIDNext, c.SubscribeMissing, c.ExactList = true, true, true, true
+	return c
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

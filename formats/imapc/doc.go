@@ -115,7 +115,10 @@
 //     `mailbox status '*'` fails on it the same way. Open returns
 //     KindNotFound for it.
 //   - Not settable over IMAP: UIDs, UIDNEXT (SetUIDNext is a no-op), GUIDs,
-//     UIDVALIDITY, save dates, POP3 UIDL/order (Ext). Caps says so.
+//     UIDVALIDITY, save dates, POP3 UIDL/order (Ext). Caps says so: no
+//     SaveUIDs, MailboxIdentity, SetUIDNext, POP3, ExactBytes (bodies come
+//     back CRLF, NUL as 0x80), EmptyMessages, SubscribeMissing, ExactList;
+//     the conformance suite checks the IMAP behaviour in their place.
 //   - imapc_features: modseq and rfc822.size are accepted (modseqs are used
 //     whenever the server has CONDSTORE); guid-forced and the other Dovecot
 //     features are accepted and ignored; "throttle:" is parsed by Dovecot

@@ -90,9 +90,18 @@ func (s *Store) Mailboxes(ctx context.Context) ([]formats.MailboxInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if testHookListed != nil {
+		testHookListed()
+	}
 	for _, b := range boxes {
 		g, err := s.mailboxGUID(ctx, b)
 		if err != nil {
+			if _, serr := os.Stat(b.dir); errors.Is(serr, fs.ErrNotExist) {
+				// Deleted since tree() saw it (another worker of
+				// this run, or a Dovecot session): not a mailbox.
+				gone(nodes, b.name)
+				continue
+			}
 			return nil, err
 		}
 		nodes[b.name].GUID = g
@@ -115,6 +124,22 @@ func (s *Store) Mailboxes(ctx context.Context) ([]formats.MailboxInfo, error) {
 	}
 	slices.SortFunc(out, func(a, b formats.MailboxInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// testHookListed runs between listing the directories and reading their
+// GUIDs (tests delete mailboxes there).
+var testHookListed func()
+
+// gone drops a mailbox deleted during a listing: a parent of other nodes
+// stays as a container.
+func gone(nodes map[string]*formats.MailboxInfo, name string) {
+	for other := range nodes {
+		if strings.HasPrefix(other, name+"/") {
+			nodes[name].NoSelect = true
+			return
+		}
+	}
+	delete(nodes, name)
 }
 
 // tree lists the directories: every node, and the selectable mailboxes.
@@ -359,9 +384,15 @@ func (s *Store) create(b *box, uidlist []byte, sync bool) error {
 		if err := os.Chmod(stage, s.dirMode); err != nil {
 			return err
 		}
-		// go-maildir's Dir.Init makes cur/, new/ and tmp/ (0700).
+		// go-maildir's Dir.Init makes cur/, new/ and tmp/ (0700);
+		// Dovecot gives them the root's permissions.
 		if err := maildir.Dir(stage).Init(); err != nil {
 			return err
+		}
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.Chmod(filepath.Join(stage, sub), s.dirMode); err != nil {
+				return err
+			}
 		}
 		if err := writeFileSync(filepath.Join(stage, "maildirfolder"), nil, s.fileMode, false); err != nil {
 			return err

@@ -44,7 +44,7 @@ func (Driver) Name() string { return driverName }
 // Caps: GUIDs, UIDs, keywords, modseqs and save dates are kept (mdbox
 // keeps the save date in its index, unlike sdbox).
 func (Driver) Caps() formats.Caps {
-	return formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveDate: true}
+	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveDate: true})
 }
 
 // SettingNames lists the Dovecot settings the driver takes.

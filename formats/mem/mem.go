@@ -43,7 +43,7 @@ var _ formats.Driver = Driver{}
 func (Driver) Name() string { return "mem" }
 
 func (Driver) Caps() formats.Caps {
-	return formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveDate: true}
+	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveDate: true})
 }
 
 var (

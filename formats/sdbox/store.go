@@ -53,7 +53,7 @@ func (Driver) Name() string { return "sdbox" }
 // file's ctime, which cannot be set (Dovecot keeps a chosen one only in
 // dovecot.index.cache, which boxsync does not write).
 func (Driver) Caps() formats.Caps {
-	return formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true}
+	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true})
 }
 
 // Open opens the store at loc.Path. See the package documentation for the

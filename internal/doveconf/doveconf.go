@@ -219,10 +219,12 @@ func (p *parser) file(name string, data []byte, cur *Section, stack []string) er
 	return nil
 }
 
-// child returns cur's section of that type and name, creating it.
+// child returns cur's section of that type and name, creating it. An
+// unnamed passdb or userdb block is always a new one: they form ordered
+// lists, tried one after the other (Dovecot 2.3 auth settings).
 func (s *Section) child(typ, name, file string, line int) *Section {
 	for _, c := range s.Sections {
-		if c.Type == typ && c.Name == name {
+		if c.Type == typ && c.Name == name && !(name == "" && (typ == "passdb" || typ == "userdb")) {
 			return c
 		}
 	}

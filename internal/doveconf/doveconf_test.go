@@ -340,3 +340,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Unnamed userdb and passdb blocks are a list, tried in order; other
+// repeated blocks (plugin { } twice) merge.
+func TestAuthDatabaseLists(t *testing.T) {
+	cfg, err := Parse("x.conf", []byte("userdb {\n driver = passwd-file\n}\nplugin {\n a = 1\n}\nuserdb {\n driver = static\n}\nplugin {\n b = 2\n}\npassdb {\n driver = pam\n}\npassdb {\n driver = passwd-file\n}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drivers []string
+	for _, typ := range []string{"userdb", "passdb"} {
+		for _, s := range cfg.Root.SectionsOf(typ) {
+			d, _ := s.Get("driver")
+			drivers = append(drivers, typ+":"+d)
+		}
+	}
+	if want := []string{"userdb:passwd-file", "userdb:static", "passdb:pam", "passdb:passwd-file"}; !reflect.DeepEqual(drivers, want) {
+		t.Errorf("drivers = %q, want %q", drivers, want)
+	}
+	if n := len(cfg.Root.SectionsOf("plugin")); n != 1 {
+		t.Errorf("%d plugin sections, want 1 (merged)", n)
+	}
+	if v, _ := cfg.Get("plugin/a"); v != "1" {
+		t.Errorf("plugin/a = %q", v)
+	}
+}
