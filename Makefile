@@ -34,6 +34,8 @@ demo: build
 # Side by side with doveadm on the generated medium corpus (~5,000
 # messages, ~250 MB): wall time (median of alternating runs), peak RSS, ratio.
 # BENCH_CASE=maildir-mdbox|maildir-sdbox|mdbox-maildir|maildir-mbox|all;
+# two-way sync: BENCH_CASE=sync-1pct (1 % new mail), sync-nochange,
+# sync-stateful (sync -s of an unchanged pair);
 # BENCH_FLAGS=-fsync never compares with fsync off (and with cp -a).
 BENCH_CASE ?= maildir-maildir
 BENCH_FLAGS ?=

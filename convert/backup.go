@@ -38,11 +38,18 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 			return r.res, err
 		}
 	}
+	if opt.State != nil {
+		r.state = &stateRun{old: opt.State, use: opt.Algorithm == Stateful,
+			synced: map[formats.GUID]string{}, created: map[string]bool{}}
+	}
 	var err error
 	if opt.Mode == Backup {
 		err = r.backup(ctx)
 	} else {
 		err = r.twoWay(ctx)
+	}
+	if err == nil && r.state != nil {
+		r.res.State, err = r.finishState(ctx)
 	}
 	return r.res, err
 }
@@ -52,6 +59,8 @@ type run struct {
 
 	src, dst formats.Store
 	opt      Options
+
+	state *stateRun // nil without Options.State
 
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run
@@ -325,6 +334,7 @@ func (r *run) syncMailbox(ctx context.Context, s, d formats.MailboxInfo) error {
 			return formats.Wrap(err, formats.KindTemp, "backup: create", s.Name, 0, "")
 		}
 		r.update(func(res *Result) { res.Mailboxes.Created++ })
+		r.stateCreated(s.Name)
 		exists = true
 	}
 }
@@ -355,6 +365,13 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 	case dstSt.UIDNext > srcSt.UIDNext:
 		return errRecreate{fmt.Sprintf("UIDNEXT is too high (%d > %d)", dstSt.UIDNext, srcSt.UIDNext)}
 	}
+	if skip, stale, _ := r.stateCheck(name, srcSt, dstSt); stale {
+		return nil
+	} else if skip {
+		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
+		return nil
+	}
+	r.stateSynced(name, srcSt.GUID)
 	if r.opt.Algorithm == Fast && srcSt.Caps.ModSeqs && dstSt.Caps.ModSeqs &&
 		srcSt.UIDNext == dstSt.UIDNext && srcSt.HighestModSeq == dstSt.HighestModSeq &&
 		srcSt.Messages == dstSt.Messages && srcSt.HighestModSeq != 0 {

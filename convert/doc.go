@@ -23,8 +23,9 @@
 // matched by name and created where missing (OneWay never deletes or
 // renames); messages follow dsync's import (dsync.md §2.8):
 // the common UID prefix, with mail missing below the other side's UIDNEXT
-// taken as expunged there, flags from the copy with the higher modseq,
-// and new mail keeping its UID where the other side's UIDNEXT allows,
+// taken as expunged there, flags and keywords merged per flag from each
+// side's change history (formats.ChangeHistory, dsync's merge_flags;
+// flagmerge.go), and new mail keeping its UID where the other side's UIDNEXT allows,
 // else renumbered on both sides from max(UIDNEXT). OneWay applies the same
 // plan to the destination only and never expunges there. Mail is
 // identified by GUID, or by dsync's header hash and size when a side
@@ -33,6 +34,12 @@
 // The filters of new mail (-t, -e, -I, -O; filter.go) keep mail one side
 // lacks from being copied, in every mode, as dsync's importer does; they
 // never expunge. -g selects a mailbox by GUID on either side.
+//
+// With Options.State every mode prints dsync's state string (stateful.go);
+// Algorithm Stateful starts from it: mailboxes unchanged on both sides
+// are skipped (dsync looks only at the source's side), merges start from
+// the saved last common UID and modseq, and a stale state asks for a full
+// sync (exit 2), as dsync.md §3.3 describes.
 //
 // Bodies are streamed from the source's Body callback into the
 // destination's Tx.Save; messages are merged in UID order from both sides'

@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/boxsync/boxsync/convert/state"
 	"github.com/boxsync/boxsync/formats"
 )
 
@@ -78,6 +79,11 @@ type Options struct {
 	// different mailboxes.
 	Workers int
 
+	// State, when not nil, asks for a new sync state in Result.State
+	// (-s). With Algorithm Stateful it is also the saved state the run
+	// starts from (stateful.go); an empty State is a first stateful run.
+	State state.State
+
 	// Log receives progress and warnings (-v); nil discards them.
 	Log io.Writer
 	// Verbose adds per-mailbox progress lines.
@@ -94,6 +100,10 @@ type Result struct {
 	// Desync is non-empty when changes happened during the run and it
 	// should be repeated (doveadm exit 2).
 	Desync string
+	// State is the new sync state (state.Encode) when Options.State was
+	// set; "" when a stale state requires a full sync, which doveadm
+	// prints as an empty line.
+	State string
 	// Errors are per-message or per-mailbox failures that did not stop
 	// the run; a run with Errors fails (the first one decides the exit
 	// code, as in doveadm).

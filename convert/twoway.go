@@ -16,8 +16,8 @@ import (
 )
 
 // Two-way merge (Sync, doveadm sync) and one-way merge (OneWay, doveadm
-// sync -1), stateless: every run is dsync's full algorithm without a state
-// string and without dovecot.mailbox.log (dsync.md §2.4, §2.8).
+// sync -1): without a state string (stateful.go) every run is dsync's full
+// algorithm, and without dovecot.mailbox.log (dsync.md §2.4, §2.8).
 //
 // Tree (§2.4): with a mailbox changes log on both sides, Sync first
 // applies the deletes and renames it records (tree.go). Then mailboxes are
@@ -167,6 +167,7 @@ func (r *run) createLike(ctx context.Context, from, to formats.Store, name strin
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": create", name, 0, "")
 	}
 	r.update(func(res *Result) { res.Mailboxes.Created++ })
+	r.stateCreated(name)
 	return nil
 }
 
@@ -278,6 +279,14 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 	if conflict || a.st.UIDValidity != b.st.UIDValidity {
 		return r.mergeConflict(ctx, a, b, conflict)
 	}
+	skip, stale, saved := r.stateCheck(name, a.st, b.st)
+	if skip {
+		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
+	}
+	if skip || stale {
+		return false, nil
+	}
+	r.stateSynced(name, a.st.GUID)
 	if r.opt.Algorithm == Fast && a.st.Caps.ModSeqs && b.st.Caps.ModSeqs && a.st.HighestModSeq != 0 &&
 		a.st.UIDNext == b.st.UIDNext && a.st.HighestModSeq == b.st.HighestModSeq && a.st.Messages == b.st.Messages {
 		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
@@ -289,10 +298,19 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 			return false, err
 		}
 	}
-	m := &merger{r: r, name: name, a: a, b: b, guids: a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs}
+	m := &merger{r: r, name: name, a: a, b: b, guids: a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs,
+		lastCommonUID: saved.LastCommonUID}
 	defer m.rollback()
 	if err := m.plan(ctx); err != nil {
 		return false, err
+	}
+	if m.flagsDiffer() {
+		// Only a pair whose flags differ needs the change history.
+		stale, hist, err := r.histories(ctx, name, saved.LastCommonModSeq, a, b)
+		if stale || err != nil {
+			return false, err
+		}
+		m.histA, m.histB = hist[0], hist[1]
 	}
 	if err := m.apply(ctx); err != nil {
 		return false, err
@@ -549,9 +567,11 @@ func (e *recreateErr) Error() string { return e.err.Error() }
 //     after the last UID both still have is carried over too; another
 //     GUID there ends the walk. Without such a log the mail comes back
 //     under a new UID (nothing is dropped on a guess).
-//   - Old mails (§2.8b): flags and keywords of the side with the higher
-//     modseq win; on equal modseqs the source's. Without change history
-//     there is no per-flag merge.
+//   - Old mails (§2.8b): flags and keywords merge per flag from each
+//     side's change history (flagmerge.go); conflicts go to the higher
+//     modseq, the source's on a tie; a side without history counts as
+//     unchanged. With a saved state the common prefix is known
+//     (stateful.go) and the walk below is skipped.
 //   - New mails (§2.8c, UIDs above the last common one) from both sides
 //     are merged in UID order; the same mail at the same UID is one entry,
 //     the same mail at different UIDs is linked into one entry. A mail
@@ -572,6 +592,12 @@ type merger struct {
 	name  string
 	a, b  *side
 	guids bool
+	// lastCommonUID is the saved state's (stateful.go), 0 without one.
+	lastCommonUID formats.UID
+	// histA and histB are each side's flag changes since the saved
+	// last common modseq (since 0 without a state); nil when the side
+	// keeps no history.
+	histA, histB map[formats.UID]formats.FlagChange
 
 	common  [][2]int // indices into a.msgs, b.msgs
 	expA    []int    // maybe-expunges to carry out
@@ -617,9 +643,15 @@ func (m *merger) same(ctx context.Context, x, y formats.Message) (bool, error) {
 func (m *merger) plan(ctx context.Context) error {
 	a, b := m.a, m.b
 	// (a) the common prefix
-	var lastCommonUID formats.UID
+	lastCommonUID, known, err := m.stateCommon(ctx)
+	if err != nil {
+		return err
+	}
 	var maybeA, maybeB []int
 	i, j := 0, 0
+	if known {
+		i, j = len(a.msgs), len(b.msgs) // no walk
+	}
 walk:
 	for i < len(a.msgs) || j < len(b.msgs) {
 		switch {
@@ -789,8 +821,10 @@ func (m *merger) want(ctx context.Context, s *side, msg formats.Message) (bool, 
 	return m.r.wantNew(ctx, s.box, msg)
 }
 
-// flags merges a common mail's flags: the higher modseq wins, the source
-// on a tie (dsync.md §2.8b without per-flag history).
+// flags merges a common mail's flags per flag from each side's changes
+// (dsync.md §2.8b, flagmerge.go); conflicts go to the higher modseq, the
+// source on a tie. A side without history counts as unchanged, so
+// without any history the side with the higher modseq wins outright.
 //
 // As dsync, both sides end with the same HIGHESTMODSEQ (where the store
 // implements formats.ModSeqRaiser), so the next change on either side
@@ -799,10 +833,7 @@ func (m *merger) want(ctx context.Context, s *side, msg formats.Message) (bool, 
 // same message between runs the one with more commits wins (the source
 // on a tie), and stores without modseqs always take the source's flags.
 func (m *merger) flags(x, y formats.Message) (formats.Flags, []string) {
-	if y.ModSeq > x.ModSeq {
-		return y.Flags, y.Keywords
-	}
-	return x.Flags, x.Keywords
+	return mergeFlags(x, m.histA[x.UID], y, m.histB[y.UID], y.ModSeq > x.ModSeq)
 }
 
 func (m *merger) apply(ctx context.Context) error {

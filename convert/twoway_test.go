@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -341,10 +340,7 @@ func expungedSince(base map[string]map[string]int, states ...map[string]map[stri
 func TestSyncConverges(t *testing.T) {
 	for _, k := range storeKinds() {
 		t.Run(k.name, func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			if v := os.Getenv("BOXSYNC_SEED"); v != "" {
-				seed, _ = strconv.ParseUint(v, 10, 64)
-			}
+			seed := testSeed()
 			t.Logf("seed %d (BOXSYNC_SEED=%d to replay)", seed, seed)
 			n := 30
 			if k.name != "mem" {

@@ -2,6 +2,7 @@ package formats
 
 import (
 	"context"
+	"errors"
 	"io"
 	"iter"
 )
@@ -160,3 +161,35 @@ type Rebuilder interface {
 type HdrHasher interface {
 	HdrHashes(ctx context.Context, from UID, headers []string) (map[UID]string, error)
 }
+
+// ChangeHistory is implemented by mailboxes that keep a log of their
+// changes (Dovecot's dovecot.index.log), so a two-way sync can merge flags
+// and keywords per flag from what each side changed since the last common
+// modseq, as dsync's importer does (dsync.md §2.7, §2.8b), instead of
+// taking the whole flag set of the side that changed last.
+type ChangeHistory interface {
+	// FlagChanges returns, per message, the net flag and keyword changes
+	// recorded after modseq since (0: the whole history). Changes
+	// written to sync with another store (boxsync's and dsync's own
+	// writes) are left out, as dsync's log scan does, unless own is set.
+	// It fails with an error matching ErrHistoryLost when the log no
+	// longer reaches back to since.
+	FlagChanges(ctx context.Context, since ModSeq, own bool) (map[UID]FlagChange, error)
+}
+
+// FlagChange is what happened to one message's flags and keywords after a
+// modseq.
+type FlagChange struct {
+	Add, Remove Flags // net system flag changes; never overlapping
+	// KeywordsReset: every keyword was removed first; AddKeywords are
+	// the ones set again since.
+	KeywordsReset  bool
+	AddKeywords    []string
+	RemoveKeywords []string
+	ModSeq         ModSeq // the highest modseq among the changes
+}
+
+// ErrHistoryLost is matched (errors.Is) by a ChangeHistory error saying
+// the log no longer reaches back to the asked modseq: it was rotated away
+// or the index was rebuilt. A stateful sync then needs a full one.
+var ErrHistoryLost = errors.New("modseq no longer in the transaction log")

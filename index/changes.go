@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/boxsync/boxsync/formats"
+
 	"github.com/boxsync/boxsync/index/log"
 )
 
@@ -299,6 +301,44 @@ func (ix *Index) Changes(modseq uint64, opt *ChangesOptions) ([]Change, error) {
 	out := make([]Change, 0, len(changes))
 	for _, uid := range sortedKeys(changes) {
 		out = append(out, *changes[uid])
+	}
+	return out, nil
+}
+
+// FlagChanges is Changes(since) as formats.ChangeHistory reports it: the
+// flag and keyword changes of messages that still exist, without the
+// SYNC-flagged writes of boxsync and dsync unless own is set. A lost
+// modseq is formats.ErrHistoryLost.
+func (ix *Index) FlagChanges(since formats.ModSeq, own bool) (map[formats.UID]formats.FlagChange, error) {
+	changes, err := ix.Changes(uint64(since), &ChangesOptions{IncludeOwn: own})
+	if errors.Is(err, ErrHistoryLost) {
+		return nil, formats.Wrap(formats.ErrHistoryLost, formats.KindTemp, "index: changes", "", 0, ix.logPath())
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[formats.UID]formats.FlagChange, len(changes))
+	for _, c := range changes {
+		if c.Type == ChangeExpunge || (c.Own && !own) {
+			continue
+		}
+		fc := formats.FlagChange{
+			Add:           formats.Flags(c.AddFlags) & formats.SystemFlags,
+			Remove:        formats.Flags(c.RemoveFlags) & formats.SystemFlags,
+			KeywordsReset: c.KeywordsReset,
+			ModSeq:        formats.ModSeq(c.ModSeq),
+		}
+		for _, k := range c.Keywords {
+			if k[0] == '+' {
+				fc.AddKeywords = append(fc.AddKeywords, k[1:])
+			} else {
+				fc.RemoveKeywords = append(fc.RemoveKeywords, k[1:])
+			}
+		}
+		if fc.Add == 0 && fc.Remove == 0 && !fc.KeywordsReset && len(fc.AddKeywords)+len(fc.RemoveKeywords) == 0 {
+			continue
+		}
+		out[formats.UID(c.UID)] = fc
 	}
 	return out, nil
 }

@@ -169,6 +169,20 @@ type MaildirHdr struct {
 	UIDListSize                           uint32
 }
 
+// Encode returns the 36-byte header.
+func (h MaildirHdr) Encode() []byte {
+	var b []byte
+	for _, v := range []uint32{h.NewCheckTime, h.NewMtime, h.NewMtimeNsecs, h.CurCheckTime, h.CurMtime, h.CurMtimeNsecs,
+		h.UIDListMtime, h.UIDListMtimeNsecs, h.UIDListSize} {
+		b = le.AppendUint32(b, v)
+	}
+	return b
+}
+
+// Ext returns the definition for Create/Tx.ExtIntro (Dovecot's maildir
+// storage registers "maildir" with a 36-byte header and no records).
+func (h MaildirHdr) Ext() ExtDef { return ExtDef{Name: ExtMaildir, HdrSize: 36, Hdr: h.Encode()} }
+
 // Encode returns the 24-byte header.
 func (h DboxHdr) Encode() []byte {
 	b := le.AppendUint32(nil, h.RebuildCount)

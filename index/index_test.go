@@ -340,6 +340,9 @@ func TestChangesHistoryLost(t *testing.T) {
 	if _, err := ix.Changes(marks[0], nil); !errors.Is(err, ErrHistoryLost) {
 		t.Errorf("Changes(oldest) error = %v, want ErrHistoryLost", err)
 	}
+	if _, err := ix.FlagChanges(formats.ModSeq(marks[0]), false); !errors.Is(err, formats.ErrHistoryLost) {
+		t.Errorf("FlagChanges(oldest) error = %v, want formats.ErrHistoryLost", err)
+	}
 	last := marks[len(marks)-1]
 	got, err := ix.Changes(last, &ChangesOptions{IncludeOwn: true})
 	if err != nil || len(got) != 1 || got[0].UID != 1 {
@@ -680,6 +683,54 @@ func TestParallelCommits(t *testing.T) {
 	for i, m := range v.Messages() {
 		if len(m.Keywords) != 10 {
 			t.Errorf("uid %d (%d): %d keywords, want 10", m.UID, i, len(m.Keywords))
+		}
+	}
+}
+
+// TestFlagChanges is Changes as formats.ChangeHistory sees it: net flag
+// and keyword changes of messages that still exist, without boxsync's own
+// (SYNC) writes, and a lost modseq as formats.ErrHistoryLost.
+func TestFlagChanges(t *testing.T) {
+	ix, _ := newTestIndex(t, Options{})
+	tx := ix.BeginFlags(log.External)
+	for u := uint32(1); u <= 4; u++ {
+		tx.Append(u, 0)
+	}
+	commit(t, tx)
+	v, _ := ix.View()
+	mark := v.HighestModSeq()
+	tx = ix.BeginFlags(log.External)
+	tx.UpdateFlags(1, FlagSeen, 0)
+	tx.UpdateKeywords(2, KeywordsAdd, "Junk", "Work")
+	commit(t, tx)
+	tx = ix.BeginFlags(log.External)
+	tx.UpdateFlags(1, FlagFlagged, FlagSeen)
+	tx.UpdateKeywords(2, KeywordsRemove, "Work")
+	tx.Expunge(3, [16]byte{3})
+	commit(t, tx)
+	tx = ix.Begin() // boxsync's own
+	tx.UpdateFlags(4, FlagAnswered, 0)
+	commit(t, tx)
+
+	got, err := ix.FlagChanges(formats.ModSeq(mark), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[formats.UID]formats.FlagChange{
+		1: {Add: formats.FlagFlagged, Remove: formats.FlagSeen},
+		2: {AddKeywords: []string{"Junk"}, RemoveKeywords: []string{"Work"}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("FlagChanges = %+v, want %+v", got, want)
+	}
+	if own, err := ix.FlagChanges(formats.ModSeq(mark), true); err != nil || own[4].Add != formats.FlagAnswered || len(own) != 3 {
+		t.Errorf("FlagChanges(own) = %+v, %v; want UID 4's own \\Answered too", own, err)
+	}
+	for uid, w := range want {
+		g := got[uid]
+		if g.Add != w.Add || g.Remove != w.Remove || !slices.Equal(g.AddKeywords, w.AddKeywords) ||
+			!slices.Equal(g.RemoveKeywords, w.RemoveKeywords) || g.ModSeq <= formats.ModSeq(mark) {
+			t.Errorf("FlagChanges[%d] = %+v, want %+v with a modseq above %d", uid, g, w, mark)
 		}
 	}
 }

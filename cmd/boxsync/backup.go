@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/boxsync/boxsync/convert"
+	"github.com/boxsync/boxsync/convert/state"
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/all"
 	"github.com/boxsync/boxsync/internal/doveconf"
@@ -197,6 +198,24 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	if o.full {
 		opts.Algorithm = convert.Full
 	}
+	if o.stateful {
+		// dsync-brain.c: a state that does not decode is logged and
+		// replaced by a full sync (exit 0); a valid one makes the run
+		// stateful unless -f asks for a full one (the replicator's
+		// periodic "-f -s STATE"). Either way a new state is printed.
+		opts.State = state.State{}
+		switch s, err := state.Decode(o.state); {
+		case err != nil:
+			var ie *state.InvalidError
+			errors.As(err, &ie)
+			a.log.errorf(u.name, "Saved sync state is invalid, falling back to full sync: %s", ie.Reason)
+			opts.Algorithm = convert.Full
+		case o.full:
+			opts.State = s // kept for the mailboxes -m/-x leave out
+		default:
+			opts.State, opts.Algorithm = s, convert.Stateful
+		}
+	}
 	if v, err := setting(cfg, "dsync_commit_msgs_interval"); err != nil {
 		fail(err)
 		return
@@ -306,6 +325,9 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		plan, err := dry.plan(ctx)
 		a.printPlan(u.name, plan)
 		fail(err)
+	}
+	if o.stateful && err == nil && !o.dryRun {
+		fmt.Fprintln(a.stdout, res.State)
 	}
 	if res.Desync != "" {
 		a.log.warnf(u.name, "Mailbox changes caused a desync. You may want to run dsync again: %s", res.Desync)

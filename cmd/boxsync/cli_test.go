@@ -97,9 +97,6 @@ func TestNotImplemented(t *testing.T) {
 		args []string
 		want string // must name the option
 	}{
-		{[]string{"backup", "-s", "", dest}, "-s (stateful sync)"},
-		{[]string{"backup", "-s", "AQAAAHm4+Jk=", dest}, "-s (stateful sync)"},
-		{[]string{"backup", "--state", "x", dest}, "-s (stateful sync)"},
 		{[]string{"backup", "-a", "Virtual/All", dest}, "-a (virtual all-mail mailbox: boxsync does not read"},
 		{[]string{"backup", "-n", "", dest}, "-n (namespace selection)"},
 		{[]string{"backup", "-n", "INBOX/", "-n", "Shared/", dest}, "-n"},
@@ -136,9 +133,9 @@ func TestNotImplemented(t *testing.T) {
 // line of its own.
 func TestNotImplementedAll(t *testing.T) {
 	te := newTestEnv(t)
-	args := []string{"sync", "-s", "", "-PU", "tcp:host"}
+	args := []string{"sync", "-a", "All", "-PU", "tcp:host"}
 	r := te.run(t, args...)
-	r.expect(t, args, 64, "-s (", "-P (", "tcp:host")
+	r.expect(t, args, 64, "-a (", "-P (", "tcp:host")
 	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 3 {
 		t.Errorf("%d error lines, want 3:\n%s", n, r.stderr)
 	}

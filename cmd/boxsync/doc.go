@@ -77,7 +77,7 @@
 //	   -T SECS, --timeout SECS                                              I/O timeout in SECS: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
-//	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
+//	   -s STATE, --state STATE                                              stateful sync from STATE ('' = the first run); prints the new state
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
@@ -117,7 +117,7 @@
 //	   -T SECS, --timeout SECS                                              I/O timeout in SECS: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
-//	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
+//	   -s STATE, --state STATE                                              stateful sync from STATE ('' = the first run); prints the new state
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID

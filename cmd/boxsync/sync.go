@@ -44,7 +44,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "T", Aliases: []string{"timeout"}, Usage: "I/O timeout in `SECS`: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)"},
 		&cli.StringFlag{Name: "r", Aliases: []string{"rawlog"}, Usage: "log the remote stream to `PATH` (local destinations have none, as in doveadm)"},
 		&cli.BoolFlag{Name: "E", Aliases: []string{"legacy-dsync"}, Usage: "doveadm's marker for its dsync wrapper (no effect on local destinations)"},
-		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE`" + todo},
+		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE` ('' = the first run); prints the new state"},
 		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
 		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the remote's replicator (no effect on local destinations, as in doveadm)"},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`"},
@@ -100,6 +100,9 @@ type dsyncOpts struct {
 	replica   bool          // -d: the destination is mail_replica
 	notify    bool          // -U: accepted; see the flag's help
 	ioTimeout time.Duration // -T; 0 = not given
+
+	stateful bool   // -s given
+	state    string // its value
 }
 
 // parseDsync reads and checks a sync/backup command line in doveadm's
@@ -119,6 +122,8 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		rawlog:   c.String("r"),
 		notify:   c.Bool("U"),
 		dest:     c.Args().Slice(),
+		stateful: c.IsSet("s"),
+		state:    c.String("s"),
 	}
 	o.dryRun = c.Bool("dry-run")
 	o.report = c.String("report")
@@ -213,7 +218,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		return nil, []error{fatalf("-N parameter requires syncing with remote host")}
 	}
 	for _, f := range []struct{ flag, what string }{
-		{"s", "-s (stateful sync)"},
 		// dsync copies new mail it finds by GUID in a virtual "all
 		// mail" mailbox (Dovecot's virtual plugin) instead of
 		// transferring it: an optimisation for remote syncs that no

@@ -22,8 +22,9 @@ type mailbox struct {
 	s *Store // immutable
 	b *box   // immutable
 
-	mu    sync.Mutex // guards st, tx
+	mu    sync.Mutex // guards st, tx, look
 	st    *state     // the last sync's state; nil before the first
+	look  dirLook    // what Status saw before it read st, for one reuse by Messages
 	tx    *tx
 	tmpGC bool // our stale tmp/ files were removed
 
@@ -48,11 +49,21 @@ func (m *mailbox) Close() error {
 
 // Status syncs the mailbox and reports it.
 func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
+	if qs, ok := m.quickStatus(); ok {
+		return qs, nil
+	}
+	look := m.dirTimes()
 	st, err := m.load(ctx)
 	if err != nil {
 		return formats.Status{}, err
 	}
 	ms := m.modseqs(st)
+	m.markSynced(look, ms)
+	m.mu.Lock()
+	if m.st == st {
+		m.look = look
+	}
+	m.mu.Unlock()
 	return formats.Status{
 		GUID:          st.hdr.GUID,
 		UIDValidity:   st.hdr.UIDValidity,
@@ -80,7 +91,7 @@ func (m *mailbox) path(st *state, r *rec) string {
 // renamed by a concurrent flag change is found again by a new sync.
 func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
 	return func(yield func(formats.Message, error) bool) {
-		st, err := m.load(ctx)
+		st, err := m.reuseOrLoad(ctx)
 		if err != nil {
 			yield(formats.Message{}, err)
 			return

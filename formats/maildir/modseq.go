@@ -115,7 +115,9 @@ func (m *mailbox) IndexError() error {
 
 // modseqInfo is what the index says about a state's modseqs.
 type modseqInfo struct {
-	known   bool     // the index is usable
+	known   bool // the index is usable
+	inSync  bool // the index has every message with its flags, and modseqs
+	view    *index.View
 	highest uint64   // HIGHESTMODSEQ as Dovecot will report it
 	per     []uint64 // by position in st.t.recs
 }
@@ -176,7 +178,10 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 		highest = p
 	}
 	info.highest = highest
-	if _, ok := v.Ext(index.ExtModSeq); !ok {
+	_, hasModSeqs := v.Ext(index.ExtModSeq)
+	info.inSync = !pending && matched == v.Count() && hasModSeqs
+	info.view = v
+	if !hasModSeqs {
 		// Modseqs are not tracked yet: the first CONDSTORE access
 		// enables them and gives every message the highest modseq
 		// [verified: doveadm fetch modseq].

@@ -1,0 +1,71 @@
+package maildir
+
+import (
+	"context"
+	"slices"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+var _ formats.ChangeHistory = (*mailbox)(nil)
+
+// FlagChanges implements formats.ChangeHistory from the mailbox's
+// dovecot.index.log. Flags changed in file names that the index does not
+// have yet (a mail client renamed the file, dovecot-storage.md §6.5) are
+// changes too: Dovecot's next sync would log them, so they are added on
+// top of the logged ones. Without an index there is no history.
+func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq, own bool) (map[formats.UID]formats.FlagChange, error) {
+	st, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, v, err := m.indexView(st)
+	if err != nil || ix == nil {
+		return nil, formats.Wrap(formats.ErrHistoryLost, formats.KindTemp, "maildir: changes", m.b.name, 0, m.s.indexDir(m.b))
+	}
+	out, err := ix.FlagChanges(since, own)
+	if err != nil {
+		return nil, formats.Wrap(err, formats.KindTemp, "maildir: changes", m.b.name, 0, "")
+	}
+	ms := m.modseqs(st)
+	for i := range st.t.recs {
+		r := &st.t.recs[i]
+		_, im, ok := v.Lookup(r.uid)
+		if !ok {
+			continue // new to the index: an append, not a flag change
+		}
+		flags, kws := parseFlags(st.t.name(r))
+		var fileKws []string
+		for b := 0; b < maxKeywords; b++ {
+			if kws&(1<<b) != 0 && st.kwNames[b] != "" {
+				fileKws = append(fileKws, st.kwNames[b])
+			}
+		}
+		cur := formats.Flags(im.Flags) & formats.SystemFlags
+		add, rm := formats.Flags(flags)&^cur, cur&^formats.Flags(flags)
+		var addK, rmK []string
+		for _, k := range fileKws {
+			if !slices.Contains(im.Keywords, k) {
+				addK = append(addK, k)
+			}
+		}
+		for _, k := range im.Keywords {
+			if !slices.Contains(fileKws, k) {
+				rmK = append(rmK, k)
+			}
+		}
+		if add == 0 && rm == 0 && len(addK)+len(rmK) == 0 {
+			continue
+		}
+		uid := formats.UID(r.uid)
+		c := out[uid]
+		c.Add, c.Remove = c.Add&^rm|add, c.Remove&^add|rm
+		c.AddKeywords = append(slices.DeleteFunc(c.AddKeywords, func(k string) bool { return slices.Contains(rmK, k) }), addK...)
+		c.RemoveKeywords = append(slices.DeleteFunc(c.RemoveKeywords, func(k string) bool { return slices.Contains(addK, k) }), rmK...)
+		if ms.known && i < len(ms.per) {
+			c.ModSeq = max(c.ModSeq, formats.ModSeq(ms.per[i]))
+		}
+		out[uid] = c
+	}
+	return out, nil
+}
