@@ -153,6 +153,23 @@ type Rebuilder interface {
 	Rebuild(ctx context.Context, mailbox string) error
 }
 
+// Purger is implemented by stores that keep expunged mail in shared
+// files until a purge rewrites them (mdbox), as `doveadm purge` does.
+// Stores without one need no purge: for them it is a no-op, as doveadm's
+// purge is for maildir.
+type Purger interface {
+	Purge(ctx context.Context) (PurgeStats, error)
+}
+
+// PurgeStats says what a purge did.
+type PurgeStats struct {
+	Files    int   // storage files rewritten or removed
+	Messages int   // unreferenced messages dropped
+	Copied   int   // live messages moved to other files
+	Freed    int64 // bytes the store shrank by
+	Skipped  int   // files left for later (locked by another process, or copied meanwhile)
+}
+
 // HdrHasher is implemented by mailboxes that can compute dsync's header
 // hashes (hdr_hash v3 of Date and Message-ID, dsync.md §2.9) without
 // reading whole bodies, e.g. over IMAP with BODY.PEEK[HEADER.FIELDS].

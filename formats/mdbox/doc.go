@@ -8,7 +8,7 @@
 //
 // [Driver] opens a location ("mdbox:~/mdbox[:INDEX=…][:CONTROL=…]
 // [:UTF-8][:SUBSCRIPTIONS=…]") as a [Store] implementing formats.Store and
-// formats.Checker; it is formats.Configurable for mdbox_rotate_size
+// formats.Checker and formats.Purger; it is formats.Configurable for mdbox_rotate_size
 // (default 10M). Messages live in storage/m.<file_id>; the map index
 // (storage/dovecot.map.index*) maps each map UID to a file, offset, size
 // and refcount; each mailbox's index maps its UIDs to map UIDs and holds
@@ -37,8 +37,9 @@
 // records, then under the mailbox's log lock writes the mailbox records,
 // then lowers the refcounts of expunged messages. Rollback truncates what
 // was appended to an existing file and removes new ones. Deleting a
-// mailbox lowers its messages' refcounts. Purging (rewriting files to
-// drop refcount-0 messages) is left to `doveadm purge`.
+// mailbox lowers its messages' refcounts. [Store.Purge] rewrites the
+// files holding refcount-0 messages as `doveadm purge` does, under the
+// same locks (see purge.go for where it is more careful than Dovecot).
 //
 // # On-disk format
 //
@@ -104,7 +105,7 @@
 //     nothing is ever moved to ALT (use `doveadm altmove`), and the
 //     dbox-alt-root symlink is neither checked nor made.
 //   - Not supported: LAYOUT=index, external
-//     attachments ('X', refused when read), purging, rebuilding the storage (use `doveadm
-//     force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
+//     attachments ('X', refused when read; a purge leaves their files),
+//     rebuilding the storage (use `doveadm force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
 //     (accepted, unused).
 package mdbox
