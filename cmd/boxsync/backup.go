@@ -207,6 +207,11 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.status.fail(e)
 	}
 	fail(err)
+	if o.purge && err == nil && len(res.Errors) == 0 {
+		// dsync_brain_deinit: the destination's brain purges when
+		// nothing failed; a failed purge is logged only.
+		a.purgeStore(ctx, u.name, dst.Driver, dstStore)
+	}
 	if res.Desync != "" {
 		a.log.warnf(u.name, "Mailbox changes caused a desync. You may want to run dsync again: %s", res.Desync)
 		a.status.desync()

@@ -111,9 +111,6 @@ func TestNotImplemented(t *testing.T) {
 		{[]string{"backup", "-n", "INBOX/", "-n", "Shared/", dest}, "-n"},
 		{[]string{"backup", "-g", validGUIDArg, dest}, "-g (mailbox by GUID)"},
 		{[]string{"backup", "-g", "", dest}, "-g"},
-		{[]string{"backup", "-P", dest}, "-P (purge the destination)"},
-		{[]string{"backup", "-fP", dest}, "-P"},
-		{[]string{"backup", "--purge-remote", dest}, "-P"},
 		{[]string{"backup", "-U", dest}, "-U (replicator notification)"},
 		{[]string{"backup", "-d"}, "-d (destination from the userdb's mail_replica)"},
 		{[]string{"backup", "-D", dest}, "-D after the command"},
@@ -148,9 +145,9 @@ func TestNotImplemented(t *testing.T) {
 // line of its own.
 func TestNotImplementedAll(t *testing.T) {
 	te := newTestEnv(t)
-	args := []string{"sync", "-s", "", "-PU", "tcp:host"}
+	args := []string{"sync", "-s", "", "-aX", "-U", "tcp:host"}
 	r := te.run(t, args...)
-	r.expect(t, args, 64, "-s (", "-P (", "-U (", "tcp:host")
+	r.expect(t, args, 64, "-s (", "-a (", "-U (", "tcp:host")
 	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 4 {
 		t.Errorf("%d error lines, want 4:\n%s", n, r.stderr)
 	}

@@ -42,7 +42,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "r", Aliases: []string{"rawlog"}, Usage: "log the remote stream to `PATH` (local destinations have none, as in doveadm)"},
 		&cli.BoolFlag{Name: "E", Aliases: []string{"legacy-dsync"}, Usage: "doveadm's marker for its dsync wrapper (no effect on local destinations)"},
 		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE`" + todo},
-		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
+		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination after a successful run (mdbox; a no-op for other formats)"},
 		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the replicator" + todo},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`" + todo},
 		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "only the namespace with this `PREFIX`" + todo},
@@ -79,6 +79,7 @@ type dsyncOpts struct {
 	user, userFile string
 	source         string
 	full, reverse  bool
+	purge          bool // -P: purge the destination afterwards
 	lock           bool
 	lockTimeout    time.Duration
 	mailbox        string
@@ -100,6 +101,7 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		source:   c.String("source"),
 		full:     c.Bool("f"),
 		reverse:  c.Bool("R"),
+		purge:    c.Bool("P"),
 		mailbox:  c.String("m"),
 		exclude:  c.StringSlice("x"),
 		rawlog:   c.String("r"),
@@ -188,7 +190,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		{"g", "-g (mailbox by GUID)"},
 		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
-		{"P", "-P (purge the destination)"},
 		{"U", "-U (replicator notification)"},
 		{"D", "-D after the command (no mailbox renames; for debug logging put -D before the command)"},
 		{"A", "-A (all users)"},
