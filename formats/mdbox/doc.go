@@ -8,7 +8,8 @@
 //
 // [Driver] opens a location ("mdbox:~/mdbox[:INDEX=…][:CONTROL=…]
 // [:UTF-8][:SUBSCRIPTIONS=…]") as a [Store] implementing formats.Store and
-// formats.Checker and formats.Purger; it is formats.Configurable for mdbox_rotate_size
+// formats.Checker, formats.Purger and formats.Rebuilder; it is
+// formats.Configurable for mdbox_rotate_size
 // (default 10M). Messages live in storage/m.<file_id>; the map index
 // (storage/dovecot.map.index*) maps each map UID to a file, offset, size
 // and refcount; each mailbox's index maps its UIDs to map UIDs and holds
@@ -40,6 +41,8 @@
 // mailbox lowers its messages' refcounts. [Store.Purge] rewrites the
 // files holding refcount-0 messages as `doveadm purge` does, under the
 // same locks (see purge.go for where it is more careful than Dovecot).
+// [Store.Rebuild] is Dovecot's storage rebuild (`doveadm force-resync`):
+// the map and every mailbox index rebuilt from the m.* files.
 //
 // # On-disk format
 //
@@ -104,8 +107,7 @@
 //     written to primary storage (appending only to a primary m.* file),
 //     nothing is ever moved to ALT (use `doveadm altmove`), and the
 //     dbox-alt-root symlink is neither checked nor made.
-//   - Not supported: LAYOUT=index, external
-//     attachments ('X', refused when read; a purge leaves their files),
-//     rebuilding the storage (use `doveadm force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
-//     (accepted, unused).
+//   - Not supported: LAYOUT=index, external attachments ('X', refused
+//     when read; a purge leaves their files), mdbox_rotate_interval and
+//     mdbox_preallocate_space (accepted, unused).
 package mdbox

@@ -143,8 +143,9 @@ type Store struct {
 	altStorageDir string
 	mapDir        string // immutable: where dovecot.map.index* live
 
-	mu    sync.Mutex   // guards mapIx
-	mapIx *index.Index // the map index, once opened
+	mu      sync.Mutex   // guards mapIx and rebuilt
+	mapIx   *index.Index // the map index, once opened
+	rebuilt bool         // Rebuild rebuilt the storage already
 }
 
 var (
