@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
@@ -134,7 +135,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		sr.tmp = newBaseName()
 		path = filepath.Join(m.b.dir, "tmp", sr.tmp)
 		var err error
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, m.s.fileMode)
+		f, err = createExcl(path, m.s.fileMode)
 		if errors.Is(err, fs.ErrNotExist) {
 			// tmp/ is missing: make it, as Dovecot does.
 			if err = os.Mkdir(filepath.Join(m.b.dir, "tmp"), m.s.dirMode); err == nil || errors.Is(err, fs.ErrExist) {
@@ -211,6 +212,23 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	t.saves = append(t.saves, sr)
 	t.addKeywords(newKws)
 	return formats.UID(uid), nil
+}
+
+// createExcl creates path for writing, failing if it exists, like
+// os.OpenFile with O_CREATE|O_EXCL but without its attempt to make a
+// regular file non-blocking and poll it (four fcntl and an epoll_ctl per
+// file, all futile for a regular file).
+func createExcl(path string, mode os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, uint32(mode.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
 }
 
 // copyCounting copies r to w through buf and returns the size and the
