@@ -240,7 +240,12 @@ func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (si
 		if err := ctx.Err(); err != nil {
 			return size, vsize, err
 		}
-		n, rerr := r.Read(buf)
+		// fill buf before writing: a reader that yields a few bytes
+		// first (a peeked header) would otherwise cost a write each
+		n, rerr := io.ReadFull(r, buf)
+		if rerr == io.ErrUnexpectedEOF {
+			rerr = io.EOF
+		}
 		if n > 0 {
 			chunk := buf[:n]
 			vs.Write(chunk)

@@ -196,6 +196,10 @@ type openFile struct {
 
 const maxOpenFiles = 8
 
+// readWindow is how much of an m.* file one read fetches (see
+// dbox.WindowReader).
+const readWindow = 128 << 10
+
 func (c *fileCache) get(id uint32) (*openFile, error) {
 	if of := c.files[id]; of != nil {
 		return of, nil
@@ -209,7 +213,9 @@ func (c *fileCache) get(id uint32) (*openFile, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := dbox.NewReader(f, fi.Size(), path)
+	// messages are read in file order: through a window, a run of them
+	// costs one pread instead of several each
+	r, err := dbox.NewReader(dbox.NewWindowReader(f, fi.Size(), readWindow), fi.Size(), path)
 	if err != nil {
 		f.Close()
 		return nil, err
