@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"runtime"
 	"sync"
 
@@ -547,6 +548,14 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 type sourceReader struct {
 	r   io.Reader
 	err error
+}
+
+// FileSection passes on the source body's file range (formats.FileSection).
+func (s *sourceReader) FileSection() (*os.File, int64, bool) {
+	if sec, ok := s.r.(formats.FileSection); ok {
+		return sec.FileSection()
+	}
+	return nil, 0, false
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"iter"
+	"os"
 )
 
 // Driver opens one mail storage format.
@@ -94,6 +95,17 @@ type Mailbox interface {
 type Body interface {
 	io.Reader
 	Size() int64
+}
+
+// FileSection is implemented by bodies (and readers wrapping them) that
+// are a plain byte range of a file: uncompressed mail in an mdbox m.*
+// file. A destination may then copy the bytes in the kernel
+// (copy_file_range) instead of through memory. ok is false when the
+// body is not such a range after all. The file must not be read through
+// its offset (Seek) except by one copy at a time; it is valid only while
+// the body is.
+type FileSection interface {
+	FileSection() (f *os.File, off int64, ok bool)
 }
 
 // Tx buffers changes to one mailbox; nothing is visible to readers of the

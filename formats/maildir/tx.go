@@ -156,7 +156,11 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	var size, vsize int64
 	comp := m.s.zlib.Save
 	var w io.WriteCloser
-	if comp == zlib.None {
+	src, srcOff, inKernel := fileSection(r, msg, comp)
+	if inKernel {
+		size, err = t.copySection(f, src, srcOff, msg)
+		vsize = msg.VSize
+	} else if comp == zlib.None {
 		// dovecot 2.3.19.1 zlib-plugin.c zlib_mail_save_finish: mail
 		// that looks compressed would read back decompressed.
 		var compressed bool
@@ -168,7 +172,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		// stream; ,S= and ,W= count the uncompressed bytes.
 		w, err = zlib.NewWriter(f, comp, m.s.zlib.Level)
 	}
-	if err == nil {
+	if err == nil && !inKernel {
 		dst := io.Writer(f)
 		if w != nil {
 			dst = w
@@ -212,6 +216,38 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	t.saves = append(t.saves, sr)
 	t.addKeywords(newKws)
 	return formats.UID(uid), nil
+}
+
+// fileSection says whether the body can be copied in the kernel: it is
+// a plain range of a file (formats.FileSection), nothing is compressed on
+// the way, and the source knows the sizes, so that ,S= is checked against
+// what was copied and ,W= is the source's virtual size (dbox 'V', which
+// Dovecot reports for the source message too) instead of a count.
+func fileSection(r io.Reader, msg formats.Message, comp zlib.Format) (*os.File, int64, bool) {
+	sec, ok := r.(formats.FileSection)
+	if !ok || comp != zlib.None || msg.Size <= 0 || msg.VSize < msg.Size {
+		return nil, 0, false
+	}
+	return sec.FileSection()
+}
+
+// copySection copies msg.Size bytes at off of src into f with
+// copy_file_range (os.File.ReadFrom falls back to a plain copy where the
+// kernel cannot), refusing mail that looks compressed as the streaming
+// path does.
+func (t *tx) copySection(f, src *os.File, off int64, msg formats.Message) (int64, error) {
+	head := make([]byte, zlib.MagicLen)
+	n, err := src.ReadAt(head, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	if zlib.LooksCompressed(head[:n]) {
+		return 0, t.failf("save", msg.UID, formats.KindNotPossible, "Saving mails compressed by client isn't supported")
+	}
+	if _, err := src.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return f.ReadFrom(&io.LimitedReader{R: src, N: msg.Size})
 }
 
 // createExcl creates path for writing, failing if it exists, like

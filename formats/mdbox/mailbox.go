@@ -357,6 +357,10 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 			return wrap(err, "read", m.b.Name, uid, of.f.Name())
 		}
 		defer rc.Close()
+		if of.r.PlainAt(dm) {
+			// the destination may copy the range in the kernel
+			return fn(dboxtx.FileBody(ctx, rc, size, of.f, dm.BodyOffset))
+		}
 		return fn(dboxtx.Body(ctx, rc, size))
 	}
 }
