@@ -198,7 +198,7 @@ const maxOpenFiles = 8
 
 // readWindow is how much of an m.* file one read fetches (see
 // dbox.WindowReader).
-const readWindow = 128 << 10
+const readWindow = 32 << 10
 
 func (c *fileCache) get(id uint32) (*openFile, error) {
 	if of := c.files[id]; of != nil {
