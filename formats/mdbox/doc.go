@@ -89,7 +89,7 @@
 //
 //   - Locking: the map's and each mailbox's dovecot.index.log are locked
 //     as Dovecot locks them (fcntl) from reading the index to appending
-//     to it (dboxlist.LogLock), map before mailbox as Dovecot does; m.*
+//     to it (index.Update), map before mailbox as Dovecot does; m.*
 //     files we append to are flock()ed as dbox_file_try_lock does.
 //     Commits to one map are serialised within the process.
 //   - QUIRK: all map records are EXTERNAL, so the map log's tail follows

@@ -114,6 +114,12 @@ func (m *mailbox) freshViews(op string) (*index.View, *index.View, error) {
 	if err != nil {
 		return nil, nil, wrap(err, op, m.b.Name, 0, m.b.IndexDir)
 	}
+	return m.withMap(op, v)
+}
+
+// withMap checks the mailbox index v and returns it with the map (see
+// views).
+func (m *mailbox) withMap(op string, v *index.View) (*index.View, *index.View, error) {
 	h, ok := v.MdboxHdr()
 	switch {
 	case !ok || h.MailboxGUID == [16]byte{}:

@@ -346,11 +346,16 @@ func (p *purger) mark() outMark {
 	return outMark{n: len(p.outs), end: p.outs[len(p.outs)-1].end}
 }
 
-// undo drops what was copied since m.
+// undo drops what was copied since m. A file already named m.<id> is
+// left alone: the map commit that failed after naming it may have
+// landed all the same (an error after the append), and a file the map
+// does not name is only wasted space.
 func (p *purger) undo(m outMark) {
 	for _, out := range p.outs[m.n:] {
 		out.f.Close()
-		os.Remove(out.tmp)
+		if out.id == 0 {
+			os.Remove(out.tmp)
+		}
 	}
 	p.outs = p.outs[:m.n]
 	if m.n > 0 {
@@ -398,105 +403,94 @@ func (p *purger) commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var lv *index.View
-	ll, err := dboxlist.Lock(ctx, s.mapLog(), func() error {
-		var err error
-		lv, err = s.mapView(op)
-		return err
-	})
-	if err != nil {
-		return wrap(err, op, "", 0, s.mapDir)
-	}
-	defer ll.Release()
-
-	// what changed since the files were read?
 	var retired []*purgeFile
-	var orphans []copied // copies of files that stay: refcount-0 records
-	for _, pf := range p.batch {
-		ok := true
-		for _, u := range pf.dropped {
-			i, _, found := lv.Lookup(u)
-			if !found {
-				return fail(formats.KindInvalidData, op, "", 0, pf.path,
-					fmt.Errorf("mdbox map corrupted: Purging unexpectedly lost map_uid=%d; %s", u, forceResync))
-			}
-			if ref, _ := lv.RefCount(i); ref > 0 {
-				ok = false // copied meanwhile
-			}
+	_, err = mix.Update(func(lv *index.View, mtx *index.Tx) error {
+		if err := s.checkMap(op, lv); err != nil {
+			return err
 		}
-		for _, c := range pf.copies {
-			i, _, found := lv.Lookup(c.mapUID)
-			if !found {
-				ok = false
+		// what changed since the files were read?
+		var orphans []copied // copies of files that stay: refcount-0 records
+		retired = nil
+		for _, pf := range p.batch {
+			ok := true
+			for _, u := range pf.dropped {
+				i, _, found := lv.Lookup(u)
+				if !found {
+					return fail(formats.KindInvalidData, op, "", 0, pf.path,
+						fmt.Errorf("mdbox map corrupted: Purging unexpectedly lost map_uid=%d; %s", u, forceResync))
+				}
+				if ref, _ := lv.RefCount(i); ref > 0 {
+					ok = false // copied meanwhile
+				}
+			}
+			for _, c := range pf.copies {
+				i, _, found := lv.Lookup(c.mapUID)
+				if !found {
+					ok = false
+					continue
+				}
+				if r, _ := lv.MapRec(i); r.FileID != pf.id {
+					ok = false
+				}
+			}
+			if ok {
+				retired = append(retired, pf)
 				continue
 			}
-			if r, _ := lv.MapRec(i); r.FileID != pf.id {
-				ok = false
+			p.st.Skipped++
+			for _, c := range pf.copies {
+				c.mapUID = 0
+				orphans = append(orphans, c)
 			}
 		}
-		if ok {
-			retired = append(retired, pf)
-			continue
-		}
-		p.st.Skipped++
-		for _, c := range pf.copies {
-			c.mapUID = 0
-			orphans = append(orphans, c)
-		}
-	}
 
-	hdr, _ := lv.MapHdr()
-	nextID := hdr.HighestFileID + 1
-	for _, out := range p.outs {
-		for {
-			final := s.mailFile(nextID)
-			err := dboxlist.LinkNoReplace(out.tmp, final)
-			if err == nil {
-				out.id, out.tmp = nextID, final
-				nextID++
-				break
-			}
-			if !errors.Is(err, fs.ErrExist) {
-				return wrap(err, op, "", 0, final)
-			}
-			nextID++ // an m.* the map does not know: never overwrite it
-		}
-	}
-	named := len(p.outs) > 0
-	if named && s.l.Sync() {
-		if err := dboxlist.FsyncPath(s.storageDir); err != nil {
-			return wrap(err, op, "", 0, s.storageDir)
-		}
-	}
-	mtx := mix.Begin()
-	defer mtx.Rollback()
-	if named {
-		mtx.ExtHdrUpdate(index.ExtMap, 0, le32(nextID-1))
-	}
-	for _, pf := range retired {
-		for _, c := range pf.copies {
-			mtx.ExtRecUpdate(index.ExtMap, c.mapUID, index.MapRec{FileID: c.out.id, Offset: uint32(c.offset), Size: uint32(c.size)}.Encode())
-		}
-		for _, u := range pf.dropped {
-			mtx.Expunge(u, [16]byte{})
-		}
-	}
-	next := lv.NextUID()
-	for _, c := range orphans {
-		mtx.Append(next, 0)
-		mtx.ExtRecUpdate(index.ExtMap, next, index.MapRec{FileID: c.out.id, Offset: uint32(c.offset), Size: uint32(c.size)}.Encode())
-		mtx.ExtRecUpdate(index.ExtRef, next, []byte{0, 0})
-		next++
-	}
-	if _, err := mtx.Commit(); err != nil {
-		// the new files are named but unknown to the map: remove them
+		hdr, _ := lv.MapHdr()
+		nextID := hdr.HighestFileID + 1
 		for _, out := range p.outs {
-			os.Remove(out.tmp)
+			for {
+				final := s.mailFile(nextID)
+				err := dboxlist.LinkNoReplace(out.tmp, final)
+				if err == nil {
+					out.id, out.tmp = nextID, final
+					nextID++
+					break
+				}
+				if !errors.Is(err, fs.ErrExist) {
+					return wrap(err, op, "", 0, final)
+				}
+				nextID++ // an m.* the map does not know: never overwrite it
+			}
 		}
-		p.outs = nil
-		return wrap(err, op, "", 0, s.mapDir)
+		named := len(p.outs) > 0
+		if named && s.l.Sync() {
+			if err := dboxlist.FsyncPath(s.storageDir); err != nil {
+				return wrap(err, op, "", 0, s.storageDir)
+			}
+		}
+		if named {
+			mtx.ExtHdrUpdate(index.ExtMap, 0, le32(nextID-1))
+		}
+		for _, pf := range retired {
+			for _, c := range pf.copies {
+				mtx.ExtRecUpdate(index.ExtMap, c.mapUID, index.MapRec{FileID: c.out.id, Offset: uint32(c.offset), Size: uint32(c.size)}.Encode())
+			}
+			for _, u := range pf.dropped {
+				mtx.Expunge(u, [16]byte{})
+			}
+		}
+		next := lv.NextUID()
+		for _, c := range orphans {
+			mtx.Append(next, 0)
+			mtx.ExtRecUpdate(index.ExtMap, next, index.MapRec{FileID: c.out.id, Offset: uint32(c.offset), Size: uint32(c.size)}.Encode())
+			mtx.ExtRecUpdate(index.ExtRef, next, []byte{0, 0})
+			next++
+		}
+		return nil
+	})
+	if err != nil {
+		// the old files stay; new ones are left as they are (undo)
+		return dboxlist.WrapIndex(err, driverName, op, "", s.mapDir)
 	}
-	ll.Release()
 
 	// the map no longer names the old files
 	var written int64

@@ -144,131 +144,129 @@ func (s *Store) rebuildStorage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var mv *index.View
-	ll, err := dboxlist.Lock(ctx, s.mapLog(), func() error {
-		var err error
-		mv, err = mix.View()
-		return err
-	})
-	if err != nil {
-		return wrap(err, op, "", 0, s.mapDir)
-	}
-	defer ll.Release()
-	mapHdr, _ := mv.MapHdr()
+	// everything from reading the map to its new records under the map's
+	// log lock, as Dovecot's rebuild holds it (mdbox_map_atomic_lock)
+	var (
+		sc             *scan
+		plans          map[string]*boxPlan
+		order          []string
+		mapUIDValidity uint32
+	)
+	_, err = mix.Update(func(mv *index.View, mtx *index.Tx) error {
+		mapHdr, _ := mv.MapHdr()
 
-	// 1. the messages in the files
-	sc := &scan{s: s, highest: mapHdr.HighestFileID, byGUID: map[[16]byte]*rmsg{}}
-	if err := sc.dir(ctx, s.storageDir, false); err != nil {
-		return err
-	}
-	if s.altStorageDir != "" {
-		if err := sc.dir(ctx, s.altStorageDir, true); err != nil {
+		// 1. the messages in the files
+		sc = &scan{s: s, highest: mapHdr.HighestFileID, byGUID: map[[16]byte]*rmsg{}}
+		if err := sc.dir(ctx, s.storageDir, false); err != nil {
 			return err
 		}
-	}
-	msgs := sc.msgs
+		if s.altStorageDir != "" {
+			if err := sc.dir(ctx, s.altStorageDir, true); err != nil {
+				return err
+			}
+		}
+		msgs := sc.msgs
 
-	// 2. the map records that still point at them
-	byPlace := func(a, b *rmsg) int {
-		return cmp.Or(cmp.Compare(a.fileID, b.fileID), cmp.Compare(a.offset, b.offset), cmp.Compare(a.size, b.size))
-	}
-	slices.SortFunc(msgs, byPlace)
-	var expunged []uint32
-	for i := range mv.Count() {
-		r, ok := mv.MapRec(i)
-		if !ok {
-			break // no map extension: ignore the old map entirely
+		// 2. the map records that still point at them
+		byPlace := func(a, b *rmsg) int {
+			return cmp.Or(cmp.Compare(a.fileID, b.fileID), cmp.Compare(a.offset, b.offset), cmp.Compare(a.size, b.size))
 		}
-		uid := mv.Message(i).UID
-		j, found := slices.BinarySearchFunc(msgs, &rmsg{fileID: r.FileID, offset: r.Offset, size: r.Size}, byPlace)
-		if !found || msgs[j].mapUID != 0 {
-			expunged = append(expunged, uid)
-			continue
+		slices.SortFunc(msgs, byPlace)
+		var expunged []uint32
+		for i := range mv.Count() {
+			r, ok := mv.MapRec(i)
+			if !ok {
+				break // no map extension: ignore the old map entirely
+			}
+			uid := mv.Message(i).UID
+			j, found := slices.BinarySearchFunc(msgs, &rmsg{fileID: r.FileID, offset: r.Offset, size: r.Size}, byPlace)
+			if !found || msgs[j].mapUID != 0 {
+				expunged = append(expunged, uid)
+				continue
+			}
+			msgs[j].mapUID = uid
+			if ref, _ := mv.RefCount(i); ref == 0 {
+				msgs[j].seenZeroRef = true
+			}
 		}
-		msgs[j].mapUID = uid
-		if ref, _ := mv.RefCount(i); ref == 0 {
-			msgs[j].seenZeroRef = true
+		oldMapUIDs := map[uint32]bool{}
+		next := mv.NextUID()
+		var appended []*rmsg
+		for _, m := range msgs {
+			if m.mapUID == 0 {
+				m.mapUID = next
+				next++
+				appended = append(appended, m)
+			} else {
+				oldMapUIDs[m.mapUID] = true
+			}
 		}
-	}
-	oldMapUIDs := map[uint32]bool{}
-	next := mv.NextUID()
-	var appended []*rmsg
-	for _, m := range msgs {
-		if m.mapUID == 0 {
-			m.mapUID = next
-			next++
-			appended = append(appended, m)
-		} else {
-			oldMapUIDs[m.mapUID] = true
+		slices.SortFunc(msgs, func(a, b *rmsg) int { return cmp.Compare(a.mapUID, b.mapUID) })
+		byMapUID := func(u uint32) *rmsg {
+			j, ok := slices.BinarySearchFunc(msgs, u, func(m *rmsg, u uint32) int { return cmp.Compare(m.mapUID, u) })
+			if !ok {
+				return nil
+			}
+			return msgs[j]
 		}
-	}
-	slices.SortFunc(msgs, func(a, b *rmsg) int { return cmp.Compare(a.mapUID, b.mapUID) })
-	byMapUID := func(u uint32) *rmsg {
-		j, ok := slices.BinarySearchFunc(msgs, u, func(m *rmsg, u uint32) int { return cmp.Compare(m.mapUID, u) })
-		if !ok {
-			return nil
-		}
-		return msgs[j]
-	}
 
-	// 3. the mailboxes' records
-	_, boxes, err := s.l.List(ctx)
-	if err != nil {
-		return err
-	}
-	plans := map[string]*boxPlan{}
-	var order []string
-	for _, b := range boxes {
-		p := s.planBox(b, sc.byGUID, byMapUID)
-		plans[b.Name] = p
-		order = append(order, b.Name)
-	}
-
-	// 4. mail no mailbox kept
-	now := uint32(time.Now().Unix())
-	for _, m := range msgs {
-		if m.refcount != 0 || m.seenZeroRef {
-			continue
-		}
-		p, err := s.restoreTarget(m.origMailbox, plans, &order)
+		// 3. the mailboxes' records
+		_, boxes, err := s.l.List(ctx)
 		if err != nil {
 			return err
 		}
-		p.recs = append(p.recs, boxRec{uid: p.nextUID, mapUID: m.mapUID, saveDate: now, guid: m.guid})
-		p.nextUID++
-		m.refcount++
-	}
+		plans = map[string]*boxPlan{}
+		for _, b := range boxes {
+			p := s.planBox(b, sc.byGUID, byMapUID)
+			plans[b.Name] = p
+			order = append(order, b.Name)
+		}
 
-	// 5. the map, then the mailboxes
-	mtx := mix.Begin()
-	defer mtx.Rollback()
-	for _, u := range expunged {
-		mtx.Expunge(u, [16]byte{})
-	}
-	for _, m := range appended {
-		mtx.Append(m.mapUID, 0)
-		mtx.ExtRecUpdate(index.ExtMap, m.mapUID, index.MapRec{FileID: m.fileID, Offset: m.offset, Size: m.size}.Encode())
-	}
-	for i := range mv.Count() {
-		uid := mv.Message(i).UID
-		if !oldMapUIDs[uid] {
-			continue
+		// 4. mail no mailbox kept
+		now := uint32(time.Now().Unix())
+		for _, m := range msgs {
+			if m.refcount != 0 || m.seenZeroRef {
+				continue
+			}
+			p, err := s.restoreTarget(m.origMailbox, plans, &order)
+			if err != nil {
+				return err
+			}
+			p.recs = append(p.recs, boxRec{uid: p.nextUID, mapUID: m.mapUID, saveDate: now, guid: m.guid})
+			p.nextUID++
+			m.refcount++
 		}
-		m := byMapUID(uid)
-		if ref, _ := mv.RefCount(i); int(ref) != m.refcount {
-			mtx.ExtRecUpdate(index.ExtRef, uid, binary.LittleEndian.AppendUint16(nil, uint16(m.refcount)))
+
+		// 5. the map, then the mailboxes
+		for _, u := range expunged {
+			mtx.Expunge(u, [16]byte{})
 		}
+		for _, m := range appended {
+			mtx.Append(m.mapUID, 0)
+			mtx.ExtRecUpdate(index.ExtMap, m.mapUID, index.MapRec{FileID: m.fileID, Offset: m.offset, Size: m.size}.Encode())
+		}
+		for i := range mv.Count() {
+			uid := mv.Message(i).UID
+			if !oldMapUIDs[uid] {
+				continue
+			}
+			m := byMapUID(uid)
+			if ref, _ := mv.RefCount(i); int(ref) != m.refcount {
+				mtx.ExtRecUpdate(index.ExtRef, uid, binary.LittleEndian.AppendUint16(nil, uint16(m.refcount)))
+			}
+		}
+		for _, m := range appended {
+			mtx.ExtRecUpdate(index.ExtRef, m.mapUID, binary.LittleEndian.AppendUint16(nil, uint16(m.refcount)))
+		}
+		mapHdr.HighestFileID = sc.highest
+		mapHdr.RebuildCount++
+		mtx.ExtHdrUpdate(index.ExtMap, 0, mapHdr.Encode())
+		mapUIDValidity = mv.UIDValidity()
+		return nil
+	})
+	if err != nil {
+		return dboxlist.WrapIndex(err, driverName, op, "", s.mapDir)
 	}
-	for _, m := range appended {
-		mtx.ExtRecUpdate(index.ExtRef, m.mapUID, binary.LittleEndian.AppendUint16(nil, uint16(m.refcount)))
-	}
-	mapHdr.HighestFileID = sc.highest
-	mapHdr.RebuildCount++
-	mtx.ExtHdrUpdate(index.ExtMap, 0, mapHdr.Encode())
-	if _, err := mtx.Commit(); err != nil {
-		return wrap(err, op, "", 0, s.mapDir)
-	}
-	ll.Release()
 
 	var pop3 uint8
 	if sc.uidls {
@@ -279,7 +277,7 @@ func (s *Store) rebuildStorage(ctx context.Context) error {
 	}
 	var errs []error
 	for _, name := range order {
-		if err := s.writeBox(plans[name], mv.UIDValidity(), pop3); err != nil {
+		if err := s.writeBox(plans[name], mapUIDValidity, pop3); err != nil {
 			errs = append(errs, err)
 		}
 	}
