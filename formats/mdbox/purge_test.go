@@ -231,3 +231,40 @@ func TestPurgeReadOnly(t *testing.T) {
 		t.Errorf("Purge(read-only) = %v, want NotPossible", err)
 	}
 }
+
+// TestPurgeAlt: m.* files `doveadm altmove` put in ALT storage are purged
+// too; their live mail moves to primary storage, as with Dovecot's
+// default mdbox_purge_preserve_alt = no.
+func TestPurgeAlt(t *testing.T) {
+	ctx := context.Background()
+	d, loc := interop(t, ":ALT=~/alt")
+	for n := 1; n <= 8; n++ {
+		d.Save(t, "INBOX", purgeBody(n))
+	}
+	d.MustDoveadm(t, "altmove", "mailbox", "INBOX", "all")
+	d.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", "2,5")
+	altBefore, _, _ := storageFiles(t, loc.Alt)
+	if altBefore == "" {
+		t.Fatal("altmove left no m.* file in ALT storage")
+	}
+	want := d.Snapshot(t)
+	store := openStore(t, loc, formats.OpenOptions{})
+	st, err := store.(formats.Purger).Purge(ctx)
+	if err != nil || st.Messages != 2 {
+		t.Fatalf("Purge() = %+v, %v; want 2 messages dropped", st, err)
+	}
+	_, _, primary := storageFiles(t, loc.Path)
+	_, _, alt := storageFiles(t, loc.Alt)
+	for n := 1; n <= 8; n++ {
+		marker := []byte(fmt.Sprintf("marker-%03d-end", n))
+		if got, wantIn := bytes.Contains(append(primary, alt...), marker), n != 2 && n != 5; got != wantIn {
+			t.Errorf("message %d in storage = %v, want %v", n, got, wantIn)
+		}
+	}
+	if diff := dovecottest.Diff(want, d.Snapshot(t)); diff != "" {
+		t.Errorf("Dovecot sees the store differently after our purge:\n%s", diff)
+	}
+	compare(t, d, store)
+	d.MustDoveadm(t, "purge")
+	compare(t, d, store)
+}
