@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,6 +268,71 @@ func TestPurgeAlt(t *testing.T) {
 		t.Errorf("Dovecot sees the store differently after our purge:\n%s", diff)
 	}
 	compare(t, d, store)
+	d.MustDoveadm(t, "purge")
+	compare(t, d, store)
+}
+
+// TestPurgeWhileDovecotWrites purges again and again while Dovecot saves
+// and expunges in the same store: nothing is lost, and Dovecot finds no
+// corruption.
+func TestPurgeWhileDovecotWrites(t *testing.T) {
+	ctx := context.Background()
+	d, loc := interop(t, "")
+	for n := 1; n <= 10; n++ {
+		d.Save(t, "INBOX", purgeBody(n))
+	}
+	d.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", "2:4")
+	// as root, let Dovecot (user nobody) use the files we make meanwhile
+	if err := os.Chmod(loc.Path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Umask(syscall.Umask(0))
+	store := openStore(t, loc, formats.OpenOptions{})
+	var cmds []*exec.Cmd // made here: Cmd may fail the test
+	for n := 11; n <= 30; n++ {
+		c := d.Cmd(t, "save", "-m", "INBOX")
+		c.Stdin = bytes.NewReader(purgeBody(n))
+		cmds = append(cmds, c)
+		if n%3 == 0 {
+			cmds = append(cmds, d.Cmd(t, "expunge", "mailbox", "INBOX", "uid", fmt.Sprint(n-5)))
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		for _, c := range cmds {
+			if err := c.Run(); err != nil { // stderr goes to Dovecot's log
+				done <- fmt.Errorf("%s: %v", c.Args, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	purges, dropped := 0, 0
+	for running := true; running; purges++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		st, err := store.(formats.Purger).Purge(ctx)
+		if err != nil {
+			t.Fatalf("Purge() while Dovecot writes = %v", err)
+		}
+		dropped += st.Messages
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("%d purges dropped %d messages", purges, dropped)
+	if dropped == 0 {
+		t.Errorf("nothing purged")
+	}
+	compare(t, d, store)
+	// 10 saved, 3 expunged, then 20 saved and 7 expunged
+	if n := dboxtest.CountMessages(t, store, "INBOX"); n != 20 {
+		t.Errorf("%d messages, want 20", n)
+	}
 	d.MustDoveadm(t, "purge")
 	compare(t, d, store)
 }
