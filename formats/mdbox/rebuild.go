@@ -157,11 +157,11 @@ func (s *Store) rebuildStorage(ctx context.Context) error {
 
 		// 1. the messages in the files
 		sc = &scan{s: s, highest: mapHdr.HighestFileID, byGUID: map[[16]byte]*rmsg{}}
-		if err := sc.dir(ctx, s.storageDir, false); err != nil {
+		if err := sc.dir(ctx, s.storageDir); err != nil {
 			return err
 		}
 		if s.altStorageDir != "" {
-			if err := sc.dir(ctx, s.altStorageDir, true); err != nil {
+			if err := sc.dir(ctx, s.altStorageDir); err != nil {
 				return err
 			}
 		}
@@ -299,12 +299,12 @@ type scan struct {
 	uidls, orders bool
 }
 
-func (sc *scan) dir(ctx context.Context, dir string, alt bool) error {
+func (sc *scan) dir(ctx context.Context, dir string) error {
 	const op = "rebuild"
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		if alt && errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrNotExist) {
-			return nil // no mail stored yet
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no mail stored yet (or no ALT storage)
 		}
 		return wrap(err, op, "", 0, dir)
 	}
@@ -458,7 +458,7 @@ func (s *Store) planBox(b *dboxlist.Box, byGUID map[[16]byte]*rmsg, byMapUID fun
 			}
 			rec.refcount++
 			om := old.Message(i)
-			p.recs = append(p.recs, boxRec{uid: om.UID, flags: om.Flags & index.SystemFlags, keywords: om.Keywords,
+			p.recs = append(p.recs, boxRec{uid: om.UID, flags: om.Flags, keywords: om.Keywords, // the ALT bit too, as Dovecot copies them
 				modseq: om.ModSeq, mapUID: rec.mapUID, saveDate: mr.SaveDate, guid: rec.guid})
 		}
 	}

@@ -49,33 +49,45 @@ func TestRebuild(t *testing.T) {
 	mapIndex := []string{"storage/dovecot.map.index*"}
 	newIDs := []dovecottest.Field{dovecottest.UIDValidity, dovecottest.MailboxGUID, dovecottest.Saved,
 		dovecottest.ModSeq, dovecottest.HighestModSeq}
+	theirsAlt := func(t *testing.T, d *dovecottest.Dovecot, loc formats.Location) {
+		theirs(t, d, loc)
+		d.MustDoveadm(t, "altmove", "mailbox", "INBOX", "all")
+	}
 	for _, tc := range []struct {
 		name   string
 		write  func(*testing.T, *dovecottest.Dovecot, formats.Location)
 		remove []string
 		// intact: the store must read as before the damage
 		intact bool
+		opts   string // location options
 	}{
-		{"ours/mailbox indexes", ours, mailboxIndexes, false},
-		{"ours/map", ours, mapIndex, true},
-		{"ours purged/map", oursPurged, mapIndex, true},
-		{"ours/all indexes", ours, append(mailboxIndexes, mapIndex...), false},
-		{"dovecot/mailbox indexes", theirs, mailboxIndexes, false},
-		{"dovecot/map", theirs, mapIndex, true},
-		{"dovecot/all indexes", theirs, append(mailboxIndexes, mapIndex...), false},
+		{"ours/mailbox indexes", ours, mailboxIndexes, false, ""},
+		{"ours/map", ours, mapIndex, true, ""},
+		{"ours purged/map", oursPurged, mapIndex, true, ""},
+		{"ours/all indexes", ours, append(mailboxIndexes, mapIndex...), false, ""},
+		{"dovecot/mailbox indexes", theirs, mailboxIndexes, false, ""},
+		{"dovecot/map", theirs, mapIndex, true, ""},
+		{"dovecot/all indexes", theirs, append(mailboxIndexes, mapIndex...), false, ""},
+		{"dovecot alt/all indexes", theirsAlt, append(mailboxIndexes, mapIndex...), false, ":ALT=~/alt"},
+		{"dovecot alt/map", theirsAlt, mapIndex, true, ":ALT=~/alt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, loc := interop(t, "")
+			d, loc := interop(t, tc.opts)
 			tc.write(t, d, loc)
 			before := d.Snapshot(t)
-			twin, _ := interop(t, "")
-			if err := os.RemoveAll(twin.Root()); err != nil {
-				t.Fatal(err)
+			twin, tloc := interop(t, tc.opts)
+			for _, dirs := range [][2]string{{d.Root(), twin.Root()}, {loc.Alt, tloc.Alt}} {
+				if dirs[0] == "" {
+					continue
+				}
+				if err := os.RemoveAll(dirs[1]); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := exec.Command("cp", "-a", dirs[0], dirs[1]).CombinedOutput(); err != nil {
+					t.Fatalf("cp: %v: %s", err, out)
+				}
+				twin.Chown(t, dirs[1])
 			}
-			if out, err := exec.Command("cp", "-a", d.Root(), twin.Root()).CombinedOutput(); err != nil {
-				t.Fatalf("cp: %v: %s", err, out)
-			}
-			twin.Chown(t, twin.Root())
 			for _, root := range []string{d.Root(), twin.Root()} {
 				n := 0
 				for _, pat := range tc.remove {
