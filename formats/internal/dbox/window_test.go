@@ -39,7 +39,7 @@ func TestWindowReader(t *testing.T) {
 		if n != wantN || (err == io.EOF) != (wantErr == io.EOF) || (err != nil) != (wantErr != nil) {
 			t.Fatalf("ReadAt(%d bytes at %d) = %d, %v; want %d, %v", len(p), off, n, err, wantN, wantErr)
 		}
-		if !bytes.Equal(p[:n], data[off:off+int64(n)]) {
+		if n > 0 && !bytes.Equal(p[:n], data[off:off+int64(n)]) {
 			t.Fatalf("ReadAt(%d bytes at %d): wrong bytes", len(p), off)
 		}
 	}
