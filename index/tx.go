@@ -320,7 +320,9 @@ func (tx *Tx) Commit() (log.Pos, error) {
 // The transaction is EXTERNAL and SYNC like Begin's. fill must not read
 // this index by other means (that would wait for the lock fill runs
 // under); it may read other indexes. If fill fails nothing is written
-// and its error is returned.
+// and its error is returned. An error with a non-zero position means the
+// transaction was appended and only what follows failed (rotating the
+// log, rewriting dovecot.index, closing): the change is in the index.
 func (ix *Index) Update(fill func(v *View, tx *Tx) error) (log.Pos, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()

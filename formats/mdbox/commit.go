@@ -11,6 +11,7 @@ import (
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
+	"github.com/boxsync/boxsync/index/log"
 )
 
 // mapLocks serialise this process's commits, purges and rebuilds on one
@@ -99,14 +100,14 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		if err := t.syncFiles(); err != nil {
 			return err
 		}
-		if newMapUIDs, mapUIDValidity, err = t.commitMap(ctx); err != nil {
+		newMapUIDs, mapUIDValidity, mapped, err = t.commitMap(ctx)
+		if err != nil {
 			return err
 		}
-		mapped = true
 	}
 
 	var goneMapUIDs []uint32
-	_, err = m.ix.Update(func(v *index.View, itx *index.Tx) error {
+	pos, err := m.ix.Update(func(v *index.View, itx *index.Tx) error {
 		v, _, err := m.withMap(op, v)
 		if err != nil {
 			return err
@@ -145,6 +146,11 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		return nil
 	})
 	if err != nil {
+		if pos != (log.Pos{}) {
+			// the mailbox has the messages (only what followed the
+			// append failed): their map records must keep refcount 1
+			newMapUIDs = nil
+		}
 		return dboxlist.WrapIndex(err, driverName, op, m.b.Name, m.b.IndexDir)
 	}
 	newMapUIDs = nil // the mailbox has them now
@@ -178,17 +184,18 @@ func (t *tx) syncFiles() error {
 
 // commitMap names the new files and writes the map records of the saved
 // messages, under the map's log lock. It returns their map UIDs, in
-// t.saves order, and the map's UIDVALIDITY.
-func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, error) {
+// t.saves order, the map's UIDVALIDITY, and whether the records are in
+// the map (also when an error followed their append).
+func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, bool, error) {
 	m, s := t.m, t.m.s
 	const op = "commit"
 	mix, err := s.mapIndex(true)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	var uids []uint32
 	var uidValidity uint32
-	_, err = mix.Update(func(mv *index.View, mtx *index.Tx) error {
+	pos, err := mix.Update(func(mv *index.View, mtx *index.Tx) error {
 		if err := s.checkMap(op, mv); err != nil {
 			return err
 		}
@@ -239,7 +246,10 @@ func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, 0, dboxlist.WrapIndex(err, driverName, op, m.b.Name, s.mapDir)
+		// appended all the same? then the files stay and the caller
+		// lowers the records' refcounts
+		landed := pos != (log.Pos{})
+		return uids, uidValidity, landed, dboxlist.WrapIndex(err, driverName, op, m.b.Name, s.mapDir)
 	}
-	return uids, uidValidity, nil
+	return uids, uidValidity, true, nil
 }
