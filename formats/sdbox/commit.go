@@ -12,6 +12,7 @@ import (
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
+	"github.com/boxsync/boxsync/index/log"
 )
 
 // Commit makes the transaction visible, in the order of Dovecot's sdbox
@@ -82,7 +83,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	var gone []uint32
 	// Under Dovecot's log lock from reading the index to the append
 	// (index.Update): it must not assign the UIDs we take.
-	_, err = m.ix.Update(func(v *index.View, itx *index.Tx) error {
+	pos, err := m.ix.Update(func(v *index.View, itx *index.Tx) error {
 		if err := m.checkView(op, v); err != nil {
 			return err
 		}
@@ -127,6 +128,8 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		return nil
 	})
 	if err != nil {
+		// appended before the failure: the index names the files
+		written = pos != (log.Pos{})
 		return dboxlist.WrapIndex(err, driverName, op, m.b.Name, m.b.IndexDir)
 	}
 	written = true
