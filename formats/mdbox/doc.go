@@ -18,8 +18,11 @@
 // record's, which a save sets).
 //
 // Reading: Messages walks the mailbox index and reads each message's
-// header and metadata through the map (a few m.* files kept open);
-// Body streams the bytes. A message whose file is missing or damaged, or
+// header and metadata through the map (a few m.* files kept open, read
+// through a 32 KiB window: dbox.WindowReader); Body streams the bytes,
+// keeping the last m.* file open for the next message, and offers plain
+// (uncompressed) mail as a file range (formats.FileSection) that a
+// destination may copy in the kernel. A message whose file is missing or damaged, or
 // whose map UID the map lost, is still listed (GUID from the guid
 // extension) and Body fails for it with a KindTemp error naming the
 // mailbox, UID and file and saying to run force-resync. A file a
