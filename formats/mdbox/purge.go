@@ -68,7 +68,7 @@ func (s *Store) Purge(ctx context.Context) (st formats.PurgeStats, err error) {
 	if err != nil {
 		return st, err
 	}
-	p := &purger{s: s, st: &st}
+	p := &purger{s: s, st: &st, view: mv}
 	defer p.abort()
 	var errs []error
 	for _, id := range zeroRefFiles(mv) {
@@ -139,6 +139,7 @@ type purger struct {
 	batch []*purgeFile
 	outs  []*purgeOut // new files of the batch, the last one being written
 	buf   []byte
+	view  *index.View // the map as read for this batch, or nil
 }
 
 // purgeFile is one old file of the batch.
@@ -221,34 +222,60 @@ func (p *purger) add(id uint32) error {
 	if cur, err := os.Stat(path); err != nil || !os.SameFile(cur, fi) {
 		return nil
 	}
-	// the records of the file, read after locking it
-	mv, err := s.mapView(op)
-	if err != nil {
-		return err
+	// The file's records: a view of the map read after the flock holds
+	// them all (messages are appended only under it), an older one
+	// (read once per batch: a view copies the whole map) all but those
+	// appended just before; so an older view that does not match the
+	// file is read again before the file counts as damaged.
+	fresh := p.view == nil
+	for {
+		if p.view == nil {
+			if p.view, err = s.mapView(op); err != nil {
+				return err
+			}
+		}
+		pf, damaged, err := p.scan(f, fi.Size(), id, path, p.view)
+		if damaged && !fresh {
+			p.view, fresh = nil, true
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		keep = true
+		p.batch = append(p.batch, pf)
+		return nil
 	}
+}
+
+// scan checks file id against its map records in mv, in file order, and
+// copies its live messages; damaged says the records and the file
+// disagree (the error then says how). Nothing is copied on error.
+func (p *purger) scan(f *os.File, size int64, id uint32, path string, mv *index.View) (_ *purgeFile, damaged bool, _ error) {
+	const op = "purge"
 	msgs := fileMsgs(mv, id)
-	r, err := dbox.NewReader(f, fi.Size(), path)
+	r, err := dbox.NewReader(f, size, path)
 	if err != nil {
-		return p.corrupt(path, err)
+		return nil, true, p.corrupt(path, err)
 	}
-	pf := &purgeFile{id: id, f: f, path: path, size: fi.Size()}
+	pf := &purgeFile{id: id, f: f, path: path, size: size}
 	mark := p.mark()
 	off := r.FirstOffset()
 	for i, m := range msgs {
 		if int64(m.offset) != off {
 			p.undo(mark)
-			return p.corrupt(path, fmt.Errorf("purging found mismatched offsets (%d vs %d, %d/%d)", off, m.offset, i, len(msgs)))
+			return nil, true, p.corrupt(path, fmt.Errorf("purging found mismatched offsets (%d vs %d, %d/%d)", off, m.offset, i, len(msgs)))
 		}
 		dm, err := r.ReadMessage(off)
 		if err != nil {
 			p.undo(mark)
-			return p.corrupt(path, err)
+			return nil, true, p.corrupt(path, err)
 		}
 		n := dm.End - off
 		if m.ref == 0 {
 			if _, ok := dm.Metadata.Get(dbox.MetaExtRef); ok {
 				p.undo(mark)
-				return fail(formats.KindNotPossible, op, "", 0, path,
+				return nil, false, fail(formats.KindNotPossible, op, "", 0, path,
 					fmt.Errorf("map uid %d has external attachments, which boxsync cannot delete: use `doveadm purge`", m.mapUID))
 			}
 			pf.dropped = append(pf.dropped, m.mapUID)
@@ -256,20 +283,18 @@ func (p *purger) add(id uint32) error {
 			c, err := p.copy(f, off, n)
 			if err != nil {
 				p.undo(mark)
-				return err
+				return nil, false, err
 			}
 			c.mapUID = m.mapUID
 			pf.copies = append(pf.copies, c)
 		}
 		off = dm.End
 	}
-	if off != fi.Size() {
+	if off != size {
 		p.undo(mark)
-		return p.corrupt(path, fmt.Errorf("more messages available than in map (%d < %d)", off, fi.Size()))
+		return nil, true, p.corrupt(path, fmt.Errorf("more messages available than in map (%d < %d)", off, size))
 	}
-	keep = true
-	p.batch = append(p.batch, pf)
-	return nil
+	return pf, false, nil
 }
 
 func (p *purger) corrupt(path string, err error) error {
@@ -491,6 +516,8 @@ func (p *purger) commit(ctx context.Context) error {
 		// the old files stay; new ones are left as they are (undo)
 		return dboxlist.WrapIndex(err, driverName, op, "", s.mapDir)
 	}
+
+	p.view = nil // the map changed: read it again for the next batch
 
 	// the map no longer names the old files
 	var written int64
