@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"runtime"
 	"sync"
 
@@ -614,11 +615,22 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 // sourceReader remembers a read error of the source, so that a failed
 // Save can be blamed on the right side.
 type sourceReader struct {
-	r   io.Reader
-	err error
+	r    io.Reader
+	err  error
+	read bool // Read was called: the body is no longer the whole range
+}
+
+// FileSection passes on the source body's file range
+// (formats.FileSection) while nothing was read from it.
+func (s *sourceReader) FileSection() (*os.File, int64, bool) {
+	if sec, ok := s.r.(formats.FileSection); ok && !s.read {
+		return sec.FileSection()
+	}
+	return nil, 0, false
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
+	s.read = true
 	n, err := s.r.Read(p)
 	if err != nil && err != io.EOF {
 		s.err = err

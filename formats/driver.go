@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"os"
 )
 
 // Driver opens one mail storage format.
@@ -97,6 +98,17 @@ type Body interface {
 	Size() int64
 }
 
+// FileSection is implemented by bodies (and readers wrapping them) that
+// are a plain byte range of a file: uncompressed mail in an mdbox m.*
+// file. A destination may then copy the bytes in the kernel
+// (copy_file_range) instead of through memory. ok is false when the
+// body is not such a range after all. The file must not be read through
+// its offset (Seek) except by one copy at a time; it is valid only while
+// the body is.
+type FileSection interface {
+	FileSection() (f *os.File, off int64, ok bool)
+}
+
 // Tx buffers changes to one mailbox; nothing is visible to readers of the
 // store before Commit. Always `defer tx.Rollback()`.
 type Tx interface {
@@ -152,6 +164,23 @@ type ModSeqRaiser interface {
 // empty mailbox with a new UIDVALIDITY.
 type Rebuilder interface {
 	Rebuild(ctx context.Context, mailbox string) error
+}
+
+// Purger is implemented by stores that keep expunged mail in shared
+// files until a purge rewrites them (mdbox), as `doveadm purge` does.
+// Stores without one need no purge: for them it is a no-op, as doveadm's
+// purge is for maildir.
+type Purger interface {
+	Purge(ctx context.Context) (PurgeStats, error)
+}
+
+// PurgeStats says what a purge did.
+type PurgeStats struct {
+	Files    int   // storage files rewritten or removed
+	Messages int   // unreferenced messages dropped
+	Copied   int   // live messages moved to other files
+	Freed    int64 // bytes the store shrank by
+	Skipped  int   // files left for later (locked by another process, or copied meanwhile)
 }
 
 // HdrHasher is implemented by mailboxes that can compute dsync's header

@@ -734,3 +734,54 @@ func TestFlagChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdate: writers that each append the view's next UID never collide
+// when the view is read under the log lock (Update), from two Index
+// handles of the same index; a fill that fails writes nothing.
+func TestUpdate(t *testing.T) {
+	ix, dir := newTestIndex(t, Options{LogRotateMinSize: 1, LogRotateMaxSize: 4000, LogRotateMinAge: -1})
+	ix2, err := Open(dir, Prefix, &Options{Fsync: formats.FsyncNever, LogRotateMinSize: 1, LogRotateMaxSize: 4000, LogRotateMinAge: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 10
+	done := make(chan error, writers)
+	for g := range writers {
+		go func() {
+			x := ix
+			if g%2 == 1 {
+				x = ix2
+			}
+			for range each {
+				_, err := x.Update(func(v *View, tx *Tx) error {
+					tx.Append(v.NextUID(), 0)
+					return nil
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range writers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("boom")
+	if _, err := ix.Update(func(v *View, tx *Tx) error {
+		tx.Append(v.NextUID(), 0)
+		return boom
+	}); err != boom {
+		t.Errorf("Update(failing fill) = %v, want its error", err)
+	}
+	v, err := ix2.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Count() != writers*each || v.NextUID() != writers*each+1 {
+		t.Errorf("%d messages, next UID %d; want %d and %d", v.Count(), v.NextUID(), writers*each, writers*each+1)
+	}
+}

@@ -312,6 +312,50 @@ func (tx *Tx) Commit() (log.Pos, error) {
 	return pos, err
 }
 
+// Update runs fill with a view of the index as it is under Dovecot's log
+// lock and appends the transaction fill built before the lock is
+// released: choices fill makes from the view (the next UID, a file named
+// after it) cannot race another writer, Dovecot included, which holds
+// the same lock from reading its index to appending (its index sync).
+// The transaction is EXTERNAL and SYNC like Begin's. fill must not read
+// this index by other means (that would wait for the lock fill runs
+// under); it may read other indexes. If fill fails nothing is written
+// and its error is returned. An error with a non-zero position means the
+// transaction was appended and only what follows failed (rotating the
+// log, rewriting dovecot.index, closing): the change is in the index.
+func (ix *Index) Update(fill func(v *View, tx *Tx) error) (log.Pos, error) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	w, err := ix.openWriter()
+	if err != nil {
+		return log.Pos{}, err
+	}
+	pos, err := ix.updateLocked(w, fill)
+	if cerr := w.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return pos, err
+}
+
+func (ix *Index) updateLocked(w *log.Writer, fill func(v *View, tx *Tx) error) (log.Pos, error) {
+	st, err := ix.catchUpLocked(w)
+	if err != nil {
+		return log.Pos{}, err
+	}
+	tx := ix.begin(log.External | log.Sync)
+	if err := fill(newView(st.clone(), ix.logPath()), tx); err != nil {
+		return log.Pos{}, err
+	}
+	if tx.done {
+		return log.Pos{}, errors.New("index: Update: fill committed or rolled back its transaction")
+	}
+	tx.done = true
+	if tx.err != nil {
+		return log.Pos{}, tx.err
+	}
+	return ix.commitLocked(tx, w)
+}
+
 // openWriter locks the log, creating it when only dovecot.index exists.
 // ix.mu is held.
 func (ix *Index) openWriter() (*log.Writer, error) {

@@ -119,6 +119,7 @@ func (a *app) cli(stderr io.Writer) *cli.App {
 		},
 		a.indexCommand(),
 		a.forceResyncCommand(),
+		a.purgeCommand(),
 	}
 	for _, cmd := range commands {
 		cmd.HideHelpCommand = true

@@ -321,13 +321,20 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		rep.fail(e)
 	}
 	fail(err)
+	if o.purge && !o.dryRun && err == nil && len(res.Errors) == 0 {
+		// dsync_brain_deinit: the destination's brain purges when
+		// nothing failed; a failed purge is logged only.
+		a.purgeStore(ctx, u.name, dst.Driver, dstStore)
+	}
 	if dry != nil {
 		plan, err := dry.plan(ctx)
 		a.printPlan(u.name, plan)
 		fail(err)
 	}
 	if o.stateful && err == nil && !o.dryRun {
+		a.outMu.Lock()
 		fmt.Fprintln(a.stdout, res.State)
+		a.outMu.Unlock()
 	}
 	if res.Desync != "" {
 		a.log.warnf(u.name, "Mailbox changes caused a desync. You may want to run dsync again: %s", res.Desync)

@@ -101,9 +101,6 @@ func TestNotImplemented(t *testing.T) {
 		{[]string{"backup", "-n", "", dest}, "-n (namespace selection)"},
 		{[]string{"backup", "-n", "INBOX/", "-n", "Shared/", dest}, "-n"},
 		{[]string{"backup", "-g", "", dest}, "-g '' (the mailbox tree without mail)"},
-		{[]string{"backup", "-P", dest}, "-P (purge the destination)"},
-		{[]string{"backup", "-fP", dest}, "-P"},
-		{[]string{"backup", "--purge-remote", dest}, "-P"},
 		{[]string{"backup", "-D", dest}, "-D after the command"},
 		{[]string{"backup", "-S", "/run/dovecot/doveadm-server", dest}, "-S (running through a doveadm server)"},
 		{[]string{"backup", "-m", "", dest}, "-m '' (the mailbox tree without mail)"},
@@ -133,9 +130,9 @@ func TestNotImplemented(t *testing.T) {
 // line of its own.
 func TestNotImplementedAll(t *testing.T) {
 	te := newTestEnv(t)
-	args := []string{"sync", "-a", "All", "-PU", "tcp:host"}
+	args := []string{"sync", "-a", "All", "-N", "tcp:host"}
 	r := te.run(t, args...)
-	r.expect(t, args, 64, "-a (", "-P (", "tcp:host")
+	r.expect(t, args, 64, "-a (", "-N (", "tcp:host")
 	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 3 {
 		t.Errorf("%d error lines, want 3:\n%s", n, r.stderr)
 	}

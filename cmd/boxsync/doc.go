@@ -20,11 +20,12 @@
 // cut-over pass). Both are stateless full merges (convert's doc).
 //
 // Options doveadm has but boxsync cannot honour yet (stateful sync,
-// remote destinations, -s -a -t -e -O -I -g -n -N -P -U -d -A -S ...)
+// remote destinations, -s -a -t -e -O -I -g -n -N -U -d -A -S ...)
 // are accepted by the parser and refused with exit 64 and
 // "... is not implemented yet"; they are never ignored. -r, -T and -E act
 // only on remote streams, so for local destinations they do nothing, as in
-// doveadm. -l takes dsync's ~/.dovecot-sync.lock.
+// doveadm. -l takes dsync's ~/.dovecot-sync.lock. -P purges the
+// destination after a run without errors (boxsync purge).
 //
 // # Usage
 //
@@ -40,6 +41,7 @@
 //	   sync          two-way sync; -1: one-way merge (doveadm sync)
 //	   index         inspect Dovecot index files
 //	   force-resync  rebuild mailbox indexes from the mail files (doveadm force-resync)
+//	   purge         remove expunged mail from mdbox storage files (doveadm purge)
 //
 //	GLOBAL OPTIONS:
 //	   -c FILE, --config FILE         read Dovecot's configuration from FILE (default /etc/dovecot/dovecot.conf when it exists)
@@ -78,7 +80,7 @@
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
 //	   -s STATE, --state STATE                                              stateful sync from STATE ('' = the first run); prints the new state
-//	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
+//	   -P, --purge-remote                                                   purge the destination after a successful run (mdbox; a no-op for other formats)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
@@ -118,7 +120,7 @@
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
 //	   -s STATE, --state STATE                                              stateful sync from STATE ('' = the first run); prints the new state
-//	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
+//	   -P, --purge-remote                                                   purge the destination after a successful run (mdbox; a no-op for other formats)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)

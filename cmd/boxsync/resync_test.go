@@ -85,3 +85,36 @@ func equalIDs(a, b []msgID) bool {
 	}
 	return true
 }
+
+// TestForceResyncMdbox: an mdbox whose mailbox indexes were lost is
+// refused as a backup source; `force-resync` rebuilds the storage, and
+// the messages come back with their GUIDs and bytes (and, saved in
+// order, their UIDs), as with `doveadm force-resync`.
+func TestForceResyncMdbox(t *testing.T) {
+	te := newTestEnv(t)
+	root := filepath.Join(te.home, "mdbox")
+	src := "mdbox:" + root
+	fill(t, src, map[string]int{"INBOX": 5, "Sent": 2})
+	before := messageIDs(t, src, "INBOX")
+	sent := messageIDs(t, src, "Sent")
+
+	matches, _ := filepath.Glob(filepath.Join(root, "mailboxes", "*", "dbox-Mails", "dovecot.index*"))
+	if len(matches) == 0 {
+		t.Fatalf("no index files in %s", root)
+	}
+	for _, m := range matches {
+		os.Remove(m)
+	}
+	dst := "maildir:" + filepath.Join(te.home, "Backup")
+	te.run(t, "backup", "--source", src, dst).expect(t, nil, 65, "force-resync")
+
+	te.run(t, "force-resync", "--source", src, "*").expect(t, nil, 0)
+	if after := messageIDs(t, src, "INBOX"); !equalIDs(before, after) {
+		t.Fatalf("INBOX after force-resync: %v, want %v", after, before)
+	}
+	if after := messageIDs(t, src, "Sent"); !equalIDs(sent, after) {
+		t.Fatalf("Sent after force-resync: %v, want %v", after, sent)
+	}
+	checkStore(t, src)
+	te.run(t, "backup", "--source", src, dst).expect(t, nil, 0)
+}

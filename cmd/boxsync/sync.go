@@ -45,7 +45,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "r", Aliases: []string{"rawlog"}, Usage: "log the remote stream to `PATH` (local destinations have none, as in doveadm)"},
 		&cli.BoolFlag{Name: "E", Aliases: []string{"legacy-dsync"}, Usage: "doveadm's marker for its dsync wrapper (no effect on local destinations)"},
 		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE` ('' = the first run); prints the new state"},
-		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
+		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination after a successful run (mdbox; a no-op for other formats)"},
 		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the remote's replicator (no effect on local destinations, as in doveadm)"},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`"},
 		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "only the namespace with this `PREFIX`" + todo},
@@ -85,6 +85,7 @@ type dsyncOpts struct {
 	user, userFile string
 	source         string
 	full, reverse  bool
+	purge          bool // -P: purge the destination afterwards
 	lock           bool
 	lockTimeout    time.Duration
 	mailbox        string
@@ -117,6 +118,7 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		source:   c.String("source"),
 		full:     c.Bool("f"),
 		reverse:  c.Bool("R"),
+		purge:    c.Bool("P"),
 		mailbox:  c.String("m"),
 		exclude:  c.StringSlice("x"),
 		rawlog:   c.String("r"),
@@ -225,7 +227,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		{"a", "-a (virtual all-mail mailbox: boxsync does not read Dovecot's virtual plugin mailboxes)"},
 		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
-		{"P", "-P (purge the destination)"},
 		{"D", "-D after the command (no mailbox renames; for debug logging put -D before the command)"},
 		{"S", "-S (running through a doveadm server)"},
 	} {

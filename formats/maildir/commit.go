@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
@@ -185,8 +186,11 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		keepLock()
 		from := filepath.Join(m.b.dir, "tmp", s.tmp)
 		to := filepath.Join(m.b.dir, "cur", finals[i])
-		if err := os.Rename(from, to); err != nil {
-			return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
+		// rename(2) itself: os.Rename would lstat the target first
+		// (a directory check no maildir file name needs), one more
+		// system call per message
+		if err := syscall.Rename(from, to); err != nil {
+			return wrap(&os.LinkError{Op: "rename", Old: from, New: to, Err: err}, "commit", m.b.name, formats.UID(s.uid), to)
 		}
 		moved++
 		curChanged = true

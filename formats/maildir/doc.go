@@ -62,7 +62,11 @@
 // message all told (4.7 MB for 50,000 messages).
 //
 // A transaction (Tx) streams each saved body into tmp/ with a 64 KiB
-// buffer, counting the physical and virtual size on the way. Commit works
+// buffer, counting the physical and virtual size on the way; a body that
+// is a plain range of a file (formats.FileSection: uncompressed mdbox
+// mail) whose source gives its virtual size is copied in the kernel
+// (copy_file_range) and ,W= is that size, the one Dovecot reports for the
+// source message (dbox 'V'); ,S= is what was copied. Commit works
 // as Dovecot's save commit does, all under dovecot-uidlist.lock: re-sync;
 // write dovecot-keywords if a keyword needs a letter; make the tmp/ files
 // durable; rename them into cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>",

@@ -253,6 +253,10 @@ func escapeHost(h string) string {
 	return r.Replace(h)
 }
 
+// genPID is the process id in new names (os.Getpid is a system call
+// each time).
+var genPID = strconv.Itoa(os.Getpid())
+
 // newBaseName returns <secs>.M<usecs>P<pid>.<host>.
 func newBaseName() string {
 	genMu.Lock()
@@ -268,7 +272,7 @@ func newBaseName() string {
 	b.WriteString(".M")
 	b.WriteString(strconv.Itoa(now.Nanosecond() / 1000))
 	b.WriteByte('P')
-	b.WriteString(strconv.Itoa(os.Getpid()))
+	b.WriteString(genPID)
 	b.WriteByte('.')
 	b.WriteString(genHost)
 	return b.String()

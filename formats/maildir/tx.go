@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
@@ -134,7 +135,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		sr.tmp = newBaseName()
 		path = filepath.Join(m.b.dir, "tmp", sr.tmp)
 		var err error
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, m.s.fileMode)
+		f, err = createExcl(path, m.s.fileMode)
 		if errors.Is(err, fs.ErrNotExist) {
 			// tmp/ is missing: make it, as Dovecot does.
 			if err = os.Mkdir(filepath.Join(m.b.dir, "tmp"), m.s.dirMode); err == nil || errors.Is(err, fs.ErrExist) {
@@ -155,7 +156,11 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	var size, vsize int64
 	comp := m.s.zlib.Save
 	var w io.WriteCloser
-	if comp == zlib.None {
+	src, srcOff, inKernel := fileSection(r, msg, comp)
+	if inKernel {
+		size, err = t.copySection(f, src, srcOff, msg)
+		vsize = msg.VSize
+	} else if comp == zlib.None {
 		// dovecot 2.3.19.1 zlib-plugin.c zlib_mail_save_finish: mail
 		// that looks compressed would read back decompressed.
 		var compressed bool
@@ -167,7 +172,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		// stream; ,S= and ,W= count the uncompressed bytes.
 		w, err = zlib.NewWriter(f, comp, m.s.zlib.Level)
 	}
-	if err == nil {
+	if err == nil && !inKernel {
 		dst := io.Writer(f)
 		if w != nil {
 			dst = w
@@ -213,6 +218,55 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	return formats.UID(uid), nil
 }
 
+// fileSection says whether the body can be copied in the kernel: it is
+// a plain range of a file (formats.FileSection), nothing is compressed on
+// the way, and the source knows the sizes, so that ,S= is checked against
+// what was copied and ,W= is the source's virtual size (dbox 'V', which
+// Dovecot reports for the source message too) instead of a count.
+func fileSection(r io.Reader, msg formats.Message, comp zlib.Format) (*os.File, int64, bool) {
+	sec, ok := r.(formats.FileSection)
+	if !ok || comp != zlib.None || msg.Size <= 0 || msg.VSize < msg.Size {
+		return nil, 0, false
+	}
+	return sec.FileSection()
+}
+
+// copySection copies msg.Size bytes at off of src into f with
+// copy_file_range (os.File.ReadFrom falls back to a plain copy where the
+// kernel cannot), refusing mail that looks compressed as the streaming
+// path does.
+func (t *tx) copySection(f, src *os.File, off int64, msg formats.Message) (int64, error) {
+	head := make([]byte, zlib.MagicLen)
+	n, err := src.ReadAt(head, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	if zlib.LooksCompressed(head[:n]) {
+		return 0, t.failf("save", msg.UID, formats.KindNotPossible, "Saving mails compressed by client isn't supported")
+	}
+	if _, err := src.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return f.ReadFrom(&io.LimitedReader{R: src, N: msg.Size})
+}
+
+// createExcl creates path for writing, failing if it exists, like
+// os.OpenFile with O_CREATE|O_EXCL but without its attempt to make a
+// regular file non-blocking and poll it (four fcntl and an epoll_ctl per
+// file, all futile for a regular file).
+func createExcl(path string, mode os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, uint32(mode.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+}
+
 // copyCounting copies r to w through buf and returns the size and the
 // virtual size (every LF not preceded by CR counted as two bytes).
 func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (size, vsize int64, err error) {
@@ -222,7 +276,12 @@ func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (si
 		if err := ctx.Err(); err != nil {
 			return size, vsize, err
 		}
-		n, rerr := r.Read(buf)
+		// fill buf before writing: a reader that yields a few bytes
+		// first (a peeked header) would otherwise cost a write each
+		n, rerr := io.ReadFull(r, buf)
+		if rerr == io.ErrUnexpectedEOF {
+			rerr = io.EOF
+		}
 		if n > 0 {
 			chunk := buf[:n]
 			vs.Write(chunk)

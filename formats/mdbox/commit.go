@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"sync"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
+	"github.com/boxsync/boxsync/index/log"
 )
 
-// mapLocks serialise this process's commits on one map: its log lock
-// (dboxlist.LogLock) does not exclude our own goroutines.
+// mapLocks serialise this process's commits, purges and rebuilds on one
+// map: each holds the map's log lock only for one index.Update, but
+// their steps (map records, then mailbox records, then refcounts) must
+// not interleave with another's.
 var (
 	mapLocksMu sync.Mutex
 	mapLocks   = map[string]*sync.Mutex{}
@@ -98,60 +100,59 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		if err := t.syncFiles(); err != nil {
 			return err
 		}
-		if newMapUIDs, mapUIDValidity, err = t.commitMap(ctx); err != nil {
+		newMapUIDs, mapUIDValidity, mapped, err = t.commitMap(ctx)
+		if err != nil {
 			return err
 		}
-		mapped = true
 	}
 
-	var v *index.View
-	ll, err := dboxlist.Lock(ctx, filepath.Join(m.b.IndexDir, index.Prefix+".log"), func() error {
-		var err error
-		v, _, err = m.views(op)
-		return err
+	var goneMapUIDs []uint32
+	pos, err := m.ix.Update(func(v *index.View, itx *index.Tx) error {
+		v, _, err := m.withMap(op, v)
+		if err != nil {
+			return err
+		}
+		h, _ := v.MdboxHdr()
+		if mapUIDValidity != 0 && h.MapUIDValidity != mapUIDValidity {
+			if v.Count() > 0 {
+				return fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
+					fmt.Errorf("mdbox: map uidvalidity mismatch (%d vs %d); %s", h.MapUIDValidity, mapUIDValidity, forceResync))
+			}
+			itx.ExtHdrUpdate(index.ExtMdboxHdr, 0, le32(mapUIDValidity)) // mdbox_update_header
+		}
+		for _, d := range []index.ExtDef{index.ExtDefMdbox, index.ExtDefGUID} {
+			if _, ok := v.Ext(d.Name); !ok && len(t.Saves) > 0 {
+				itx.ExtIntro(d)
+			}
+		}
+		t.IntroModSeq(itx, v)
+		next := v.NextUID()
+		for i := range t.Saves {
+			sv := &t.Saves[i]
+			sv.UID = max(sv.UID, next)
+			next = sv.UID + 1
+			dboxtx.Append(itx, &sv.Save, func() {
+				itx.ExtRecUpdate(index.ExtMdbox, sv.UID, index.MdboxRec{MapUID: newMapUIDs[i], SaveDate: uint32(sv.saved.Unix())}.Encode())
+				itx.ExtRecUpdate(index.ExtGUID, sv.UID, sv.guid[:])
+			})
+		}
+		t.WriteChanges(itx, v, dboxtx.Hdr{Ext: index.ExtMdboxHdr, Flags: h.Flags}, func(i int, _ uint32) [16]byte {
+			if r, ok := v.MdboxRec(i); ok && r.MapUID != 0 {
+				goneMapUIDs = append(goneMapUIDs, r.MapUID)
+			}
+			g, _ := v.GUID(i)
+			return g
+		})
+		return nil
 	})
 	if err != nil {
-		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
-	}
-	defer ll.Release()
-	h, _ := v.MdboxHdr()
-	itx := m.ix.Begin()
-	defer itx.Rollback()
-	if mapUIDValidity != 0 && h.MapUIDValidity != mapUIDValidity {
-		if v.Count() > 0 {
-			return fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
-				fmt.Errorf("mdbox: map uidvalidity mismatch (%d vs %d); %s", h.MapUIDValidity, mapUIDValidity, forceResync))
+		if pos != (log.Pos{}) {
+			// the mailbox has the messages (only what followed the
+			// append failed): their map records must keep refcount 1
+			newMapUIDs = nil
 		}
-		itx.ExtHdrUpdate(index.ExtMdboxHdr, 0, le32(mapUIDValidity)) // mdbox_update_header
+		return dboxlist.WrapIndex(err, driverName, op, m.b.Name, m.b.IndexDir)
 	}
-	for _, d := range []index.ExtDef{index.ExtDefMdbox, index.ExtDefGUID} {
-		if _, ok := v.Ext(d.Name); !ok && len(t.Saves) > 0 {
-			itx.ExtIntro(d)
-		}
-	}
-	t.IntroModSeq(itx, v)
-	next := v.NextUID()
-	for i := range t.Saves {
-		sv := &t.Saves[i]
-		sv.UID = max(sv.UID, next)
-		next = sv.UID + 1
-		dboxtx.Append(itx, &sv.Save, func() {
-			itx.ExtRecUpdate(index.ExtMdbox, sv.UID, index.MdboxRec{MapUID: newMapUIDs[i], SaveDate: uint32(sv.saved.Unix())}.Encode())
-			itx.ExtRecUpdate(index.ExtGUID, sv.UID, sv.guid[:])
-		})
-	}
-	var goneMapUIDs []uint32
-	t.WriteChanges(itx, v, dboxtx.Hdr{Ext: index.ExtMdboxHdr, Flags: h.Flags}, func(i int, _ uint32) [16]byte {
-		if r, ok := v.MdboxRec(i); ok && r.MapUID != 0 {
-			goneMapUIDs = append(goneMapUIDs, r.MapUID)
-		}
-		g, _ := v.GUID(i)
-		return g
-	})
-	if _, err := itx.Commit(); err != nil {
-		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
-	}
-	ll.Release()
 	newMapUIDs = nil // the mailbox has them now
 	if len(goneMapUIDs) > 0 {
 		if err := s.changeRefsLocked(ctx, "expunge", goneMapUIDs, -1); err != nil {
@@ -183,71 +184,72 @@ func (t *tx) syncFiles() error {
 
 // commitMap names the new files and writes the map records of the saved
 // messages, under the map's log lock. It returns their map UIDs, in
-// t.saves order, and the map's UIDVALIDITY.
-func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, error) {
+// t.saves order, the map's UIDVALIDITY, and whether the records are in
+// the map (also when an error followed their append).
+func (t *tx) commitMap(ctx context.Context) ([]uint32, uint32, bool, error) {
 	m, s := t.m, t.m.s
 	const op = "commit"
 	mix, err := s.mapIndex(true)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	var mv *index.View
-	ll, err := dboxlist.Lock(ctx, s.mapLog(), func() error {
-		var err error
-		mv, err = s.mapView(op)
-		return err
+	var uids []uint32
+	var uidValidity uint32
+	pos, err := mix.Update(func(mv *index.View, mtx *index.Tx) error {
+		if err := s.checkMap(op, mv); err != nil {
+			return err
+		}
+		uidValidity = mv.UIDValidity()
+		used := map[*appendFile]bool{}
+		for _, sv := range t.Saves {
+			used[sv.file] = true
+		}
+		hdr, _ := mv.MapHdr()
+		nextID := hdr.HighestFileID + 1
+		named := false
+		for _, af := range t.files {
+			if af.id != 0 || !used[af] {
+				continue
+			}
+			for {
+				final := s.mailFile(nextID)
+				err := dboxlist.LinkNoReplace(af.tmp, final)
+				if err == nil {
+					af.id, af.final, af.tmp = nextID, final, ""
+					nextID++
+					named = true
+					break
+				}
+				if !errors.Is(err, fs.ErrExist) {
+					return wrap(err, op, m.b.Name, 0, final)
+				}
+				nextID++ // an m.* the map does not know: never overwrite it
+			}
+		}
+		if named && s.l.Sync() {
+			if err := dboxlist.FsyncPath(s.storageDir); err != nil {
+				return wrap(err, op, m.b.Name, 0, s.storageDir)
+			}
+		}
+		if named {
+			mtx.ExtHdrUpdate(index.ExtMap, 0, le32(nextID-1))
+		}
+		uids = make([]uint32, len(t.Saves))
+		mapUID := mv.NextUID()
+		for i, sv := range t.Saves {
+			uids[i] = mapUID
+			mtx.Append(mapUID, 0)
+			mtx.ExtRecUpdate(index.ExtMap, mapUID, index.MapRec{FileID: sv.file.id, Offset: uint32(sv.offset), Size: uint32(sv.size)}.Encode())
+			mtx.ExtRecUpdate(index.ExtRef, mapUID, []byte{1, 0})
+			mapUID++
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, 0, wrap(err, op, m.b.Name, 0, s.mapDir)
+		// appended all the same? then the files stay and the caller
+		// lowers the records' refcounts
+		landed := pos != (log.Pos{})
+		return uids, uidValidity, landed, dboxlist.WrapIndex(err, driverName, op, m.b.Name, s.mapDir)
 	}
-	defer ll.Release()
-	used := map[*appendFile]bool{}
-	for _, sv := range t.Saves {
-		used[sv.file] = true
-	}
-	hdr, _ := mv.MapHdr()
-	nextID := hdr.HighestFileID + 1
-	named := false
-	for _, af := range t.files {
-		if af.id != 0 || !used[af] {
-			continue
-		}
-		for {
-			final := s.mailFile(nextID)
-			err := dboxlist.LinkNoReplace(af.tmp, final)
-			if err == nil {
-				af.id, af.final, af.tmp = nextID, final, ""
-				nextID++
-				named = true
-				break
-			}
-			if !errors.Is(err, fs.ErrExist) {
-				return nil, 0, wrap(err, op, m.b.Name, 0, final)
-			}
-			nextID++ // an m.* the map does not know: never overwrite it
-		}
-	}
-	if named && s.l.Sync() {
-		if err := dboxlist.FsyncPath(s.storageDir); err != nil {
-			return nil, 0, wrap(err, op, m.b.Name, 0, s.storageDir)
-		}
-	}
-	mtx := mix.Begin()
-	defer mtx.Rollback()
-	if named {
-		mtx.ExtHdrUpdate(index.ExtMap, 0, le32(nextID-1))
-	}
-	uids := make([]uint32, len(t.Saves))
-	mapUID := mv.NextUID()
-	for i, sv := range t.Saves {
-		uids[i] = mapUID
-		mtx.Append(mapUID, 0)
-		mtx.ExtRecUpdate(index.ExtMap, mapUID, index.MapRec{FileID: sv.file.id, Offset: uint32(sv.offset), Size: uint32(sv.size)}.Encode())
-		mtx.ExtRecUpdate(index.ExtRef, mapUID, []byte{1, 0})
-		mapUID++
-	}
-	if _, err := mtx.Commit(); err != nil {
-		return nil, 0, wrap(err, op, m.b.Name, 0, s.mapDir)
-	}
-	return uids, mv.UIDValidity(), nil
+	return uids, uidValidity, true, nil
 }

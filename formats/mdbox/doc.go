@@ -8,7 +8,8 @@
 //
 // [Driver] opens a location ("mdbox:~/mdbox[:INDEX=…][:CONTROL=…]
 // [:UTF-8][:SUBSCRIPTIONS=…]") as a [Store] implementing formats.Store and
-// formats.Checker; it is formats.Configurable for mdbox_rotate_size
+// formats.Checker, formats.Purger and formats.Rebuilder; it is
+// formats.Configurable for mdbox_rotate_size
 // (default 10M). Messages live in storage/m.<file_id>; the map index
 // (storage/dovecot.map.index*) maps each map UID to a file, offset, size
 // and refcount; each mailbox's index maps its UIDs to map UIDs and holds
@@ -17,8 +18,11 @@
 // record's, which a save sets).
 //
 // Reading: Messages walks the mailbox index and reads each message's
-// header and metadata through the map (a few m.* files kept open);
-// Body streams the bytes. A message whose file is missing or damaged, or
+// header and metadata through the map (a few m.* files kept open, read
+// through a 32 KiB window: dbox.WindowReader); Body streams the bytes,
+// keeping the last m.* file open for the next message, and offers plain
+// (uncompressed) mail as a file range (formats.FileSection) that a
+// destination may copy in the kernel. A message whose file is missing or damaged, or
 // whose map UID the map lost, is still listed (GUID from the guid
 // extension) and Body fails for it with a KindTemp error naming the
 // mailbox, UID and file and saying to run force-resync. A file a
@@ -37,8 +41,11 @@
 // records, then under the mailbox's log lock writes the mailbox records,
 // then lowers the refcounts of expunged messages. Rollback truncates what
 // was appended to an existing file and removes new ones. Deleting a
-// mailbox lowers its messages' refcounts. Purging (rewriting files to
-// drop refcount-0 messages) is left to `doveadm purge`.
+// mailbox lowers its messages' refcounts. [Store.Purge] rewrites the
+// files holding refcount-0 messages as `doveadm purge` does, under the
+// same locks (see purge.go for where it is more careful than Dovecot).
+// [Store.Rebuild] is Dovecot's storage rebuild (`doveadm force-resync`):
+// the map and every mailbox index rebuilt from the m.* files.
 //
 // # On-disk format
 //
@@ -85,7 +92,7 @@
 //
 //   - Locking: the map's and each mailbox's dovecot.index.log are locked
 //     as Dovecot locks them (fcntl) from reading the index to appending
-//     to it (dboxlist.LogLock), map before mailbox as Dovecot does; m.*
+//     to it (index.Update), map before mailbox as Dovecot does; m.*
 //     files we append to are flock()ed as dbox_file_try_lock does.
 //     Commits to one map are serialised within the process.
 //   - QUIRK: all map records are EXTERNAL, so the map log's tail follows
@@ -103,8 +110,7 @@
 //     written to primary storage (appending only to a primary m.* file),
 //     nothing is ever moved to ALT (use `doveadm altmove`), and the
 //     dbox-alt-root symlink is neither checked nor made.
-//   - Not supported: LAYOUT=index, external
-//     attachments ('X', refused when read), purging, rebuilding the storage (use `doveadm
-//     force-resync`), mdbox_rotate_interval and mdbox_preallocate_space
-//     (accepted, unused).
+//   - Not supported: LAYOUT=index, external attachments ('X', refused
+//     when read; a purge leaves their files), mdbox_rotate_interval and
+//     mdbox_preallocate_space (accepted, unused).
 package mdbox

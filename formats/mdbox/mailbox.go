@@ -25,17 +25,57 @@ type mailbox struct {
 	b  *dboxlist.Box
 	ix *index.Index
 
-	mu       sync.Mutex // guards tx, cachedV and cachedMV
+	mu       sync.Mutex // guards tx, cachedV, cachedMV and lastFile
 	tx       *tx
 	cachedV  *index.View // the last views read, for Body
 	cachedMV *index.View
+	// lastFile is the m.* file the last Body read, kept open for the
+	// next one (consecutive messages mostly share a file); a Body takes
+	// it out while it reads, so concurrent Bodies never share one.
+	lastFile   *openFile
+	lastFileID uint32
 }
 
 var _ formats.Mailbox = (*mailbox)(nil)
 
 func (m *mailbox) Name() string { return m.b.Name }
 
-func (m *mailbox) Close() error { return nil }
+// Close closes the file Body kept open.
+func (m *mailbox) Close() error {
+	m.mu.Lock()
+	of := m.lastFile
+	m.lastFile = nil
+	m.mu.Unlock()
+	if of != nil {
+		return of.f.Close()
+	}
+	return nil
+}
+
+// takeFile returns m.<id> opened, the one the last Body kept if it is
+// that file, else a new one; putFile keeps it for the next Body.
+func (m *mailbox) takeFile(id uint32) (*openFile, error) {
+	m.mu.Lock()
+	of := m.lastFile
+	if of != nil && m.lastFileID == id {
+		m.lastFile = nil
+		m.mu.Unlock()
+		return of, nil
+	}
+	m.mu.Unlock()
+	c := &fileCache{s: m.s}
+	return c.get(id)
+}
+
+func (m *mailbox) putFile(id uint32, of *openFile) {
+	m.mu.Lock()
+	old := m.lastFile
+	m.lastFile, m.lastFileID = of, id
+	m.mu.Unlock()
+	if old != nil {
+		old.f.Close()
+	}
+}
 
 const forceResync = "run `boxsync force-resync` or `doveadm force-resync`"
 
@@ -74,6 +114,12 @@ func (m *mailbox) freshViews(op string) (*index.View, *index.View, error) {
 	if err != nil {
 		return nil, nil, wrap(err, op, m.b.Name, 0, m.b.IndexDir)
 	}
+	return m.withMap(op, v)
+}
+
+// withMap checks the mailbox index v and returns it with the map (see
+// views).
+func (m *mailbox) withMap(op string, v *index.View) (*index.View, *index.View, error) {
 	h, ok := v.MdboxHdr()
 	switch {
 	case !ok || h.MailboxGUID == [16]byte{}:
@@ -156,6 +202,10 @@ type openFile struct {
 
 const maxOpenFiles = 8
 
+// readWindow is how much of an m.* file one read fetches (see
+// dbox.WindowReader).
+const readWindow = 32 << 10
+
 func (c *fileCache) get(id uint32) (*openFile, error) {
 	if of := c.files[id]; of != nil {
 		return of, nil
@@ -169,7 +219,9 @@ func (c *fileCache) get(id uint32) (*openFile, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := dbox.NewReader(f, fi.Size(), path)
+	// messages are read in file order: through a window, a run of them
+	// costs one pread instead of several each
+	r, err := dbox.NewReader(dbox.NewWindowReader(f, fi.Size(), readWindow), fi.Size(), path)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -278,8 +330,7 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 		if err != nil {
 			return fail(formats.KindTemp, "read", m.b.Name, uid, m.b.IndexDir, err)
 		}
-		c := &fileCache{s: m.s}
-		of, err := c.get(loc.fileID)
+		of, err := m.takeFile(loc.fileID)
 		if errors.Is(err, fs.ErrNotExist) && attempt < 3 && (attempt <= 1 || loc.fileID != prevFile) {
 			prevFile = loc.fileID
 			continue // expunged or purged meanwhile: the refreshed map knows
@@ -292,14 +343,15 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 		if err != nil {
 			return wrap(err, "read", m.b.Name, uid, m.s.mailFile(loc.fileID))
 		}
-		defer c.close()
 		dm, err := of.r.ReadMessage(int64(loc.rec.Offset))
 		if err != nil {
+			of.f.Close() // perhaps opened before an append: not kept
 			if attempt == 0 {
 				continue
 			}
 			return wrap(err, "read", m.b.Name, uid, m.s.mailFile(loc.fileID))
 		}
+		defer m.putFile(loc.fileID, of)
 		for _, k := range []byte{dbox.MetaReceivedTime, dbox.MetaVirtualSize} {
 			if _, _, err := dm.Metadata.Hex(k); err != nil {
 				return fail(formats.KindTemp, "read", m.b.Name, uid, "",
@@ -311,6 +363,10 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 			return wrap(err, "read", m.b.Name, uid, of.f.Name())
 		}
 		defer rc.Close()
+		if of.r.PlainAt(dm) {
+			// the destination may copy the range in the kernel
+			return fn(dboxtx.FileBody(ctx, rc, size, of.f, dm.BodyOffset))
+		}
 		return fn(dboxtx.Body(ctx, rc, size))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/boxsync/boxsync/convert"
 	"github.com/boxsync/boxsync/fixtures"
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/all"
 	"github.com/boxsync/boxsync/formats/formatstest"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtest"
@@ -216,4 +217,47 @@ func TestBackupCorpus(t *testing.T) {
 
 func fixturesPopulate(ctx context.Context, s formats.Store) (any, error) {
 	return fixtures.Populate(ctx, s, 1, fixtures.Small)
+}
+
+// TestBackupToMaildir: mdbox → Maildir, where the plain messages are
+// copied in the kernel (formats.FileSection, copy_file_range) with the
+// source's virtual size, and mail Dovecot's zlib plugin compressed is
+// decompressed on the way: Dovecot reads the Maildir as it reads the
+// mdbox, bytes, sizes and virtual sizes included.
+func TestBackupToMaildir(t *testing.T) {
+	ctx := context.Background()
+	d := dovecottest.New(t, "mdbox:~/mdbox", "mail_plugins = zlib", "plugin {\n  zlib_save = gz\n}")
+	d.Save(t, "INBOX", []byte("Subject: compressed\n\n"+strings.Repeat("line\n", 2000)))
+	loc, _ := formats.ParseLocation(d.Location(), formats.Vars{User: "dovecottest", Home: d.Home()})
+	store := openStore(t, loc, formats.OpenOptions{})
+	saveAll(t, store, "INBOX", []formats.Message{{}, {}, {}, {}, {}, {}}, 0) // plain: CRLF, mixed, 8-bit, empty
+	big := []byte("Subject: big\r\n\r\n" + strings.Repeat("0123456789\n", 30000))
+	mb, _ := store.Open(ctx, "INBOX")
+	tx, _ := mb.Begin(ctx)
+	if _, err := tx.Save(ctx, formats.Message{Size: int64(len(big))}, bytes.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mb.Close()
+	want := d.Snapshot(t)
+
+	m := dovecottest.New(t, "maildir:~/Maildir")
+	mloc, _ := formats.ParseLocation(m.Location(), formats.Vars{User: "dovecottest", Home: m.Home()})
+	dst, err := all.Lookup("maildir")
+	if !err {
+		t.Fatal("no maildir driver")
+	}
+	dstStore, oerr := dst.Open(ctx, mloc, formats.OpenOptions{Create: true})
+	if oerr != nil {
+		t.Fatal(oerr)
+	}
+	defer dstStore.Close()
+	backup(t, openStore(t, loc, formats.OpenOptions{ReadOnly: true}), dstStore)
+	got := m.Snapshot(t)
+	if diff := dovecottest.Diff(want, got, dovecottest.Saved, dovecottest.ModSeq, dovecottest.HighestModSeq); diff != "" {
+		t.Errorf("Dovecot sees the Maildir backup differently (a=mdbox b=Maildir):\n%s", diff)
+	}
+	m.CheckLogClean(t)
 }

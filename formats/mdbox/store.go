@@ -143,8 +143,9 @@ type Store struct {
 	altStorageDir string
 	mapDir        string // immutable: where dovecot.map.index* live
 
-	mu    sync.Mutex   // guards mapIx
-	mapIx *index.Index // the map index, once opened
+	mu      sync.Mutex   // guards mapIx and rebuilt
+	mapIx   *index.Index // the map index, once opened
+	rebuilt bool         // Rebuild rebuilt the storage already
 }
 
 var (
@@ -231,11 +232,19 @@ func (s *Store) mapView(op string) (*index.View, error) {
 	if err != nil {
 		return nil, wrap(err, op, "", 0, s.mapDir)
 	}
-	if v.UIDValidity() == 0 {
-		return nil, fail(formats.KindTemp, op, "", 0, s.mapDir,
-			errors.New("mdbox map: lost uidvalidity; run `boxsync force-resync` or `doveadm force-resync`"))
+	if err := s.checkMap(op, v); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// checkMap checks what mdbox checks of the map: a UIDVALIDITY.
+func (s *Store) checkMap(op string, v *index.View) error {
+	if v.UIDValidity() == 0 {
+		return fail(formats.KindTemp, op, "", 0, s.mapDir,
+			errors.New("mdbox map: lost uidvalidity; run `boxsync force-resync` or `doveadm force-resync`"))
+	}
+	return nil
 }
 
 // Mailboxes lists the tree. A mailbox whose index cannot be read is
@@ -398,29 +407,19 @@ func (s *Store) changeRefsLocked(ctx context.Context, op string, mapUIDs []uint3
 	if err != nil {
 		return err
 	}
-	var mv *index.View
-	ll, err := dboxlist.Lock(ctx, s.mapLog(), func() error {
-		var err error
-		mv, err = mix.View()
-		return err
+	_, err = mix.Update(func(mv *index.View, tx *index.Tx) error {
+		for _, u := range mapUIDs {
+			i, _, ok := mv.Lookup(u)
+			if !ok {
+				continue
+			}
+			if ref, _ := mv.RefCount(i); int32(ref)+diff < 0 {
+				continue // Dovecot: "refcount too low"; leave it
+			}
+			tx.ExtAtomicInc(index.ExtRef, u, diff)
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	defer ll.Release()
-	tx := mix.Begin()
-	defer tx.Rollback()
-	for _, u := range mapUIDs {
-		i, _, ok := mv.Lookup(u)
-		if !ok {
-			continue
-		}
-		if ref, _ := mv.RefCount(i); int32(ref)+diff < 0 {
-			continue // Dovecot: "refcount too low"; leave it
-		}
-		tx.ExtAtomicInc(index.ExtRef, u, diff)
-	}
-	_, err = tx.Commit()
 	return err
 }
 

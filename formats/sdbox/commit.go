@@ -12,6 +12,7 @@ import (
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 	"github.com/boxsync/boxsync/index"
+	"github.com/boxsync/boxsync/index/log"
 )
 
 // Commit makes the transaction visible, in the order of Dovecot's sdbox
@@ -79,63 +80,57 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	// Dovecot's log lock from here to the log append: it must not assign
-	// the UIDs we take (see dboxlist.LogLock).
-	var v *index.View
-	ll, err := dboxlist.Lock(ctx, filepath.Join(m.b.IndexDir, index.Prefix+".log"), func() error {
-		var err error
-		v, err = m.view(op)
-		return err
+	var gone []uint32
+	// Under Dovecot's log lock from reading the index to the append
+	// (index.Update): it must not assign the UIDs we take.
+	pos, err := m.ix.Update(func(v *index.View, itx *index.Tx) error {
+		if err := m.checkView(op, v); err != nil {
+			return err
+		}
+		// UIDs: keep what Save promised unless another writer took them.
+		next := v.NextUID()
+		for i := range t.Saves {
+			s := &t.Saves[i]
+			s.UID = max(s.UID, next)
+			for {
+				final := mailFile(m.b, s.UID)
+				err := dboxlist.LinkNoReplace(filepath.Join(m.b.MailDir, s.tmp), final)
+				if err == nil {
+					s.final = final
+					break
+				}
+				if !errors.Is(err, fs.ErrExist) {
+					return wrap(err, op, m.b.Name, formats.UID(s.UID), final)
+				}
+				// a u.<uid> no index names: left by a crash, or being
+				// saved by Dovecot right now; take the next UID
+				s.UID++
+				if s.UID == 0xffffffff {
+					return t.Failf(op, 0, formats.KindLimit, "UIDs exhausted")
+				}
+			}
+			next = s.UID + 1
+		}
+		if len(t.Saves) > 0 && sync {
+			if err := dboxlist.FsyncPath(m.b.MailDir); err != nil {
+				return wrap(err, op, m.b.Name, 0, m.b.MailDir)
+			}
+		}
+		t.IntroModSeq(itx, v)
+		for i := range t.Saves {
+			dboxtx.Append(itx, &t.Saves[i].Save, nil)
+		}
+		h, _ := v.DboxHdr()
+		t.WriteChanges(itx, v, dboxtx.Hdr{Ext: index.ExtDboxHdr, Flags: h.Flags}, func(_ int, uid uint32) [16]byte {
+			gone = append(gone, uid)
+			return t.guid128(uid)
+		})
+		return nil
 	})
 	if err != nil {
-		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
-	}
-	defer ll.Release()
-
-	// UIDs: keep what Save promised unless another writer took them.
-	next := v.NextUID()
-	for i := range t.Saves {
-		s := &t.Saves[i]
-		s.UID = max(s.UID, next)
-		for {
-			final := mailFile(m.b, s.UID)
-			err := dboxlist.LinkNoReplace(filepath.Join(m.b.MailDir, s.tmp), final)
-			if err == nil {
-				s.final = final
-				break
-			}
-			if !errors.Is(err, fs.ErrExist) {
-				return wrap(err, op, m.b.Name, formats.UID(s.UID), final)
-			}
-			// a u.<uid> no index names: left by a crash, or being
-			// saved by Dovecot right now; take the next UID
-			s.UID++
-			if s.UID == 0xffffffff {
-				return t.Failf(op, 0, formats.KindLimit, "UIDs exhausted")
-			}
-		}
-		next = s.UID + 1
-	}
-	if len(t.Saves) > 0 && sync {
-		if err := dboxlist.FsyncPath(m.b.MailDir); err != nil {
-			return wrap(err, op, m.b.Name, 0, m.b.MailDir)
-		}
-	}
-
-	itx := m.ix.Begin()
-	defer itx.Rollback()
-	t.IntroModSeq(itx, v)
-	for i := range t.Saves {
-		dboxtx.Append(itx, &t.Saves[i].Save, nil)
-	}
-	h, _ := v.DboxHdr()
-	var gone []uint32
-	t.WriteChanges(itx, v, dboxtx.Hdr{Ext: index.ExtDboxHdr, Flags: h.Flags}, func(_ int, uid uint32) [16]byte {
-		gone = append(gone, uid)
-		return t.guid128(uid)
-	})
-	if _, err := itx.Commit(); err != nil {
-		return wrap(err, op, m.b.Name, 0, m.b.IndexDir)
+		// appended before the failure: the index names the files
+		written = pos != (log.Pos{})
+		return dboxlist.WrapIndex(err, driverName, op, m.b.Name, m.b.IndexDir)
 	}
 	written = true
 

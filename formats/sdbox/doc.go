@@ -103,9 +103,8 @@
 //
 //   - Locking: Dovecot's sdbox save assigns UIDs and renames its files
 //     under the index log lock (fcntl). Commit holds the same lock from
-//     reading the index to appending to it (dboxlist.LogLock; QUIRK: fcntl
-//     locks are per process, so the lock is re-taken after reading the
-//     index and the commit serialised per mailbox within the process).
+//     reading the index to appending to it (index.Update), and commits
+//     are serialised per mailbox within the process.
 //     Without it a concurrent Dovecot delivery made Dovecot find "u.N
 //     already exists, rebuilding index" [verified].
 //   - A u.<uid> that no index record names (a crash between naming a file

@@ -67,16 +67,25 @@ func (m *mailbox) freshView(op string) (*index.View, error) {
 	if err != nil {
 		return nil, wrap(err, op, m.b.Name, 0, m.b.IndexDir)
 	}
+	if err := m.checkView(op, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// checkView checks what sdbox checks of an index: a dbox-hdr mailbox
+// GUID and a UIDVALIDITY (else Dovecot rebuilds it).
+func (m *mailbox) checkView(op string, v *index.View) error {
 	h, ok := v.DboxHdr()
 	switch {
 	case !ok || h.MailboxGUID == [16]byte{}:
-		return nil, fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
+		return fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
 			errors.New("sdbox: index has no dbox-hdr mailbox GUID; Dovecot would rebuild it: run `boxsync force-resync` or `doveadm force-resync` on the mailbox"))
 	case v.UIDValidity() == 0:
-		return nil, fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
+		return fail(formats.KindTemp, op, m.b.Name, 0, m.b.IndexDir,
 			errors.New("sdbox: Broken index: missing UIDVALIDITY; run `boxsync force-resync` or `doveadm force-resync` on the mailbox"))
 	}
-	return v, nil
+	return nil
 }
 
 func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {

@@ -156,7 +156,7 @@ func (r *Reader) Body(m *Message) (io.ReadCloser, int64, error) {
 	}
 	stored := r.Stored(m)
 	size, _ := m.PlainSize()
-	if _, ok := m.Metadata.Get(MetaPhysicalSize); !ok || size == m.Header.Size && !looksCompressed(stored) {
+	if r.plain(m, stored) {
 		return io.NopCloser(stored), m.Header.Size, nil
 	}
 	zr, _, err := zlib.NewReader(stored)
@@ -164,6 +164,23 @@ func (r *Reader) Body(m *Message) (io.ReadCloser, int64, error) {
 		return nil, 0, corruptf(r.name, m.BodyOffset, "compressed message: %s", err)
 	}
 	return &exactReader{rc: zr, left: size, name: r.name, off: m.BodyOffset}, size, nil
+}
+
+// plain tells whether Body yields the stored bytes as they are.
+func (r *Reader) plain(m *Message, stored *io.SectionReader) bool {
+	size, _ := m.PlainSize()
+	_, ok := m.Metadata.Get(MetaPhysicalSize)
+	return !ok || size == m.Header.Size && !looksCompressed(stored)
+}
+
+// PlainAt tells whether Body yields exactly the stored bytes, which then
+// are Header.Size bytes at BodyOffset of the file: neither compressed nor
+// stored without external attachments.
+func (r *Reader) PlainAt(m *Message) bool {
+	if _, ok := m.Metadata.Get(MetaExtRef); ok {
+		return false
+	}
+	return r.plain(m, r.Stored(m))
 }
 
 func looksCompressed(s *io.SectionReader) bool {

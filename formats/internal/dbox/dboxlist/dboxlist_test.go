@@ -113,34 +113,6 @@ func TestLinkNoReplace(t *testing.T) {
 	}
 }
 
-func TestLogLock(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "dovecot.index.log")
-	calls := 0
-	l, err := Lock(context.Background(), path, func() error { calls++; return nil })
-	if err != nil || l != nil || calls != 1 {
-		t.Errorf("Lock(missing log) = %v, %v after %d views; want nil, nil, 1", l, err, calls)
-	}
-	os.WriteFile(path, []byte("x"), 0o600)
-	grow := true
-	l, err = Lock(context.Background(), path, func() error {
-		calls++
-		if grow { // someone appends while we look: look again
-			grow = false
-			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-			f.WriteString("more")
-			f.Close()
-		}
-		return nil
-	})
-	if err != nil || l == nil || calls != 3 {
-		t.Errorf("Lock() = %v, %v after %d views; want a lock after 2 more views", l, err, calls)
-	}
-	if err := l.Release(); err != nil {
-		t.Error(err)
-	}
-}
-
 func TestOpenMail(t *testing.T) {
 	dir := t.TempDir()
 	p, a := filepath.Join(dir, "p"), filepath.Join(dir, "a")

@@ -1,6 +1,8 @@
 package dboxlist
 
 import (
+	"errors"
+
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/fserr"
 )
@@ -17,4 +19,14 @@ func Wrap(err error, driver, op, mailbox string, uid formats.UID, path string) e
 // Fail makes a new error of kind k.
 func Fail(k formats.Kind, driver, op, mailbox string, uid formats.UID, path string, err error) error {
 	return fserr.Fail(k, driver, op, mailbox, uid, path, err)
+}
+
+// WrapIndex is Wrap for the error of an index update: errors the update
+// made itself (already a *formats.Error) are returned as they are.
+func WrapIndex(err error, driver, op, mailbox, path string) error {
+	var fe *formats.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	return Wrap(err, driver, op, mailbox, 0, path)
 }

@@ -206,6 +206,16 @@ func (l *Layout) decodeLevels(levels []string) string {
 	return name
 }
 
+// NameOf turns a storage name as dbox metadata 'B' records it (the
+// storage levels joined by '/') into a contract name, or "" when it is
+// not one (mailbox_list_get_vname).
+func (l *Layout) NameOf(storageName string) string {
+	if storageName == "" {
+		return ""
+	}
+	return l.decodeLevels(strings.Split(storageName, "/"))
+}
+
 // Exists tells whether b is a selectable mailbox: its dbox-Mails exists
 // (dbox_mailbox_check_existence).
 func (l *Layout) Exists(b *Box) bool {

@@ -34,9 +34,19 @@ func Body(ctx context.Context, r io.Reader, size int64) formats.Body {
 type body struct {
 	io.Reader
 	size int64
+	file *os.File // the file the bytes are a range of, or nil
+	off  int64
 }
 
 func (b *body) Size() int64 { return b.size }
+
+// FileBody is Body for bytes that are size bytes at off of f as they are
+// (formats.FileSection).
+func FileBody(ctx context.Context, r io.Reader, size int64, f *os.File, off int64) formats.Body {
+	return &body{Reader: &ctxReader{ctx: ctx, r: r}, size: size, file: f, off: off}
+}
+
+func (b *body) FileSection() (*os.File, int64, bool) { return b.file, b.off, b.file != nil }
 
 // ctxReader stops reading when ctx ends.
 type ctxReader struct {
