@@ -60,7 +60,8 @@ type Config struct {
 	// user); nil discards them.
 	Log func(user, level, msg string)
 
-	afterStep func(user string, s Step) // tests: a hook after each recorded step
+	afterStep func(user string, s Step)       // tests: a hook after each recorded step
+	settle    func(ctx context.Context) error // tests: replaces nextSecond
 }
 
 // Report is the outcome for one user.
@@ -361,22 +362,58 @@ func (r *userRun) mark(ctx context.Context) ([]MailboxMark, error) {
 }
 
 // switchLocation is step 3: the userdb names the new location.
+//
+// QUIRK: Dovecot's auth process looks at a passwd-file's mtime at most once
+// per second of its clock (db-passwd-file.c passwd_file_sync compares
+// last_sync_time with ioloop_time). A lookup in the second of the rewrite
+// may still answer, and cache, the old line; a flush in that second would
+// leave such an entry behind. So the switch ends once the next second has
+// begun: every lookup after that reloads the file, and the flush that
+// follows removes whatever the old second cached.
 func (r *userRun) switchLocation(ctx context.Context) error {
+	if err := r.switchTo(ctx, r.entry.Old, r.entry.New); err != nil {
+		return err
+	}
+	return r.cfg.settleAfterSwitch(ctx)
+}
+
+func (c *Config) settleAfterSwitch(ctx context.Context) error {
+	if c.settle != nil {
+		return c.settle(ctx)
+	}
+	return nextSecond(ctx)
+}
+
+// nextSecond waits until the wall clock's next second has begun.
+func nextSecond(ctx context.Context) error {
+	now := time.Now()
+	select {
+	case <-time.After(now.Truncate(time.Second).Add(time.Second + 20*time.Millisecond).Sub(now)):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *userRun) switchTo(ctx context.Context, from, to string) error {
 	if r.cfg.Hooks.Switch != "" {
-		return r.hook(ctx, "switch", r.cfg.Hooks.Switch, false, r.entry.Old, r.entry.New)
+		return r.hook(ctx, "switch", r.cfg.Hooks.Switch, false, from, to)
 	}
 	if r.u.PasswdFile == "" {
 		return formats.Errorf(formats.KindParams, "%s is not in a passwd-file userdb: use --switch-cmd", r.u.Name)
 	}
-	old, had, err := userdb.SetPasswdField(r.u.PasswdFile, r.u.Name, "userdb_mail", r.entry.New)
+	if to == r.entry.Old && r.entry.HadField {
+		to = r.entry.OldField // switching back: the field as it was
+	}
+	old, had, err := userdb.SetPasswdField(r.u.PasswdFile, r.u.Name, "userdb_mail", to)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, "switch", "", 0, r.u.PasswdFile)
 	}
-	if !had || old != r.entry.New {
+	if to == r.entry.New && (!had || old != r.entry.New) {
 		// The first switch (a redone one finds the new value).
 		r.entry.OldField, r.entry.HadField = old, had
 	}
-	r.logf("Info", "%s: userdb_mail=%s", r.u.PasswdFile, r.entry.New)
+	r.logf("Info", "%s: userdb_mail=%s", r.u.PasswdFile, to)
 	return nil
 }
 
@@ -624,21 +661,11 @@ func (c *Config) Rollback(ctx context.Context, u User) *Report {
 		if err := merge(); err != nil {
 			return fail(err)
 		}
-		if c.Hooks.Switch != "" {
-			if err := r.hook(ctx, "switch back", c.Hooks.Switch, false, e.New, e.Old); err != nil {
-				return fail(err)
-			}
-		} else {
-			if u.PasswdFile == "" {
-				return fail(formats.Errorf(formats.KindParams, "%s is not in a passwd-file userdb: use --switch-cmd", u.Name))
-			}
-			back := e.Old
-			if e.HadField {
-				back = e.OldField
-			}
-			if _, _, err := userdb.SetPasswdField(u.PasswdFile, u.Name, "userdb_mail", back); err != nil {
-				return fail(formats.Wrap(err, formats.KindTemp, "switch back", "", 0, u.PasswdFile))
-			}
+		if err := r.switchTo(ctx, e.New, e.Old); err != nil {
+			return fail(err)
+		}
+		if err := c.settleAfterSwitch(ctx); err != nil {
+			return fail(err)
 		}
 		if err := r.hook(ctx, "flush", c.Hooks.Flush, c.Hooks.FlushOptional, e.New, e.Old); err != nil {
 			return fail(err)

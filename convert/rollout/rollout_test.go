@@ -126,7 +126,8 @@ func newConfig(t *testing.T, newLoc string) *Config {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	return &Config{New: newLoc, Threshold: 5, MaxPasses: 3, Open: memOpen, Journal: j}
+	return &Config{New: newLoc, Threshold: 5, MaxPasses: 3, Open: memOpen, Journal: j,
+		settle: func(context.Context) error { return nil }}
 }
 
 // TestConvertPasswdFile converts one user with the built-in switch: the
