@@ -213,7 +213,8 @@ func (a *app) convertHooks(c *cli.Context) rollout.Hooks {
 	if c.IsSet("kick-cmd") {
 		h.Kick = c.String("kick-cmd")
 	} else if doveadm != "" {
-		h.Kick, h.KickOptional = doveadm+` kick "$BOXSYNC_USER"`, true
+		// doveadm kick exits 68 when the user has no session.
+		h.Kick, h.KickOptional = doveadm+` kick "$BOXSYNC_USER" || [ $? = 68 ]`, true
 	}
 	return h
 }

@@ -278,6 +278,11 @@ func orNone(s string) string {
 // engine runs one engine pass from one location to the other.
 func (r *userRun) engine(ctx context.Context, mode convert.Mode, from, to string) (convert.Result, error) {
 	src, _, err := r.cfg.Open(ctx, r.u, from, false)
+	if errors.Is(err, formats.ErrNotFound) {
+		// A user who never had mail: Dovecot creates the location on
+		// first use; so do we, so that the user can be switched.
+		src, _, err = r.cfg.Open(ctx, r.u, from, true)
+	}
 	if err != nil {
 		return convert.Result{}, err
 	}
