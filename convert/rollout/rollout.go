@@ -61,7 +61,7 @@ type Config struct {
 	Log func(user, level, msg string)
 
 	afterStep func(user string, s Step)       // tests: a hook after each recorded step
-	settle    func(ctx context.Context) error // tests: replaces nextSecond
+	settle    func(ctx context.Context) error // tests: replaces the wait before the kick
 }
 
 // Report is the outcome for one user.
@@ -97,7 +97,7 @@ var procedure = []struct {
 	{StepSwitching, "", nil}, // recorded before the switch, so no pass ever runs after it
 	{StepSwitched, "switch the userdb to the new location", (*userRun).switchLocation},
 	{StepFlushed, "flush the auth cache", (*userRun).flush},
-	{StepKicked, "wait, then kick the user's sessions", (*userRun).kick},
+	{StepKicked, "wait, flush again, kick the user's sessions", (*userRun).kick},
 	{StepMerged, "sync -1 old -> new (what reached the old location since the last pass)", (*userRun).merge},
 	{StepVerified, "verify every message, UID, UIDVALIDITY, flag and keyword of old in new", (*userRun).verify},
 	{StepRemoved, "remove the old location (--remove-old)", (*userRun).removeOld},
@@ -118,10 +118,11 @@ func next(s Step) int {
 }
 
 type userRun struct {
-	cfg   *Config
-	u     User
-	entry Entry
-	rep   *Report
+	cfg        *Config
+	u          User
+	entry      Entry
+	rep        *Report
+	switchedAt time.Time // zero when the switch was in an earlier run
 }
 
 func (r *userRun) logf(level, format string, args ...any) {
@@ -367,33 +368,37 @@ func (r *userRun) mark(ctx context.Context) ([]MailboxMark, error) {
 }
 
 // switchLocation is step 3: the userdb names the new location.
-//
-// QUIRK: Dovecot's auth process looks at a passwd-file's mtime at most once
-// per second of its clock (db-passwd-file.c passwd_file_sync compares
-// last_sync_time with ioloop_time). A lookup in the second of the rewrite
-// may still answer, and cache, the old line; a flush in that second would
-// leave such an entry behind. So the switch ends once the next second has
-// begun: every lookup after that reloads the file, and the flush that
-// follows removes whatever the old second cached.
 func (r *userRun) switchLocation(ctx context.Context) error {
 	if err := r.switchTo(ctx, r.entry.Old, r.entry.New); err != nil {
 		return err
 	}
-	return r.cfg.settleAfterSwitch(ctx)
+	r.switchedAt = time.Now()
+	return nil
 }
 
-func (c *Config) settleAfterSwitch(ctx context.Context) error {
-	if c.settle != nil {
-		return c.settle(ctx)
+// settle waits Config.Wait, and at least until the second after the
+// switch has begun.
+//
+// QUIRK: Dovecot's auth process looks at a passwd-file's mtime at most once
+// per second of its clock (db-passwd-file.c passwd_file_sync compares
+// last_sync_time with ioloop_time). A lookup in the second of the rewrite
+// may still answer, and cache, the old line, even after the flush that
+// follows the switch. So the cache is flushed again once that second is
+// over, right before the kick: every lookup after it reloads the file.
+func (r *userRun) settle(ctx context.Context) error {
+	if r.cfg.settle != nil {
+		return r.cfg.settle(ctx)
 	}
-	return nextSecond(ctx)
-}
-
-// nextSecond waits until the wall clock's next second has begun.
-func nextSecond(ctx context.Context) error {
-	now := time.Now()
+	at := r.switchedAt
+	if at.IsZero() {
+		at = time.Now() // resumed: the switch was in an earlier run
+	}
+	until := at.Truncate(time.Second).Add(time.Second + 20*time.Millisecond)
+	if w := time.Now().Add(r.cfg.Wait); w.After(until) {
+		until = w
+	}
 	select {
-	case <-time.After(now.Truncate(time.Second).Add(time.Second + 20*time.Millisecond).Sub(now)):
+	case <-time.After(time.Until(until)):
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -426,11 +431,14 @@ func (r *userRun) flush(ctx context.Context) error {
 	return r.hook(ctx, "flush", r.cfg.Hooks.Flush, r.cfg.Hooks.FlushOptional, r.entry.Old, r.entry.New)
 }
 
+// kick is step 4: after the wait (settle), the auth cache is flushed once
+// more and the user's sessions are ended.
 func (r *userRun) kick(ctx context.Context) error {
-	select {
-	case <-time.After(r.cfg.Wait):
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := r.settle(ctx); err != nil {
+		return err
+	}
+	if err := r.flush(ctx); err != nil {
+		return err
 	}
 	return r.hook(ctx, "kick", r.cfg.Hooks.Kick, r.cfg.Hooks.KickOptional, r.entry.Old, r.entry.New)
 }
@@ -594,8 +602,12 @@ func (r *userRun) oldFlagsWinIn(ctx context.Context, old, nw formats.Store, mk M
 	return err
 }
 
-// removeOld is the optional last step, after verification.
+// removeOld is the optional last step, after verification (again: the
+// rollout that verified may have been long ago).
 func (r *userRun) removeOld(ctx context.Context) error {
+	if err := r.verifyOnce(ctx); err != nil && !errors.Is(err, formats.ErrNotFound) {
+		return err
+	}
 	_, oldLoc, err := r.cfg.Open(ctx, r.u, r.entry.Old, false)
 	if err != nil {
 		if errors.Is(err, formats.ErrNotFound) {
@@ -669,19 +681,16 @@ func (c *Config) Rollback(ctx context.Context, u User) *Report {
 		if err := r.switchTo(ctx, e.New, e.Old); err != nil {
 			return fail(err)
 		}
-		if err := c.settleAfterSwitch(ctx); err != nil {
-			return fail(err)
-		}
-		if err := r.hook(ctx, "flush", c.Hooks.Flush, c.Hooks.FlushOptional, e.New, e.Old); err != nil {
-			return fail(err)
-		}
-		select {
-		case <-time.After(c.Wait):
-		case <-ctx.Done():
-			return fail(ctx.Err())
-		}
-		if err := r.hook(ctx, "kick", c.Hooks.Kick, c.Hooks.KickOptional, e.New, e.Old); err != nil {
-			return fail(err)
+		r.switchedAt = time.Now()
+		for _, step := range []func() error{
+			func() error { return r.hook(ctx, "flush", c.Hooks.Flush, c.Hooks.FlushOptional, e.New, e.Old) },
+			func() error { return r.settle(ctx) },
+			func() error { return r.hook(ctx, "flush", c.Hooks.Flush, c.Hooks.FlushOptional, e.New, e.Old) },
+			func() error { return r.hook(ctx, "kick", c.Hooks.Kick, c.Hooks.KickOptional, e.New, e.Old) },
+		} {
+			if err := step(); err != nil {
+				return fail(err)
+			}
 		}
 		if err := merge(); err != nil {
 			return fail(err)
