@@ -60,6 +60,7 @@ type Config struct {
 	// user); nil discards them.
 	Log func(user, level, msg string)
 
+	slots     chan struct{}                   // Run's worker slots (nil: no limit)
 	afterStep func(user string, s Step)       // tests: a hook after each recorded step
 	settle    func(ctx context.Context) error // tests: replaces the wait before the kick
 }
@@ -88,19 +89,24 @@ type Report struct {
 // The per-user procedure, as data: each step runs after the one the
 // journal recorded and is recorded when it succeeded. Every step is
 // idempotent, so a step interrupted before its record is simply redone.
+//
+// mail marks the steps that read or write mail: they take one of Run's
+// worker slots. The others (the switch, the hooks, the wait) mostly wait,
+// so a user in them holds no slot and other users' syncs go on.
 var procedure = []struct {
 	reached Step
 	what    string
 	run     func(*userRun, context.Context) error
+	mail    bool
 }{
-	{StepSynced, "sync old -> new until a pass moves fewer than the threshold", (*userRun).passes},
-	{StepSwitching, "", nil}, // recorded before the switch, so no pass ever runs after it
-	{StepSwitched, "switch the userdb to the new location", (*userRun).switchLocation},
-	{StepFlushed, "flush the auth cache", (*userRun).flush},
-	{StepKicked, "wait, flush again, kick the user's sessions", (*userRun).kick},
-	{StepMerged, "sync -1 old -> new (what reached the old location since the last pass)", (*userRun).merge},
-	{StepVerified, "verify every message, UID, UIDVALIDITY, flag and keyword of old in new", (*userRun).verify},
-	{StepRemoved, "remove the old location (--remove-old)", (*userRun).removeOld},
+	{StepSynced, "sync old -> new until a pass moves fewer than the threshold", (*userRun).passes, true},
+	{StepSwitching, "", nil, false}, // recorded before the switch, so no pass ever runs after it
+	{StepSwitched, "switch the userdb to the new location", (*userRun).switchLocation, false},
+	{StepFlushed, "flush the auth cache", (*userRun).flush, false},
+	{StepKicked, "wait, flush again, kick the user's sessions", (*userRun).kick, false},
+	{StepMerged, "sync -1 old -> new (what reached the old location since the last pass)", (*userRun).merge, true},
+	{StepVerified, "verify every message, UID, UIDVALIDITY, flag and keyword of old in new", (*userRun).verify, true},
+	{StepRemoved, "remove the old location (--remove-old)", (*userRun).removeOld, true},
 }
 
 // next is the index in procedure of the first step to run for an entry.
@@ -188,7 +194,7 @@ func (c *Config) Convert(ctx context.Context, u User) *Report {
 		}
 		if p.run != nil {
 			r.logf("Info", "%s", p.what)
-			if err := p.run(r, ctx); err != nil {
+			if err := c.runStep(ctx, r, p.run, p.mail); err != nil {
 				return r.fail(err)
 			}
 		}
@@ -201,6 +207,19 @@ func (c *Config) Convert(ctx context.Context, u User) *Report {
 	}
 	r.rep.Status = "converted"
 	return r.rep
+}
+
+// runStep runs one step, in a worker slot if it touches mail.
+func (c *Config) runStep(ctx context.Context, r *userRun, run func(*userRun, context.Context) error, mail bool) error {
+	if mail && c.slots != nil {
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return run(r, ctx)
 }
 
 func failed(u User, newLoc string, err error) *Report {
@@ -703,18 +722,26 @@ func (c *Config) Rollback(ctx context.Context, u User) *Report {
 	return rep
 }
 
-// Run converts users with workers in parallel (one user's failure never
-// stops the others) and returns their reports in the order of users.
-// done is called as each user finishes (progress).
+// InFlightPerWorker is how many users Run keeps in progress per worker:
+// while one waits (for the auth cache, for its sessions to end) others
+// use the worker slot.
+const InFlightPerWorker = 8
+
+// Run converts users, at most workers of them reading or writing mail at
+// any moment (and at most InFlightPerWorker*workers in progress), and
+// returns their reports in the order of users. One user's failure never
+// stops the others. done is called as each user finishes (progress).
 func (c *Config) Run(ctx context.Context, users []User, workers int, dryRun bool, done func(*Report)) []*Report {
 	if workers < 1 {
 		workers = 1
 	}
+	c.slots = make(chan struct{}, workers)
+	defer func() { c.slots = nil }()
 	reps := make([]*Report, len(users))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for w := 0; w < workers; w++ {
+	for w := 0; w < min(workers*InFlightPerWorker, max(len(users), 1)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
