@@ -56,6 +56,11 @@ type Config struct {
 	Engine  convert.Options
 	Open    OpenFunc
 	Journal *Journal
+	// AsUser, if set, runs the steps that touch mail (see procedure)
+	// with the user's credentials, so what they create is the user's; the
+	// switch and the hooks run as the rollout itself (a passwd-file is
+	// usually root's). nil runs everything as the process.
+	AsUser func(u User, fn func() error) error
 	// Log receives progress lines (already prefixed by the caller per
 	// user); nil discards them.
 	Log func(user, level, msg string)
@@ -218,6 +223,9 @@ func (c *Config) runStep(ctx context.Context, r *userRun, run func(*userRun, con
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if mail && c.AsUser != nil {
+		return c.AsUser(r.u, func() error { return run(r, ctx) })
 	}
 	return run(r, ctx)
 }
@@ -691,8 +699,10 @@ func (c *Config) Rollback(ctx context.Context, u User) *Report {
 			return fail(err)
 		}
 		merge := func() error {
-			_, err := r.engine(ctx, convert.OneWay, e.New, e.Old)
-			return err
+			return c.runStep(ctx, r, func(r *userRun, ctx context.Context) error {
+				_, err := r.engine(ctx, convert.OneWay, e.New, e.Old)
+				return err
+			}, true)
 		}
 		if err := merge(); err != nil {
 			return fail(err)

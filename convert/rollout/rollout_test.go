@@ -403,3 +403,22 @@ func TestJournal(t *testing.T) {
 		t.Fatal("a damaged journal opened")
 	}
 }
+
+// TestAsUser: exactly the steps that touch mail run inside AsUser.
+func TestAsUser(t *testing.T) {
+	mem.Reset()
+	fill(t, "mem:/old", 3)
+	c := newConfig(t, "mem:/new")
+	var calls int
+	c.AsUser = func(u User, fn func() error) error {
+		calls++
+		return fn()
+	}
+	c.Hooks.Switch = "true"
+	if rep := c.Convert(context.Background(), User{Name: "x", Current: "mem:/old"}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if calls != 3 {
+		t.Fatalf("AsUser ran %d times, want 3 (passes, merge, verify)", calls)
+	}
+}
