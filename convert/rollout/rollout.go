@@ -154,7 +154,7 @@ func (r *userRun) record(s Step) error {
 func (c *Config) start(u User) (*userRun, error) {
 	e := c.Journal.Get(u.Name)
 	switch {
-	case e.Step == StepNone, e.Step == StepRolledBack, e.New != c.New && e.Step >= StepVerified:
+	case e.Step == StepNone, e.Step == StepRolledBack, e.New != c.New && (e.Step == StepVerified || e.Step == StepRemoved):
 		// A fresh conversion (again after a rollback, or on to another location).
 		if u.Current == c.New {
 			return nil, errAlready

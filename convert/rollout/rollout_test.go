@@ -422,3 +422,52 @@ func TestAsUser(t *testing.T) {
 		t.Fatalf("AsUser ran %d times, want 3 (passes, merge, verify)", calls)
 	}
 }
+
+// TestStart: what a rerun does for each journal state.
+func TestStart(t *testing.T) {
+	cases := []struct {
+		entry   Entry // User "x" filled in
+		current string
+		want    string // "fresh", "resume STEP", "already", "error"
+	}{
+		{Entry{}, "mem:/old", "fresh"},
+		{Entry{}, "mem:/new", "already"},
+		{Entry{Step: StepSynced, Old: "mem:/old", New: "mem:/new"}, "mem:/old", "resume synced"},
+		{Entry{Step: StepSynced, Old: "mem:/other", New: "mem:/new"}, "mem:/old", "fresh"},
+		{Entry{Step: StepSwitching, Old: "mem:/old", New: "mem:/new"}, "mem:/new", "resume switching"},
+		{Entry{Step: StepKicked, Old: "mem:/old", New: "mem:/new"}, "mem:/new", "resume kicked"},
+		{Entry{Step: StepKicked, Old: "mem:/old", New: "mem:/elsewhere"}, "mem:/elsewhere", "error"},
+		{Entry{Step: StepVerified, Old: "mem:/old", New: "mem:/new"}, "mem:/new", "resume verified"},
+		{Entry{Step: StepVerified, Old: "mem:/older", New: "mem:/old"}, "mem:/old", "fresh"},
+		{Entry{Step: StepRollingBack, Old: "mem:/old", New: "mem:/new"}, "mem:/new", "error"},
+		{Entry{Step: StepRollingBack, Old: "mem:/old", New: "mem:/x"}, "mem:/old", "error"},
+		{Entry{Step: StepRolledBack, Old: "mem:/old", New: "mem:/new"}, "mem:/old", "fresh"},
+	}
+	for _, tc := range cases {
+		c := newConfig(t, "mem:/new")
+		if tc.entry.Step != StepNone {
+			tc.entry.User = "x"
+			if err := c.Journal.Put(tc.entry); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := c.start(User{Name: "x", Current: tc.current})
+		got := ""
+		switch {
+		case errors.Is(err, errAlready):
+			got = "already"
+		case err != nil:
+			got = "error"
+		case r.entry.Step == StepNone:
+			got = "fresh"
+			if r.entry.Old != tc.current {
+				got += " from " + r.entry.Old
+			}
+		default:
+			got = "resume " + r.entry.Step.String()
+		}
+		if got != tc.want {
+			t.Errorf("journal %s %s->%s, userdb %s: %s, want %s", tc.entry.Step, tc.entry.Old, tc.entry.New, tc.current, got, tc.want)
+		}
+	}
+}
