@@ -43,6 +43,8 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 }
 
 type run struct {
+	live liveProgress // -v progress counters (progress.go); guarded by mu
+
 	src, dst formats.Store
 	opt      Options
 
@@ -55,6 +57,7 @@ func (r *run) update(f func(*Result)) {
 	r.mu.Lock()
 	f(&r.res)
 	r.mu.Unlock()
+	r.progress(nil)
 }
 
 // desync records the first reason the run should be repeated.
@@ -232,6 +235,13 @@ func (r *run) syncMailboxes(ctx context.Context, srcBoxes []formats.MailboxInfo,
 			}
 		}()
 	}
+	n := 0
+	for _, s := range srcBoxes {
+		if !s.NoSelect && r.wanted(s.Name) {
+			n++
+		}
+	}
+	r.progress(func(l *liveProgress) { l.mailboxes = n })
 	for _, s := range srcBoxes {
 		if s.NoSelect || !r.wanted(s.Name) {
 			continue
@@ -539,6 +549,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 	}
 	ms.counts.Saved++
 	ms.pending++
+	ms.r.progress(func(l *liveProgress) { l.saved++; l.bytes += m.Size })
 	return ms.maybeCommit(ctx)
 }
 

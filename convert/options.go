@@ -67,6 +67,8 @@ type Options struct {
 	Log io.Writer
 	// Verbose adds per-mailbox progress lines.
 	Verbose bool
+	// Progress, when set, is called as the run advances (progress.go).
+	Progress func(Progress)
 }
 
 // Result reports what a run did.

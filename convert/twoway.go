@@ -160,6 +160,7 @@ func (r *run) forEachMailbox(ctx context.Context, names []string, fn func(contex
 	if workers <= 0 {
 		workers = min(runtime.GOMAXPROCS(0), 4)
 	}
+	r.progress(func(l *liveProgress) { l.mailboxes = len(names) })
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range workers {

@@ -158,13 +158,14 @@ func encodeIndexFile(s *state) []byte {
 // (unless FsyncNever), rename; then the directory is synced.
 func writeIndexFile(path string, s *state, mode formats.FsyncMode) (err error) {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	perm := log.CreateMode(filepath.Dir(path))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
 		// stale temp file: unlink and recreate rather than overwrite
 		if err := os.Remove(tmp); err != nil {
 			return err
 		}
-		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 	}
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,10 +25,15 @@ type env struct {
 	configPath string // the default config, used when it exists
 	getenv     func(string) string
 	lookupUser func(name string) (*user.User, error)
+	executable func() (string, error) // this program, for child runs (child.go)
 }
 
 func systemEnv() env {
-	return env{configPath: defaultConfig, getenv: os.Getenv, lookupUser: user.Lookup}
+	e := env{configPath: defaultConfig, getenv: os.Getenv, lookupUser: user.Lookup, executable: os.Executable}
+	if p, ok := os.LookupEnv(childConfigEnv); ok {
+		e.configPath = p // a child reads what its parent read
+	}
+	return e
 }
 
 // globalOpts are the options before the command (doveadm's).
@@ -45,6 +52,13 @@ type app struct {
 	log    *logger
 	global globalOpts
 	status status
+	creds  *credSwitch // whose credentials users' mail work runs with
+
+	progressEvery *time.Duration // tests: -v progress line interval
+	outMu         sync.Mutex     // keeps each user's stdout lines together
+	runReport     *runReport     // --report; nil without
+	args          []string       // the command line, for child runs
+	forkable      bool           // the command may run users in child processes
 }
 
 // run runs the command line args and returns the exit code. It never
@@ -54,7 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr}}
+	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr, tty: isTerminal(stderr, e.getenv)}, creds: processCreds}
+	a.args = args
 	c := a.cli(stderr)
 	cmdSpecs := map[string]optionSpec{}
 	for _, cmd := range c.Commands {
@@ -66,7 +81,7 @@ func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, 
 	if ctx.Err() != nil {
 		a.status.set(exitInterrupted)
 	}
-	return a.status.code
+	return a.status.get()
 }
 
 // cli builds the urfave/cli application.
@@ -168,6 +183,7 @@ func (a *app) report(user string, err error) {
 		a.log.errorf(user, "%s", err)
 	}
 	a.status.fail(err)
+	a.reportFor(user).fail(err)
 }
 
 // loadConfig reads the configuration (-c, else the default file when it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,23 +29,68 @@ func (a *app) dsync(cmd string) cli.ActionFunc {
 		if o.rawlog != "" {
 			a.log.debugf("", "-r %s: a local destination has no stream to log (as in doveadm)", o.rawlog)
 		}
+		if o.notify {
+			// doveadm passes -U to a remote dsync-server, whose
+			// replicator it notifies; a local run notifies no one.
+			a.log.debugf("", "-U: a local destination has no dsync-server to notify its replicator (as in doveadm)")
+		}
+		if o.replica && len(o.dest) > 0 {
+			// cmd_dsync_init: logged, then ignored.
+			a.log.errorf("", "Don't give mail location with -d parameter")
+			o.dest = nil
+		}
 		cfg, err := a.loadConfig()
 		if err != nil {
 			return err
 		}
-		a.forEachUser(c.Context, o, func(u mailUser) { a.backupUser(c.Context, cfg, o, u) })
+		if o.ioTimeout > 0 && !cfg.Overridden("imapc_cmd_timeout") {
+			// -T: dsync's stream timeout; here, an imapc side's
+			// command timeout (-o imapc_cmd_timeout wins).
+			if err := cfg.Override("imapc_cmd_timeout", fmt.Sprintf("%ds", int(o.ioTimeout/time.Second))); err != nil {
+				return err
+			}
+		}
+		// Users of different uids may run in child processes
+		// (child.go); a child writes its report where the parent
+		// merges it.
+		a.forkable = true
+		if p := a.env.getenv(childReportEnv); p != "" {
+			o.report = p
+		}
+		if o.report != "" {
+			a.runReport = &runReport{started: time.Now(), users: map[string]*userReport{}}
+			defer func() {
+				if err := a.runReport.write(o.report, a.status.get()); err != nil {
+					a.report("", err)
+				}
+			}()
+		}
+		a.forEachUser(c.Context, cfg, o.users, func(u mailUser) {
+			// The user's mail is read and written with the user's
+			// credentials (credSwitch); failures are recorded inside.
+			if err := a.asUser(u, func() error { a.backupUser(c.Context, cfg, o, u); return nil }); err != nil {
+				a.report(u.name, err)
+			}
+		})
 		return nil
 	}
 }
 
 // sourceLocation finds the user's mail_location: --source, else -o
-// mail_location, else the configuration (protocol doveadm { } first).
-func sourceLocation(cfg *doveconf.Config, o *dsyncOpts) (loc, from string, err error) {
+// mail_location, else the userdb's mail field, else the configuration
+// (protocol doveadm { } first).
+func sourceLocation(cfg *doveconf.Config, o *dsyncOpts, u mailUser) (loc, from string, err error) {
 	if o.source != "" {
 		return o.source, "--source", nil
 	}
 	st, ok := cfg.LookupProtocol("doveadm", "mail_location")
 	switch {
+	case st.Err == nil && ok && st.File == "" && st.Value != "":
+		return st.Value, "-o mail_location", nil
+	case u.mail != "":
+		// The userdb's mail field overrides mail_location
+		// (mail-storage-service.c: userdb fields are settings).
+		return u.mail, "userdb " + u.source, nil
 	case st.Err != nil:
 		return "", "", &formats.Error{Kind: formats.KindConfig, Err: st.Err}
 	case !ok || st.Value == "":
@@ -91,10 +137,13 @@ func lookupDriver(cfg *doveconf.Config, name string) (formats.Driver, error) {
 
 // backupUser runs one user's backup and records its outcome.
 func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts, u mailUser) {
+	rep := a.reportFor(u.name)
+	defer rep.finish()
 	fail := func(err error) {
 		if err == nil {
 			return
 		}
+		rep.fail(err)
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			a.log.warnf(u.name, "Killed: %s", context.Cause(ctx))
 		} else {
@@ -104,7 +153,7 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	}
 	vars := formats.Vars{User: u.name, Home: u.home}
 
-	srcSpec, from, err := sourceLocation(cfg, o)
+	srcSpec, from, err := sourceLocation(cfg, o, u)
 	if err != nil {
 		fail(err)
 		return
@@ -115,7 +164,12 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(err)
 		return
 	}
-	dst, err := formats.ParseLocation(o.dest[0], vars)
+	dstSpec, err := a.destination(cfg, o, u)
+	if err != nil {
+		fail(err)
+		return
+	}
+	dst, err := formats.ParseLocation(dstSpec, vars)
 	if err != nil {
 		fail(err)
 		return
@@ -128,10 +182,11 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(&formats.Error{Kind: formats.KindConfig, Err: err})
 		return
 	}
+	ns := inboxNamespaceOf(cfg)
 	opts := convert.Options{
 		Mode:    dsyncMode(o),
-		Mailbox: o.mailbox,
-		Exclude: o.exclude,
+		Mailbox: ns.storageName(o.mailbox),
+		Exclude: ns.storageNames(o.exclude),
 		Verbose: a.global.verbose || a.global.debug,
 	}
 	if o.full {
@@ -179,8 +234,20 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		defer func() { fail(unlock()) }()
 	}
 
+	shown := fmt.Sprintf("%s -> %s", src, dst)
+	var dry *dryRun
+	if o.dryRun {
+		opt.Fsync = formats.FsyncNever // copies, removed afterwards
+		// Work on copies of the sides the run writes (dryrun.go).
+		if dry, src, dst, err = newDryRun(opts.Mode, src, dst, a.global.verbose); err != nil {
+			fail(err)
+			return
+		}
+		defer dry.cleanup()
+	}
+
 	if a.global.verbose || a.global.debug {
-		a.log.infof(u.name, "%s %s -> %s", opts.Mode, src, dst)
+		a.log.infof(u.name, "%s %s", opts.Mode, shown)
 	}
 	// Only a two-way sync writes to the source.
 	srcStore, err := srcDrv.Open(ctx, src, formats.OpenOptions{ReadOnly: opts.Mode != convert.Sync, Fsync: opt.Fsync})
@@ -196,17 +263,45 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 	}
 	defer func() { fail(dstStore.Close()) }()
 
+	if dry != nil {
+		if opts.Mode == convert.Sync {
+			if err := dry.watch(ctx, "source", srcStore); err != nil {
+				fail(err)
+				return
+			}
+		}
+		if err := dry.watch(ctx, "destination", dstStore); err != nil {
+			fail(err)
+			return
+		}
+	}
+
 	lw := a.log.writer(u.name)
 	opts.Log = lw
+	var meter *progressMeter
+	if a.global.verbose {
+		meter = a.newProgressMeter(u.name)
+		opts.Progress = meter.report
+	}
 	res, err := convert.Run(ctx, srcStore, dstStore, opts)
+	if meter != nil {
+		meter.done()
+	}
 	lw.Flush()
 	// The engine logged each of res.Errors through opts.Log as it
 	// happened; they only count here. The first one decides the exit
 	// code unless a 75 follows.
+	rep.result(res, o.dryRun)
 	for _, e := range res.Errors {
 		a.status.fail(e)
+		rep.fail(e)
 	}
 	fail(err)
+	if dry != nil {
+		plan, err := dry.plan(ctx)
+		a.printPlan(u.name, plan)
+		fail(err)
+	}
 	if res.Desync != "" {
 		a.log.warnf(u.name, "Mailbox changes caused a desync. You may want to run dsync again: %s", res.Desync)
 		a.status.desync()
@@ -216,6 +311,31 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
 	}
+}
+
+// destination is the user's destination: the operand, or with -d the
+// user's mail_replica (the userdb field, else plugin { mail_replica };
+// doveadm-dsync.c cmd_dsync_prerun), which must be a local location.
+func (a *app) destination(cfg *doveconf.Config, o *dsyncOpts, u mailUser) (string, error) {
+	if !o.replica {
+		return o.dest[0], nil
+	}
+	spec := u.replica
+	if spec == "" {
+		v, err := setting(cfg, "plugin/mail_replica")
+		if err != nil {
+			return "", err
+		}
+		spec = v
+	}
+	if spec == "" {
+		return "", formats.Errorf(formats.KindNotFound, "User has no mail_replica in userdb")
+	}
+	if _, err := localDestination([]string{spec}); err != nil {
+		return "", fmt.Errorf("mail_replica %s: %w", spec, err)
+	}
+	a.log.debugf(u.name, "destination: mail_replica %s", spec)
+	return spec, nil
 }
 
 // dsyncMode is the engine mode of a sync/backup command line.

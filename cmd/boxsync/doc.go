@@ -54,7 +54,7 @@
 //	   boxsync backup - make the destination a copy of the user's mail (doveadm backup)
 //
 //	USAGE:
-//	   boxsync [global options] backup [-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
+//	   boxsync [global options] backup [-u <user>|-A|-F <file>] [--workers <n>] [--dry-run] [--report <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	DESCRIPTION:
 //	   Make <dest>, a mail location such as mdbox:~/backup, identical to the user's mail
@@ -62,9 +62,12 @@
 //	   exist only in the destination are removed. -R makes the user's mail a copy of <dest>.
 //
 //	OPTIONS:
-//	   -u USER, --user USER                                                 run for USER (a passwd lookup gives the home directory); a wildcard (not implemented yet)
+//	   -u USER, --user USER                                                 run for USER, looked up in the config's userdbs (home, uid/gid, mail); with * or ?: every userdb user matching
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
-//	   -A, --all-users                                                      run for all users (not implemented yet)
+//	   -A, --all-users                                                      run for every user the userdbs list (passwd-file, system passwd)
+//	   --workers N                                                          run up to N users at once (-A, -F, -u mask) (default: 1)
+//	   --report FILE                                                        write a JSON summary per user to FILE (atomically, when the command ends)
+//	   --dry-run                                                            print what would change (on stdout; each message with -v) and change nothing
 //	   -S SOCKET, --socket-path SOCKET                                      run through a doveadm server at SOCKET (not implemented yet)
 //	   --source LOCATION                                                    the user's mail LOCATION (default: mail_location)
 //	   -f, --full-sync                                                      full sync: compare every mailbox
@@ -72,12 +75,12 @@
 //	   -l SECS, --lock-timeout SECS                                         lock ~/.dovecot-sync.lock, waiting up to SECS seconds
 //	   -m MAILBOX, --mailbox MAILBOX                                        only this MAILBOX (not its children)
 //	   -x MASK, --exclude-mailbox MASK [ -x MASK, --exclude-mailbox MASK ]  leave out mailboxes matching MASK (* and ?; repeatable)
-//	   -T SECS, --timeout SECS                                              I/O timeout in SECS of a remote stream (no effect on local destinations)
+//	   -T SECS, --timeout SECS                                              I/O timeout in SECS: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
 //	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
-//	   -U, --replicator-notify                                              notify the replicator (not implemented yet)
+//	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
@@ -86,7 +89,7 @@
 //	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE (not implemented yet)
 //	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG (not implemented yet)
 //	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE (not implemented yet)
-//	   -d, --default-destination                                            the destination is the userdb's mail_replica (not implemented yet)
+//	   -d, --default-destination                                            the destination is the user's mail_replica (userdb field, else plugin setting)
 //	   -D                                                                   no mailbox renames (not implemented yet); for debug logging put -D before the command
 //	   --help, -h                                                           show help
 //
@@ -95,13 +98,16 @@
 //	   boxsync sync - two-way sync; -1: one-way merge (doveadm sync)
 //
 //	USAGE:
-//	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
+//	   boxsync [global options] sync [-1] [-u <user>|-A|-F <file>] [--workers <n>] [--dry-run] [--report <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] [-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] [-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] [--source <location>] -d|<dest>
 //
 //	OPTIONS:
 //	   -1, --oneway-sync                                                    one-way merge into the destination
-//	   -u USER, --user USER                                                 run for USER (a passwd lookup gives the home directory); a wildcard (not implemented yet)
+//	   -u USER, --user USER                                                 run for USER, looked up in the config's userdbs (home, uid/gid, mail); with * or ?: every userdb user matching
 //	   -F FILE, --user-file FILE                                            run for each user in FILE, one per line (- = stdin)
-//	   -A, --all-users                                                      run for all users (not implemented yet)
+//	   -A, --all-users                                                      run for every user the userdbs list (passwd-file, system passwd)
+//	   --workers N                                                          run up to N users at once (-A, -F, -u mask) (default: 1)
+//	   --report FILE                                                        write a JSON summary per user to FILE (atomically, when the command ends)
+//	   --dry-run                                                            print what would change (on stdout; each message with -v) and change nothing
 //	   -S SOCKET, --socket-path SOCKET                                      run through a doveadm server at SOCKET (not implemented yet)
 //	   --source LOCATION                                                    the user's mail LOCATION (default: mail_location)
 //	   -f, --full-sync                                                      full sync: compare every mailbox
@@ -109,12 +115,12 @@
 //	   -l SECS, --lock-timeout SECS                                         lock ~/.dovecot-sync.lock, waiting up to SECS seconds
 //	   -m MAILBOX, --mailbox MAILBOX                                        only this MAILBOX (not its children)
 //	   -x MASK, --exclude-mailbox MASK [ -x MASK, --exclude-mailbox MASK ]  leave out mailboxes matching MASK (* and ?; repeatable)
-//	   -T SECS, --timeout SECS                                              I/O timeout in SECS of a remote stream (no effect on local destinations)
+//	   -T SECS, --timeout SECS                                              I/O timeout in SECS: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)
 //	   -r PATH, --rawlog PATH                                               log the remote stream to PATH (local destinations have none, as in doveadm)
 //	   -E, --legacy-dsync                                                   doveadm's marker for its dsync wrapper (no effect on local destinations)
 //	   -s STATE, --state STATE                                              stateful sync from STATE (not implemented yet)
 //	   -P, --purge-remote                                                   purge the destination afterwards (not implemented yet)
-//	   -U, --replicator-notify                                              notify the replicator (not implemented yet)
+//	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID (not implemented yet)
 //	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
@@ -123,7 +129,7 @@
 //	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE (not implemented yet)
 //	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG (not implemented yet)
 //	   -I SIZE, --sync-max-size SIZE                                        only new mail up to SIZE (not implemented yet)
-//	   -d, --default-destination                                            the destination is the userdb's mail_replica (not implemented yet)
+//	   -d, --default-destination                                            the destination is the user's mail_replica (userdb field, else plugin setting)
 //	   -D                                                                   no mailbox renames (not implemented yet); for debug logging put -D before the command
 //	   --help, -h                                                           show help
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/boxsync/boxsync/formats"
 )
@@ -103,13 +104,26 @@ func exitCode(err error) int {
 // errors each) as doveadm does: the first failure wins, except that 75
 // overrides every other failure; a desync (2) is replaced by any failure.
 // An interruption (130) overrides everything.
-type status struct{ code int }
+// It is safe for concurrent use (users run in parallel).
+type status struct {
+	mu   sync.Mutex
+	code int // guarded by mu
+}
 
 func (s *status) fail(err error) { s.set(exitCode(err)) }
 
 func (s *status) desync() { s.set(exitDesync) }
 
+// get returns the exit code so far.
+func (s *status) get() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.code
+}
+
 func (s *status) set(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case code == exitOK || s.code == exitInterrupted:
 	case code == exitInterrupted, code == exitTempFail:

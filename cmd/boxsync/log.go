@@ -19,6 +19,28 @@ type logger struct {
 	mu    sync.Mutex
 	w     io.Writer // guarded by mu
 	debug bool      // immutable
+	// tty: w is a terminal, where -v redraws a status line in place;
+	// status is that line ("" = none shown). Log lines clear it and
+	// draw it again below themselves, so they stay whole.
+	tty    bool   // immutable after the start
+	status string // guarded by mu
+}
+
+// clearStatus is a terminal's "go to the line start, erase the line".
+const clearStatus = "\r\x1b[K"
+
+// setStatus replaces the terminal status line.
+func (l *logger) setStatus(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.tty {
+		return
+	}
+	if l.status != "" {
+		io.WriteString(l.w, clearStatus)
+	}
+	l.status = s
+	io.WriteString(l.w, s)
 }
 
 // levels a line may already start with; other lines get "Info: ".
@@ -34,8 +56,27 @@ func prefix(user string) string {
 func (l *logger) line(user, level, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.status != "" {
+		io.WriteString(l.w, clearStatus)
+	}
 	for _, s := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		fmt.Fprintf(l.w, "%s%s: %s\n", prefix(user), level, s)
+	}
+	if l.status != "" {
+		io.WriteString(l.w, l.status)
+	}
+}
+
+// raw writes a whole line that is already formatted (a child's).
+func (l *logger) raw(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.status != "" {
+		io.WriteString(l.w, clearStatus)
+	}
+	io.WriteString(l.w, line)
+	if l.status != "" {
+		io.WriteString(l.w, l.status)
 	}
 }
 

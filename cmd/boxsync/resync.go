@@ -22,7 +22,7 @@ func (a *app) forceResyncCommand() *cli.Command {
 		Usage:     "rebuild mailbox indexes from the mail files (doveadm force-resync)",
 		UsageText: "boxsync [global options] force-resync " + resyncUsage,
 		Flags: quietBools([]cli.Flag{
-			&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER` (a passwd lookup gives the home directory)"},
+			&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER`, looked up in the config's userdbs (home, uid/gid, mail)"},
 			&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
 			&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
 			&cli.BoolFlag{Name: "f", Aliases: []string{"fsck"}, Usage: "check everything (a rebuild always does)"},
@@ -45,7 +45,12 @@ func (a *app) forceResyncCommand() *cli.Command {
 				return err
 			}
 			mask := c.Args().First()
-			a.forEachUser(c.Context, o, func(u mailUser) { a.resyncUser(c.Context, cfg, o, u, mask) })
+			sel := userSelection{user: o.user, userFile: o.userFile}
+			a.forEachUser(c.Context, cfg, sel, func(u mailUser) {
+				if err := a.asUser(u, func() error { a.resyncUser(c.Context, cfg, o, u, mask); return nil }); err != nil {
+					a.report(u.name, err)
+				}
+			})
 			return nil
 		},
 	}
@@ -58,7 +63,7 @@ func (a *app) resyncUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 			a.status.fail(err)
 		}
 	}
-	spec, _, err := sourceLocation(cfg, o)
+	spec, _, err := sourceLocation(cfg, o, u)
 	if err != nil {
 		fail(err)
 		return

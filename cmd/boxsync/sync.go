@@ -13,7 +13,7 @@ import (
 
 // dsyncUsage is the synopsis of sync and backup: doveadm's, plus -F and
 // --source.
-const dsyncUsage = "[-u <user>|-A|-F <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] " +
+const dsyncUsage = "[-u <user>|-A|-F <file>] [--workers <n>] [--dry-run] [--report <file>] [-S <socket_path>] [-fPRU] [-l <secs>] [-r <rawlog path>] " +
 	"[-m <mailbox>] [-g <mailbox guid>] [-n <namespace> | -N] [-x <exclude>] [-a <all mailbox>] " +
 	"[-s <state>] [-T <secs>] [-t <start date>] [-e <end date>] [-O <sync flag>] [-I <max size>] " +
 	"[--source <location>] -d|<dest>"
@@ -28,9 +28,12 @@ const todo = " (not implemented yet)"
 // messages.
 func dsyncFlags(cmd string) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER` (a passwd lookup gives the home directory); a wildcard" + todo},
+		&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER`, looked up in the config's userdbs (home, uid/gid, mail); with * or ?: every userdb user matching"},
 		&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
-		&cli.BoolFlag{Name: "A", Aliases: []string{"all-users"}, Usage: "run for all users" + todo},
+		&cli.BoolFlag{Name: "A", Aliases: []string{"all-users"}, Usage: "run for every user the userdbs list (passwd-file, system passwd)"},
+		&cli.IntFlag{Name: "workers", Value: 1, Usage: "run up to `N` users at once (-A, -F, -u mask)"},
+		&cli.StringFlag{Name: "report", Usage: "write a JSON summary per user to `FILE` (atomically, when the command ends)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print what would change (on stdout; each message with -v) and change nothing"},
 		&cli.StringFlag{Name: "S", Aliases: []string{"socket-path"}, Usage: "run through a doveadm server at `SOCKET`" + todo},
 		&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
 		&cli.BoolFlag{Name: "f", Aliases: []string{"full-sync"}, Usage: "full sync: compare every mailbox"},
@@ -38,12 +41,12 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "l", Aliases: []string{"lock-timeout"}, Usage: "lock ~/.dovecot-sync.lock, waiting up to `SECS` seconds"},
 		&cli.StringFlag{Name: "m", Aliases: []string{"mailbox"}, Usage: "only this `MAILBOX` (not its children)"},
 		&cli.StringSliceFlag{Name: "x", Aliases: []string{"exclude-mailbox"}, Usage: "leave out mailboxes matching `MASK` (* and ?; repeatable)"},
-		&cli.StringFlag{Name: "T", Aliases: []string{"timeout"}, Usage: "I/O timeout in `SECS` of a remote stream (no effect on local destinations)"},
+		&cli.StringFlag{Name: "T", Aliases: []string{"timeout"}, Usage: "I/O timeout in `SECS`: of an imapc side's commands (imapc_cmd_timeout, unless -o sets it)"},
 		&cli.StringFlag{Name: "r", Aliases: []string{"rawlog"}, Usage: "log the remote stream to `PATH` (local destinations have none, as in doveadm)"},
 		&cli.BoolFlag{Name: "E", Aliases: []string{"legacy-dsync"}, Usage: "doveadm's marker for its dsync wrapper (no effect on local destinations)"},
 		&cli.StringFlag{Name: "s", Aliases: []string{"state"}, Usage: "stateful sync from `STATE`" + todo},
 		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination afterwards" + todo},
-		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the replicator" + todo},
+		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the remote's replicator (no effect on local destinations, as in doveadm)"},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`" + todo},
 		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "only the namespace with this `PREFIX`" + todo},
 		&cli.BoolFlag{Name: "N", Aliases: []string{"all-namespaces"}, Usage: "all visible namespaces (remote only)" + todo},
@@ -52,7 +55,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "e", Aliases: []string{"sync-until-time"}, Usage: "only new mail received until `DATE`" + todo},
 		&cli.StringFlag{Name: "O", Aliases: []string{"sync-flags"}, Usage: "only new mail with (-FLAG: without) `FLAG`" + todo},
 		&cli.StringFlag{Name: "I", Aliases: []string{"sync-max-size"}, Usage: "only new mail up to `SIZE`" + todo},
-		&cli.BoolFlag{Name: "d", Aliases: []string{"default-destination"}, Usage: "the destination is the userdb's mail_replica" + todo},
+		&cli.BoolFlag{Name: "d", Aliases: []string{"default-destination"}, Usage: "the destination is the user's mail_replica (userdb field, else plugin setting)"},
 		&cli.BoolFlag{Name: "D", Usage: "no mailbox renames" + todo + "; for debug logging put -D before the command"},
 	}
 	if cmd == "sync" {
@@ -76,6 +79,9 @@ type dsyncOpts struct {
 	cmd    string // "sync" or "backup"
 	oneway bool   // sync -1
 
+	users          userSelection // -u, -F, -A, --workers
+	dryRun         bool          // --dry-run
+	report         string        // --report FILE
 	user, userFile string
 	source         string
 	full, reverse  bool
@@ -86,6 +92,10 @@ type dsyncOpts struct {
 	dest           []string // the operands
 
 	rawlog string // accepted; see the flag's help
+
+	replica   bool          // -d: the destination is mail_replica
+	notify    bool          // -U: accepted; see the flag's help
+	ioTimeout time.Duration // -T; 0 = not given
 }
 
 // parseDsync reads and checks a sync/backup command line in doveadm's
@@ -103,7 +113,14 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		mailbox:  c.String("m"),
 		exclude:  c.StringSlice("x"),
 		rawlog:   c.String("r"),
+		notify:   c.Bool("U"),
 		dest:     c.Args().Slice(),
+	}
+	o.dryRun = c.Bool("dry-run")
+	o.report = c.String("report")
+	o.users = userSelection{user: o.user, userFile: o.userFile, all: c.Bool("A"), workers: c.Int("workers")}
+	if o.users.workers < 1 {
+		return nil, []error{&usageError{msg: fmt.Sprintf("--workers %d: want at least 1", o.users.workers), usage: cmd + " " + dsyncUsage}}
 	}
 
 	// 1. Values, as cmd_dsync_preinit checks them.
@@ -148,9 +165,11 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		}
 	}
 	if c.IsSet("T") {
-		if _, ok := parseUint(c.String("T")); !ok {
+		secs, ok := parseUint(c.String("T"))
+		if !ok {
 			return nil, []error{fatalf("Invalid -T parameter: %s", c.String("T"))}
 		}
+		o.ioTimeout = time.Duration(secs) * time.Second
 	}
 
 	// 2. The destination (cmd_dsync_init).
@@ -160,6 +179,9 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	if o.user != "" && o.userFile != "" {
 		return nil, []error{&usageError{msg: "-u and -F can't be used together", usage: cmd + " " + dsyncUsage}}
 	}
+	if o.users.all && (o.user != "" || o.userFile != "") {
+		return nil, []error{&usageError{msg: "-A can't be used with -u or -F", usage: cmd + " " + dsyncUsage}}
+	}
 
 	// 3. What boxsync cannot do yet.
 	var errs []error
@@ -167,7 +189,8 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	local := false
 	switch {
 	case c.Bool("d"):
-		no("-d (destination from the userdb's mail_replica)")
+		// Each user's mail_replica is classified when it is known.
+		o.replica = true
 	default:
 		var err error
 		if local, err = localDestination(o.dest); err != nil {
@@ -189,17 +212,12 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
 		{"P", "-P (purge the destination)"},
-		{"U", "-U (replicator notification)"},
 		{"D", "-D after the command (no mailbox renames; for debug logging put -D before the command)"},
-		{"A", "-A (all users)"},
 		{"S", "-S (running through a doveadm server)"},
 	} {
 		if c.IsSet(f.flag) {
 			no(f.what)
 		}
-	}
-	if strings.ContainsAny(o.user, "*?") {
-		no("-u with a wildcard (iterating over users)")
 	}
 	switch {
 	case c.IsSet("m") && o.mailbox == "":

@@ -359,9 +359,15 @@ func (s *Store) create(b *box, uidlist []byte, sync bool) error {
 		if err := os.Chmod(stage, s.dirMode); err != nil {
 			return err
 		}
-		// go-maildir's Dir.Init makes cur/, new/ and tmp/ (0700).
+		// go-maildir's Dir.Init makes cur/, new/ and tmp/ (0700);
+		// Dovecot gives them the root's permissions.
 		if err := maildir.Dir(stage).Init(); err != nil {
 			return err
+		}
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			if err := os.Chmod(filepath.Join(stage, sub), s.dirMode); err != nil {
+				return err
+			}
 		}
 		if err := writeFileSync(filepath.Join(stage, "maildirfolder"), nil, s.fileMode, false); err != nil {
 			return err

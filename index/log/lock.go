@@ -123,7 +123,7 @@ func dotlock(lockPath string, deadline time.Time) (func() error, error) {
 	host, _ := os.Hostname()
 	content := strconv.Itoa(os.Getpid()) + ":" + host
 	for {
-		f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, createModeOf(lockPath))
 		if err == nil {
 			_, werr := f.WriteString(content)
 			cerr := f.Close()

@@ -336,7 +336,7 @@ func timeoutOr(d time.Duration) time.Duration {
 func createExcl(path string, timeout time.Duration) (*os.File, error) {
 	deadline := time.Now().Add(timeoutOr(timeout))
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, createModeOf(path))
 		if err == nil {
 			return f, nil
 		}
