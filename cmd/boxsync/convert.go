@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,7 +18,6 @@ import (
 	"github.com/boxsync/boxsync/convert/rollout"
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/internal/doveconf"
-	"github.com/boxsync/boxsync/internal/userdb"
 )
 
 const convertUsage = "convert [-u USER|-A|-F FILE] [--workers N] [--dry-run] [--rollback USER] [options] <new-location>"
@@ -87,10 +84,11 @@ func (a *app) convert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := userdb.New(cfg, userdb.System{LookupUser: a.env.lookupUser})
+	db, err := a.newUsers(cfg)
 	if err != nil {
-		return &formats.Error{Kind: formats.KindConfig, Err: err}
+		return err
 	}
+	creds := map[string]mailCreds{} // filled before any user runs
 	journalPath := c.String("journal")
 	if journalPath == "" {
 		dir, _ := cfg.Get("state_dir")
@@ -135,6 +133,18 @@ func (a *app) convert(c *cli.Context) error {
 			st, err := drv.Open(ctx, loc, formats.OpenOptions{Create: write, ReadOnly: !write, Fsync: fsync})
 			return st, loc, err
 		},
+		// Mail steps run as the user (what they create is the user's, as
+		// with Dovecot); the switch and the hooks as we are.
+		Creds: func(u rollout.User, mail bool, fn func() error) error {
+			if !mail {
+				return a.creds.do(self, fn)
+			}
+			c, ok := creds[u.Name]
+			if !ok {
+				c = self
+			}
+			return a.creds.do(c, fn)
+		},
 		Log: func(user, level, msg string) {
 			if level != "Info" || a.global.verbose || a.global.debug {
 				a.log.line(user, level, msg)
@@ -156,10 +166,11 @@ func (a *app) convert(c *cli.Context) error {
 	var reps []*rollout.Report
 	t0 := time.Now()
 	if rollback != "" {
-		u, err := a.convertUser(cfg, db, rollback)
+		u, cr, err := a.convertUser(cfg, db, rollback)
 		if err != nil {
 			return err
 		}
+		creds[u.Name] = cr
 		e := rc.Journal.Get(rollback)
 		if newLoc != "" && e.New != "" && e.New != newLoc {
 			return usage(fmt.Sprintf("the journal converted %s to %s, not %s", rollback, e.New, newLoc))
@@ -172,7 +183,7 @@ func (a *app) convert(c *cli.Context) error {
 			reps = []*rollout.Report{rc.Rollback(ctx, u)}
 		}
 	} else {
-		users, err := a.convertUsers(ctx, c, cfg, db, newLoc)
+		users, err := a.convertUsers(ctx, c, cfg, db, newLoc, creds)
 		if err != nil {
 			return err
 		}
@@ -223,37 +234,43 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// convertUser looks a user up in the userdb.
-func (a *app) convertUser(cfg *doveconf.Config, db *userdb.DB, name string) (rollout.User, error) {
-	u, err := db.Lookup(name)
-	if errors.Is(err, userdb.ErrUnknownUser) {
-		return rollout.User{}, &noUserError{user: name}
-	} else if err != nil {
-		return rollout.User{}, fmt.Errorf("User lookup failed: %w", err)
+// convertUser looks a user up in the userdb: the current location, the
+// passwd-file holding the user, and the credentials of the user's mail.
+func (a *app) convertUser(cfg *doveconf.Config, us *users, name string) (rollout.User, mailCreds, error) {
+	mu, err := us.lookup(name)
+	if err != nil {
+		return rollout.User{}, self, err
 	}
-	current := u.Mail
+	current := mu.mail
 	if current == "" {
 		if current, err = setting(cfg, "mail_location"); err != nil {
-			return rollout.User{}, err
+			return rollout.User{}, self, err
 		}
 	}
-	pf, err := db.PasswdFile(name)
+	var pf string
+	err = us.creds.do(self, func() error {
+		us.lookupMu.Lock()
+		defer us.lookupMu.Unlock()
+		var err error
+		pf, err = us.db.PasswdFile(name)
+		return err
+	})
 	if err != nil {
-		return rollout.User{}, err
+		return rollout.User{}, self, &lookupError{err: err}
 	}
-	return rollout.User{Name: u.Name, Home: u.Home, Current: current, PasswdFile: pf}, nil
+	return rollout.User{Name: mu.name, Home: mu.home, Current: current, PasswdFile: pf}, mu.creds, nil
 }
 
-// convertUsers resolves -u, -A and -F into users. Unknown users are
-// reported (exit 67) and left out; the rest still run.
-func (a *app) convertUsers(ctx context.Context, c *cli.Context, cfg *doveconf.Config, db *userdb.DB, newLoc string) ([]rollout.User, error) {
+// convertUsers resolves -u (names and masks), -A and -F into users.
+// Unknown users are reported (exit 67) and left out; the rest still run.
+func (a *app) convertUsers(ctx context.Context, c *cli.Context, cfg *doveconf.Config, us *users, newLoc string, creds map[string]mailCreds) ([]rollout.User, error) {
 	var names []string
 	var all []string
 	listAll := func() ([]string, error) {
 		if all == nil {
 			var err error
-			if all, err = db.Users(); err != nil {
-				return nil, &formats.Error{Kind: formats.KindConfig, Err: err}
+			if all, err = us.list(); err != nil {
+				return nil, err
 			}
 		}
 		return all, nil
@@ -275,7 +292,7 @@ func (a *app) convertUsers(ctx context.Context, c *cli.Context, cfg *doveconf.Co
 			return nil, err
 		}
 		for _, n := range l {
-			if ok, _ := path.Match(mask, n); ok {
+			if wildcardMatch(n, mask) {
 				names = append(names, n)
 			}
 		}
@@ -301,13 +318,13 @@ func (a *app) convertUsers(ctx context.Context, c *cli.Context, cfg *doveconf.Co
 		}
 	}
 	seen := map[string]bool{}
-	var users []rollout.User
+	var out []rollout.User
 	for _, n := range names {
 		if seen[n] || ctx.Err() != nil {
 			continue
 		}
 		seen[n] = true
-		u, err := a.convertUser(cfg, db, n)
+		u, cr, err := a.convertUser(cfg, us, n)
 		if err != nil {
 			a.report(n, err)
 			continue
@@ -315,9 +332,10 @@ func (a *app) convertUsers(ctx context.Context, c *cli.Context, cfg *doveconf.Co
 		if sameLocation(u, u.Current, newLoc) {
 			u.Current = newLoc
 		}
-		users = append(users, u)
+		creds[u.Name] = cr
+		out = append(out, u)
 	}
-	return users, nil
+	return out, nil
 }
 
 // sameLocation tells whether two location strings name the same store

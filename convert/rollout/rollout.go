@@ -56,11 +56,12 @@ type Config struct {
 	Engine  convert.Options
 	Open    OpenFunc
 	Journal *Journal
-	// AsUser, if set, runs the steps that touch mail (see procedure)
-	// with the user's credentials, so what they create is the user's; the
-	// switch and the hooks run as the rollout itself (a passwd-file is
-	// usually root's). nil runs everything as the process.
-	AsUser func(u User, fn func() error) error
+	// Creds, if set, runs fn with the user's credentials when mail is
+	// set (the steps that read or write mail, see procedure, so that what
+	// they create is the user's), else as the process itself (the switch
+	// and the hooks: a passwd-file is usually root's). It is never held
+	// across a wait. nil runs everything as the process.
+	Creds func(u User, mail bool, fn func() error) error
 	// Log receives progress lines (already prefixed by the caller per
 	// user); nil discards them.
 	Log func(user, level, msg string)
@@ -224,10 +225,18 @@ func (c *Config) runStep(ctx context.Context, r *userRun, run func(*userRun, con
 			return ctx.Err()
 		}
 	}
-	if mail && c.AsUser != nil {
-		return c.AsUser(r.u, func() error { return run(r, ctx) })
+	if mail {
+		return c.as(r.u, true, func() error { return run(r, ctx) })
 	}
 	return run(r, ctx)
+}
+
+// as runs fn through Creds.
+func (c *Config) as(u User, mail bool, fn func() error) error {
+	if c.Creds == nil {
+		return fn()
+	}
+	return c.Creds(u, mail, fn)
 }
 
 func failed(u User, newLoc string, err error) *Report {
@@ -442,7 +451,12 @@ func (r *userRun) switchTo(ctx context.Context, from, to string) error {
 	if to == r.entry.Old && r.entry.HadField {
 		to = r.entry.OldField // switching back: the field as it was
 	}
-	old, had, err := userdb.SetPasswdField(r.u.PasswdFile, r.u.Name, "userdb_mail", to)
+	var old string
+	var had bool
+	err := r.cfg.as(r.u, false, func() (err error) {
+		old, had, err = userdb.SetPasswdField(r.u.PasswdFile, r.u.Name, "userdb_mail", to)
+		return err
+	})
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, "switch", "", 0, r.u.PasswdFile)
 	}
@@ -482,7 +496,7 @@ func (r *userRun) hook(ctx context.Context, what, command string, optional bool,
 		"BOXSYNC_NEW_LOCATION="+newLoc)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := r.cfg.as(r.u, false, cmd.Run)
 	msg := strings.TrimSpace(out.String())
 	if err == nil {
 		if msg != "" {

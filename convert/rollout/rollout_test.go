@@ -404,22 +404,23 @@ func TestJournal(t *testing.T) {
 	}
 }
 
-// TestAsUser: exactly the steps that touch mail run inside AsUser.
-func TestAsUser(t *testing.T) {
+// TestCreds: the steps that touch mail run with the user's credentials,
+// the switch and each hook as the process.
+func TestCreds(t *testing.T) {
 	mem.Reset()
 	fill(t, "mem:/old", 3)
 	c := newConfig(t, "mem:/new")
-	var calls int
-	c.AsUser = func(u User, fn func() error) error {
-		calls++
+	calls := map[bool]int{}
+	c.Creds = func(u User, mail bool, fn func() error) error {
+		calls[mail]++
 		return fn()
 	}
-	c.Hooks.Switch = "true"
+	c.Hooks = Hooks{Switch: "true", Flush: "true", Kick: "true"}
 	if rep := c.Convert(context.Background(), User{Name: "x", Current: "mem:/old"}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if calls != 3 {
-		t.Fatalf("AsUser ran %d times, want 3 (passes, merge, verify)", calls)
+	if calls[true] != 3 || calls[false] != 4 {
+		t.Fatalf("as the user %d times, want 3 (passes, merge, verify); as the process %d, want 4 (switch, flush, flush, kick)", calls[true], calls[false])
 	}
 }
 
