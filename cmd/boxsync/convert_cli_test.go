@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
 )
 
 // convertSetup writes a dovecot.conf with a passwd-file userdb of jane and
@@ -69,8 +73,13 @@ func TestConvertCommandLine(t *testing.T) {
 	te.run(t, args...).expect(t, args, exitNoUser)
 
 	report := filepath.Join(t.TempDir(), "r.json")
-	args = append(common, "-u", "b*", "-u", "jane", "--report", report, "mdbox:~/mdbox")
+	args = append(append([]string{"-v"}, common...), "-u", "b*", "-u", "jane", "--report", report, "mdbox:~/mdbox")
 	r = te.run(t, args...)
+	for _, want := range []string{"boxsync: Info: 1/2 users done", "2/2 users done", "ETA", "boxsync(bob): Info: pass 1:"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("-v: stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
 	r.expect(t, args, exitOK)
 	var rep struct {
 		Users []struct {
@@ -92,5 +101,53 @@ func TestConvertCommandLine(t *testing.T) {
 	}
 	if d := diffLines(dump(t, "maildir:"+filepath.Join(te.users["bob"], "Mail")), dump(t, "mdbox:"+filepath.Join(te.users["bob"], "mdbox"))); d != "" {
 		t.Errorf("bob's mdbox:\n%s", d)
+	}
+
+	// Rollback: what bob got on mdbox goes back to his Maildir, and the
+	// passwd-file line is as it was.
+	appendTo(t, "mdbox:"+filepath.Join(te.users["bob"], "mdbox"), "INBOX", "Subject: after the switch\r\n\r\nhi\r\n")
+	args = append(common, "--rollback", "bob", "--dry-run")
+	if r := te.run(t, args...); r.code != 0 || !strings.Contains(r.stdout, "bob: planned") {
+		t.Errorf("rollback --dry-run: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	args = append(common, "--rollback", "bob")
+	r = te.run(t, args...)
+	r.expect(t, args, exitOK)
+	if !strings.Contains(r.stdout, "bob: rolled-back") {
+		t.Errorf("rollback: %s", r.stdout)
+	}
+	after, _ = os.ReadFile(passwd)
+	if want := strings.Replace(string(before), te.users["jane"]+"::", te.users["jane"]+"::userdb_mail=mdbox:~/mdbox", 1); string(after) != want {
+		t.Errorf("passwd-file after the rollback:\n%s\nwant\n%s", after, want)
+	}
+	if d := diffLines(dump(t, "mdbox:"+filepath.Join(te.users["bob"], "mdbox")), dump(t, "maildir:"+filepath.Join(te.users["bob"], "Mail"))); d != "" {
+		t.Errorf("bob's Maildir after the rollback:\n%s", d)
+	}
+}
+
+// appendTo saves one message into mailbox of the store at loc.
+func appendTo(t *testing.T, loc, mailbox, msg string) {
+	t.Helper()
+	ctx := context.Background()
+	d, l := driverFor(t, loc)
+	st, err := d.Open(ctx, l, formats.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mb, err := st.Open(ctx, mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Save(ctx, formats.Message{Size: int64(len(msg)), Received: time.Unix(1.7e9, 0)}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
