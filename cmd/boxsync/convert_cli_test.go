@@ -103,6 +103,20 @@ func TestConvertCommandLine(t *testing.T) {
 		t.Errorf("bob's mdbox:\n%s", d)
 	}
 
+	// --remove-old on a rerun: jane (converted) loses her Maildir, after
+	// verifying again; her mdbox stays.
+	janeOld := dump(t, "maildir:"+filepath.Join(te.users["jane"], "Maildir"))
+	args = append(common, "-u", "jane", "--remove-old", "mdbox:~/mdbox")
+	te.run(t, args...).expect(t, args, exitOK)
+	if _, err := os.Stat(filepath.Join(te.users["jane"], "Maildir")); !os.IsNotExist(err) {
+		t.Errorf("--remove-old left the Maildir: %v", err)
+	}
+	if d := diffLines(janeOld, dump(t, "mdbox:"+filepath.Join(te.users["jane"], "mdbox"))); d != "" {
+		t.Errorf("jane's mdbox after --remove-old:\n%s", d)
+	}
+	args = append(common, "--rollback", "jane")
+	te.run(t, args...).expect(t, args, exitDataErr, "was removed")
+
 	// Rollback: what bob got on mdbox goes back to his Maildir, and the
 	// passwd-file line is as it was.
 	appendTo(t, "mdbox:"+filepath.Join(te.users["bob"], "mdbox"), "INBOX", "Subject: after the switch\r\n\r\nhi\r\n")
