@@ -117,6 +117,7 @@ func (a *app) cli(stderr io.Writer) *cli.App {
 			Action:       a.dsync("sync"),
 			OnUsageError: usageErr("sync [-1] " + dsyncUsage),
 		},
+		a.convertCommand(),
 		a.indexCommand(),
 		a.forceResyncCommand(),
 		a.purgeCommand(),

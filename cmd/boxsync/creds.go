@@ -65,7 +65,7 @@ func newCredSwitch() *credSwitch {
 // from ours when we are not root is refused as Dovecot's restrict_access
 // refuses it.
 func (s *credSwitch) do(c mailCreds, fn func() error) error {
-	euid := s.geteuid()
+	euid := s.ownEUID()
 	if euid != 0 || c == self || (c.uid == euid && c.gid < 0) {
 		if c.uid >= 0 && c.uid != euid {
 			return &formats.Error{Kind: formats.KindPerm, Err: fmt.Errorf(
@@ -74,6 +74,19 @@ func (s *credSwitch) do(c mailCreds, fn func() error) error {
 		return s.hold(self, fn)
 	}
 	return s.hold(c, fn)
+}
+
+// ownEUID is the process's own effective uid: while another run holds a
+// user's credentials, geteuid reports the user's, but we are root
+// underneath (a run for a second user of the same uid, concurrently,
+// must still switch rather than run as root once the first is done).
+func (s *credSwitch) ownEUID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.restore != nil {
+		return 0
+	}
+	return s.geteuid()
 }
 
 // hold waits until c can be in effect, makes it so, and runs fn. The

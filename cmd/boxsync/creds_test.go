@@ -108,3 +108,45 @@ func TestCredSwitchNotRoot(t *testing.T) {
 		t.Errorf("switched credentials without root: %v", *log)
 	}
 }
+
+// TestCredSwitchEUIDWhileHeld: while one run holds a user's credentials,
+// geteuid reports that user's uid; a second run for the same user must
+// still run as the user (not as ourselves once the first is done). Before
+// ownEUID it saw euid != 0, took the "not root" path and ran as root:
+// `boxsync convert --workers 2` left root-owned files in mdbox.
+func TestCredSwitchEUIDWhileHeld(t *testing.T) {
+	s, in, _, _ := fakeCreds(0)
+	u := mailCreds{uid: 1000, gid: 1000}
+	s.geteuid = func() int {
+		if v := in.Load(); v != 0 {
+			return int(v - 1) // the switched effective uid, as the kernel says
+		}
+		return 0
+	}
+	firstIn, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- s.do(u, func() error { close(firstIn); <-release; return nil })
+	}()
+	<-firstIn
+	go func() {
+		done <- s.do(u, func() error {
+			close(release) // let the first end while we run
+			time.Sleep(20 * time.Millisecond)
+			if got := in.Load(); got != int64(u.uid+1) {
+				return errors.New("the second run went on without the user's credentials")
+			}
+			return nil
+		})
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the second run waited for the first to end: it would have run as root")
+		}
+	}
+}

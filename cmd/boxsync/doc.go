@@ -39,6 +39,7 @@
 //	COMMANDS:
 //	   backup        make the destination a copy of the user's mail (doveadm backup)
 //	   sync          two-way sync; -1: one-way merge (doveadm sync)
+//	   convert       move users to a new mail location while they keep reading mail
 //	   index         inspect Dovecot index files
 //	   force-resync  rebuild mailbox indexes from the mail files (doveadm force-resync)
 //	   purge         remove expunged mail from mdbox storage files (doveadm purge)

@@ -33,7 +33,8 @@ const (
 // a master user. ServeIMAP starts it; it stops when the test ends.
 type IMAPServer struct {
 	*Dovecot
-	Port int
+	Port       int
+	PasswdPath string // the passwd-file userdb and passdb
 }
 
 // Addr is host:port to dial.
@@ -46,6 +47,13 @@ func (s *IMAPServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) 
 // imap_capability without CONDSTORE.
 func ServeIMAP(t testing.TB, withTLS bool, extraConf ...string) *IMAPServer {
 	t.Helper()
+	return ServeIMAPWith(t, withTLS, nil, extraConf...)
+}
+
+// ServeIMAPWith is ServeIMAP with the passwd-file's content from passwd
+// (given the Dovecot and the default content), and the file in Dir.
+func ServeIMAPWith(t testing.TB, withTLS bool, passwd func(d *Dovecot, def string) string, extraConf ...string) *IMAPServer {
+	t.Helper()
 	if _, err := exec.LookPath("dovecot"); err != nil {
 		Require(t)
 		if ciRequiresDovecot() {
@@ -56,7 +64,7 @@ func ServeIMAP(t testing.TB, withTLS bool, extraConf ...string) *IMAPServer {
 	port := FreePort(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	passwd := filepath.Join(dir, "passwd")
+	passwdPath := filepath.Join(dir, "passwd")
 	internal, group := "nobody", "nogroup"
 	if os.Geteuid() != 0 {
 		u, _ := user.Current()
@@ -75,9 +83,9 @@ func ServeIMAP(t testing.TB, withTLS bool, extraConf ...string) *IMAPServer {
 		"default_internal_user = " + internal,
 		"default_login_user = " + internal,
 		"default_internal_group = " + group,
-		"passdb {\n  driver = passwd-file\n  args = " + passwd + ".master\n  master = yes\n}",
-		"passdb {\n  driver = passwd-file\n  args = " + passwd + "\n}",
-		"userdb {\n  driver = passwd-file\n  args = " + passwd + "\n}",
+		"passdb {\n  driver = passwd-file\n  args = " + passwdPath + ".master\n  master = yes\n}",
+		"passdb {\n  driver = passwd-file\n  args = " + passwdPath + "\n}",
+		"userdb {\n  driver = passwd-file\n  args = " + passwdPath + "\n}",
 		fmt.Sprintf("service imap-login {\n  chroot =\n  inet_listener imap {\n    port = %d\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}", port),
 		// No penalty delays after the failed logins tests make.
 		"service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
@@ -87,10 +95,23 @@ func ServeIMAP(t testing.TB, withTLS bool, extraConf ...string) *IMAPServer {
 		conf = append(conf, "ssl = yes", "ssl_cert = <"+cert, "ssl_key = <"+key)
 	}
 	d := New(t, "", append(conf, extraConf...)...)
-	if err := os.WriteFile(passwd, []byte(fmt.Sprintf("%s:{PLAIN}%s::::%s\n", IMAPUser, IMAPPassword, d.Home())), 0o644); err != nil {
+	content := fmt.Sprintf("%s:{PLAIN}%s::::%s\n", IMAPUser, IMAPPassword, d.Home())
+	if passwd != nil {
+		content = passwd(d, content)
+	}
+	if err := os.WriteFile(passwdPath, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(passwd+".master", []byte(IMAPMasterUser+":{PLAIN}"+IMAPMasterPassword+"\n"), 0o644); err != nil {
+	if passwd != nil && d.uid >= 0 {
+		// The passwd-file's directory belongs to the mail owner, so a
+		// program running as that user can replace the file.
+		for _, p := range []string{dir, passwdPath} {
+			if err := os.Chown(p, d.uid, d.gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(passwdPath+".master", []byte(IMAPMasterUser+":{PLAIN}"+IMAPMasterPassword+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// Hand the store to mail_uid (a doveadm run does that).
@@ -125,7 +146,7 @@ func ServeIMAP(t testing.TB, withTLS bool, extraConf ...string) *IMAPServer {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &IMAPServer{Dovecot: d, Port: port}
+	return &IMAPServer{Dovecot: d, Port: port, PasswdPath: passwdPath}
 }
 
 // FreePort returns a loopback TCP port nothing listens on right now.
