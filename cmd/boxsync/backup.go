@@ -176,11 +176,8 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		return
 	}
 	var opt formats.OpenOptions
-	if v, err := setting(cfg, "mail_fsync"); err != nil {
+	if opt.Fsync, err = fsyncMode(cfg); err != nil {
 		fail(err)
-		return
-	} else if opt.Fsync, err = formats.ParseFsyncMode(v); err != nil {
-		fail(&formats.Error{Kind: formats.KindConfig, Err: err})
 		return
 	}
 	ns := inboxNamespaceOf(cfg)

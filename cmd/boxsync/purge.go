@@ -6,7 +6,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/boxsync/boxsync/formats"
-	"github.com/boxsync/boxsync/internal/doveconf"
 )
 
 const purgeUsage = "[-u <user>|-F <file>] [--source <location>]"
@@ -15,82 +14,24 @@ const purgeUsage = "[-u <user>|-F <file>] [--source <location>]"
 // the mail no mailbox references any more. Formats that free mail at
 // expunge (maildir, sdbox, mbox) have nothing to purge, as for doveadm.
 func (a *app) purgeCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "purge",
-		Usage:     "remove expunged mail from mdbox storage files (doveadm purge)",
-		UsageText: "boxsync [global options] purge " + purgeUsage,
-		Flags: quietBools([]cli.Flag{
-			&cli.StringFlag{Name: "u", Aliases: []string{"user"}, Usage: "run for `USER`, looked up in the config's userdbs (home, uid/gid, mail)"},
-			&cli.StringFlag{Name: "F", Aliases: []string{"user-file"}, Usage: "run for each user in `FILE`, one per line (- = stdin)"},
-			&cli.StringFlag{Name: "source", Usage: "the user's mail `LOCATION` (default: mail_location)"},
-		}),
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return &usageError{msg: err.Error(), usage: "purge " + purgeUsage}
-		},
-		Action: func(c *cli.Context) error {
+	return a.storeCommand(storeCommand{
+		name:  "purge",
+		usage: purgeUsage,
+		help:  "remove expunged mail from mdbox storage files (doveadm purge)",
+		check: func(c *cli.Context) string {
 			if c.NArg() != 0 {
-				a.report("", &usageError{msg: "purge takes no arguments", usage: "purge " + purgeUsage})
-				return nil
+				return "purge takes no arguments"
 			}
-			if c.IsSet("u") && c.IsSet("F") {
-				a.report("", &usageError{msg: "-u and -F can't be used together", usage: "purge " + purgeUsage})
-				return nil
+			return ""
+		},
+		run: func(ctx context.Context, _ *cli.Context, u mailUser, loc formats.Location, st formats.Store) error {
+			// purgeStore has logged its error.
+			if err := a.purgeStore(ctx, u.name, loc.Driver, st); err != nil {
+				a.status.fail(err)
 			}
-			o := &dsyncOpts{cmd: "purge", user: c.String("u"), userFile: c.String("F"), source: c.String("source")}
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			sel := userSelection{user: o.user, userFile: o.userFile}
-			a.forEachUser(c.Context, cfg, sel, func(u mailUser) {
-				if err := a.asUser(u, func() error { a.purgeUser(c.Context, cfg, o, u); return nil }); err != nil {
-					a.report(u.name, err)
-				}
-			})
 			return nil
 		},
-	}
-}
-
-func (a *app) purgeUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts, u mailUser) {
-	fail := func(err error) {
-		if err != nil {
-			a.log.errorf(u.name, "%s", err)
-			a.status.fail(err)
-		}
-	}
-	spec, _, err := sourceLocation(cfg, o, u)
-	if err != nil {
-		fail(err)
-		return
-	}
-	loc, err := formats.ParseLocation(spec, formats.Vars{User: u.name, Home: u.home})
-	if err != nil {
-		fail(err)
-		return
-	}
-	drv, err := lookupDriver(cfg, loc.Driver)
-	if err != nil {
-		fail(err)
-		return
-	}
-	var opt formats.OpenOptions
-	if v, err := setting(cfg, "mail_fsync"); err != nil {
-		fail(err)
-		return
-	} else if opt.Fsync, err = formats.ParseFsyncMode(v); err != nil {
-		fail(&formats.Error{Kind: formats.KindConfig, Err: err})
-		return
-	}
-	st, err := drv.Open(ctx, loc, opt)
-	if err != nil {
-		fail(err)
-		return
-	}
-	defer func() { fail(st.Close()) }()
-	if err := a.purgeStore(ctx, u.name, loc.Driver, st); err != nil {
-		a.status.fail(err)
-	}
+	})
 }
 
 // purgeStore purges st if its format keeps expunged mail (formats.Purger)
