@@ -222,3 +222,18 @@ type FlagChange struct {
 // the log no longer reaches back to the asked modseq: it was rotated away
 // or the index was rebuilt. A stateful sync then needs a full one.
 var ErrHistoryLost = errors.New("modseq no longer in the transaction log")
+
+// MailboxGUIDOf returns the GUID of mailbox name in s, zero when it can't
+// be read (a mailbox log record then goes without it, as Dovecot's would).
+func MailboxGUIDOf(ctx context.Context, s Store, name string) GUID {
+	mb, err := s.Open(ctx, name)
+	if err != nil {
+		return GUID{}
+	}
+	defer mb.Close()
+	st, err := mb.Status(ctx)
+	if err != nil {
+		return GUID{}
+	}
+	return st.GUID
+}

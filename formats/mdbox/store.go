@@ -379,7 +379,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 			}
 		}
 	}
-	guid := s.guidOf(ctx, name)
+	guid := formats.MailboxGUIDOf(ctx, s, name)
 	if err := s.l.Delete(b); err != nil {
 		return err
 	}
@@ -426,21 +426,6 @@ func (s *Store) changeRefsLocked(ctx context.Context, op string, mapUIDs []uint3
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
 func guid128(g string) [16]byte { return dbox.GUID128(g) }
-
-// guidOf returns a mailbox's GUID for the mailbox log, zero when it
-// cannot be read (the log then lacks the record, as Dovecot's would).
-func (s *Store) guidOf(ctx context.Context, name string) formats.GUID {
-	mb, err := s.Open(ctx, name)
-	if err != nil {
-		return formats.GUID{}
-	}
-	defer mb.Close()
-	st, err := mb.Status(ctx)
-	if err != nil {
-		return formats.GUID{}
-	}
-	return st.GUID
-}
 
 // MailboxLog returns the records of dovecot.mailbox.log.
 func (s *Store) MailboxLog(ctx context.Context) ([]formats.MailboxLogRecord, error) {

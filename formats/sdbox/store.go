@@ -333,7 +333,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		}
 		return s.l.LogDelete(b, formats.GUID{})
 	}
-	guid := s.guidOf(ctx, name)
+	guid := formats.MailboxGUIDOf(ctx, s, name)
 	if err := s.l.Delete(b); err != nil {
 		return err
 	}
@@ -357,21 +357,6 @@ func commitLock(dir string) *sync.Mutex {
 		commitLocks[dir] = mu
 	}
 	return mu
-}
-
-// guidOf returns a mailbox's GUID for the mailbox log, zero when it
-// cannot be read (the log then lacks the record, as Dovecot's would).
-func (s *Store) guidOf(ctx context.Context, name string) formats.GUID {
-	mb, err := s.Open(ctx, name)
-	if err != nil {
-		return formats.GUID{}
-	}
-	defer mb.Close()
-	st, err := mb.Status(ctx)
-	if err != nil {
-		return formats.GUID{}
-	}
-	return st.GUID
 }
 
 // MailboxLog returns the records of dovecot.mailbox.log.
