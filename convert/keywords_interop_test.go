@@ -3,6 +3,8 @@ package convert_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,9 +32,23 @@ func manyKeywords(prefix string, n int) []string {
 // keywords set by doveadm, and one with 40 on a mailbox whose letters are
 // all taken, must arrive whole in a Maildir, sdbox and mdbox backup, as
 // the real Dovecot shows them, and the boxsync Maildir driver must read
-// all of them (the rollout's verification reads through it).
+// all of them (the rollout's verification reads through it). The source
+// index is a log only, or (rewrite settings) a dovecot.index Dovecot
+// wrote with 40+ keywords plus its log.
 func TestInteropBackupManyKeywords(t *testing.T) {
-	src := dovecottest.New(t, "maildir:~/Maildir")
+	for _, c := range []struct {
+		name string
+		conf []string
+	}{
+		{"log", nil},
+		{"dovecot.index", []string{"mail_index_rewrite_min_log_bytes = 1", "mail_index_rewrite_max_log_bytes = 1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { testBackupManyKeywords(t, c.conf) })
+	}
+}
+
+func testBackupManyKeywords(t *testing.T, conf []string) {
+	src := dovecottest.New(t, "maildir:~/Maildir", conf...)
 	src.MustDoveadm(t, "mailbox", "create", "Work")
 	src.Save(t, "INBOX", []byte("Subject: thirty\n\nbody\n"))
 	src.Save(t, "INBOX", []byte("Subject: forty\n\nbody\n"))
@@ -43,6 +59,9 @@ func TestInteropBackupManyKeywords(t *testing.T) {
 	src.MustDoveadm(t, "flags", "add", `\Flagged kw03 more39`, "mailbox", "INBOX", "uid", "3")
 	src.MustDoveadm(t, "flags", "add", strings.Join(manyKeywords("w", 27), " "), "mailbox", "Work", "all")
 	want := src.Snapshot(t)
+	if _, err := os.Stat(filepath.Join(src.Root(), "dovecot.index")); (err == nil) != (conf != nil) {
+		t.Fatalf("dovecot.index: %v, want it only with %q", err, conf)
+	}
 	if n := len(want.Lookup("INBOX").Lookup(2).Keywords); n != 40 {
 		t.Fatalf("Dovecot shows %d keywords on uid 2, want 40:\n%s", n, want)
 	}
