@@ -358,6 +358,11 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 		r := &ns.t.recs[i]
 		flags, kws := parseFlags(ns.t.name(r))
 		_, im, ok := v.Lookup(r.uid)
+		if !ok && r.uid < v.NextUID() && len(extra[r.uid]) > 0 {
+			// Below the index's next UID but not in it (Dovecot
+			// has not synced it yet): nowhere to keep these.
+			return fmt.Errorf("uid %d is not in the index: keywords %q not kept", r.uid, extra[r.uid])
+		}
 		switch {
 		case !ok && r.uid >= v.NextUID():
 			tx.Append(r.uid, uint8(flags))
