@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/boxsync/boxsync/convert"
+	"github.com/boxsync/boxsync/convert/rollout"
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/formatstest"
 	"github.com/boxsync/boxsync/internal/dovecottest"
@@ -96,6 +97,18 @@ func testBackupManyKeywords(t *testing.T, conf []string) {
 				t.Errorf("Dovecot sees %s -> maildir differently (a=source b=maildir):\n%s", format, d)
 			}
 			back.CheckLogClean(t)
+
+			// The rollout's verification reads the old side through
+			// the same driver: it now sees a keyword beyond the
+			// letters go missing on the new side.
+			if _, err := rollout.VerifyStores(context.Background(), srcStore, dstStore, nil); err != nil {
+				t.Errorf("VerifyStores after the backup = %v", err)
+			}
+			dst.MustDoveadm(t, "flags", "remove", "kw28", "mailbox", "INBOX", "uid", "1")
+			_, err := rollout.VerifyStores(context.Background(), srcStore, openLoc(t, format+":"+dst.Root(), formats.OpenOptions{ReadOnly: true}), nil)
+			if formats.KindOf(err) != formats.KindInvalidData || !strings.Contains(err.Error(), "kw28") {
+				t.Errorf("VerifyStores with kw28 gone from the copy = %v, want InvalidData naming it", err)
+			}
 		})
 	}
 	src.CheckLogClean(t)
