@@ -85,6 +85,7 @@ func Run(t *testing.T, h Harness) {
 		{"MailboxLog", nil, testMailboxLog},
 		{"ReadOnly", nil, testReadOnly},
 		{"ManyMessages", nil, testMany},
+		{"ManyKeywords", needCap("Keywords", func(c formats.Caps) bool { return c.Keywords }), testManyKeywords},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -790,6 +791,84 @@ func testMany(t *testing.T, e *env) {
 	if got := e.body(t, mb, msgs[2*n/3+5].UID); !bytes.Equal(got, want) {
 		t.Errorf("body = %q, want %q", got, want)
 	}
+}
+
+// manyKeywords is n keyword names, some with a '$', none equal to another
+// ignoring case (IMAP keywords are case-insensitive).
+func manyKeywords(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%02d", prefix, i)
+		if i%7 == 3 {
+			out[i] = "$" + out[i]
+		}
+	}
+	return out
+}
+
+// testManyKeywords: a message keeps 40 keywords and more, through Save and
+// SetFlags, across a reopen (Maildir's file names hold only 26: the rest
+// must live elsewhere, as Dovecot keeps them in its index).
+func testManyKeywords(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	forty := manyKeywords("kw", 40)
+	want := map[formats.UID][]string{}
+	tx := e.begin(t, mb)
+	for _, kws := range [][]string{forty, {forty[39], forty[2], "other"}, nil} {
+		uid := e.save(t, tx, formats.Message{Flags: formats.FlagSeen, Keywords: kws}, []byte("Subject: keywords\n\nbody\n"))
+		want[uid] = kws
+	}
+	e.commit(t, tx)
+	check := func(step string) {
+		t.Helper()
+		e.reopen(t)
+		msgs := e.messages(t, e.mailbox(t, "INBOX"))
+		if len(msgs) != len(want) {
+			t.Fatalf("%s: %d messages, want %d", step, len(msgs), len(want))
+		}
+		for _, m := range msgs {
+			w := formats.NormalizeKeywords(append([]string(nil), want[m.UID]...))
+			if !formats.EqualKeywords(m.Keywords, w) {
+				t.Errorf("%s: uid %d: %d keywords %q, want %d %q", step, m.UID, len(m.Keywords), m.Keywords, len(w), w)
+			}
+			if m.Flags != formats.FlagSeen {
+				t.Errorf("%s: uid %d: flags %s", step, m.UID, m.Flags)
+			}
+		}
+	}
+	check("after Save")
+
+	msgs := e.messages(t, e.mailbox(t, "INBOX"))
+	mb = e.mailbox(t, "INBOX")
+	tx = e.begin(t, mb)
+	// Drop an early and a late one, add two; give the bare message 41.
+	first := append(slicesWithout(forty, forty[1], forty[38]), "added1", "$added2")
+	last := append(append([]string(nil), forty...), "fortyone")
+	for uid, kws := range map[formats.UID][]string{msgs[0].UID: first, msgs[2].UID: last} {
+		if err := tx.SetFlags(uid, formats.FlagSeen, kws); err != nil {
+			t.Fatal(err)
+		}
+		want[uid] = kws
+	}
+	e.commit(t, tx)
+	check("after SetFlags")
+}
+
+func slicesWithout(s []string, drop ...string) []string {
+	var out []string
+	for _, x := range s {
+		keep := true
+		for _, d := range drop {
+			if x == d {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // testRename checks formats.Renamer: a mailbox moves with its children,

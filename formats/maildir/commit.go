@@ -98,14 +98,24 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			kw[i] = st.kwNames[i]
 		}
 	}
-	letters := func(names []string) (uint32, error) {
+	// A keyword that finds no free letter lives in the index only, as
+	// Dovecot keeps it (maildir_keywords_idx_char gives it no letter,
+	// maildir_sync_mail_keywords leaves it alone): extra lists those by
+	// UID, for commitIndex.
+	extra := map[uint32][]string{}
+	letters := func(uid uint32, names []string) (uint32, error) {
 		var set uint32
 		for _, n := range names {
 			i := kw.lookup(n)
 			if i < 0 {
 				i = slices.Index(kw[:], "")
 				if i < 0 {
-					return 0, fmt.Errorf("keyword %q: a Maildir mailbox holds at most %d keywords (file name letters a-z)", n, maxKeywords)
+					if iw == nil {
+						return 0, fmt.Errorf("keyword %q: all %d file name letters (a-z) are taken and there is no usable index to keep it in (%v)",
+							n, maxKeywords, m.IndexError())
+					}
+					extra[uid] = append(extra[uid], n)
+					continue
 				}
 				kw[i] = n
 			}
@@ -115,13 +125,13 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	saveLetters := make([]uint32, len(t.saves))
 	for i, s := range t.saves {
-		if saveLetters[i], err = letters(s.keywords); err != nil {
+		if saveLetters[i], err = letters(s.uid, s.keywords); err != nil {
 			return fail(formats.KindNotPossible, "commit", m.b.name, formats.UID(s.uid), "", err)
 		}
 	}
 	flagLetters := map[uint32]uint32{}
 	for _, uid := range slices.Sorted(maps.Keys(t.flags)) {
-		if flagLetters[uid], err = letters(t.flags[uid].keywords); err != nil {
+		if flagLetters[uid], err = letters(uid, t.flags[uid].keywords); err != nil {
 			return fail(formats.KindNotPossible, "commit", m.b.name, formats.UID(uid), "", err)
 		}
 	}
@@ -288,8 +298,12 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	committed = true
 	m.setState(ns)
-	// The log describes mail the uidlist already names.
-	m.commitIndex(iw, t, st, ns, gone)
+	// The log describes mail the uidlist already names. Index-only
+	// keywords exist nowhere else: failing to log them fails the
+	// commit (the mail is there; a rerun sets the keywords again).
+	if err := m.commitIndex(iw, t, st, ns, gone, extra); err != nil && len(extra) > 0 {
+		return fail(formats.KindTemp, "commit", m.b.name, 0, "", fmt.Errorf("keywords beyond the 26 file name letters not kept: %w", err))
+	}
 	return nil
 }
 

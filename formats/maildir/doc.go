@@ -157,11 +157,30 @@
 //     as Dovecot's hash does, so the spelling already in the file wins. A
 //     letter without a name reads as "unknown-<n>" ('?' appended while
 //     taken) and the name is written down by the next commit,
-//     as Dovecot does. A 27th keyword cannot be stored in a file name:
-//     QUIRK: Dovecot then silently leaves it out of the name (it lives on
-//     only in its index); we fail Save or SetFlags with KindNotPossible
-//     naming the keyword, since our index is only a log of what the file
-//     names say.
+//     as Dovecot does.
+//   - Keywords beyond the 26 letters live in the index only, as in
+//     Dovecot: a keyword gets a letter while dovecot-keywords has a free
+//     one (maildir_keywords_lookup_or_create); once all 26 are named,
+//     other keywords get none and Dovecot keeps them in dovecot.index /
+//     dovecot.index.log only, its file-name sync leaving them alone
+//     (maildir-sync-index.c maildir_sync_mail_keywords: "index-only
+//     keywords"). Reading: a message's keywords are its letters' names
+//     plus its index keywords that have no letter while all 26 are taken
+//     (an index keyword whose name could still get a letter is one
+//     Dovecot's next sync drops, file names winning); they do not count
+//     as a difference between index and file name for modseqs or
+//     FlagChanges. Writing: Save and SetFlags give letters to what fits
+//     and Commit logs every keyword of the message (APPEND plus
+//     KEYWORD_UPDATE, or the add/remove difference for SetFlags), so
+//     Dovecot and we read them all back [verified: 40 keywords, both
+//     ways, convert/keywords_interop_test.go]. Without an index to keep
+//     them in, keywords beyond the letters are refused with
+//     KindNotPossible naming the keyword: at Save/SetFlags with
+//     INDEX=MEMORY, at Commit (before anything moves) when the index is
+//     stale or corrupt. A commit whose index-only keywords could not be
+//     logged after the mail was committed returns KindTemp; a rerun sets
+//     them again. The index or its keywords lost (INDEX=MEMORY later, a
+//     deleted index) loses those keywords, as in Dovecot.
 //   - A second file with a base name already seen is renamed to a new
 //     name in new/ and becomes a new message (maildir_fix_duplicate),
 //     unless it is a hard link to the first.

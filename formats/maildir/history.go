@@ -49,8 +49,9 @@ func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq, own boo
 				addK = append(addK, k)
 			}
 		}
+		only := st.indexOnly(im.Keywords)
 		for _, k := range im.Keywords {
-			if !slices.Contains(fileKws, k) {
+			if !slices.Contains(fileKws, k) && !slices.Contains(only, k) {
 				rmK = append(rmK, k)
 			}
 		}

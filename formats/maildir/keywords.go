@@ -61,6 +61,17 @@ func (kw *keywordList) lookup(name string) int {
 	return -1
 }
 
+// full tells whether every letter a–z has a name: a keyword not in the
+// list then gets no letter (maildir_keywords_lookup_or_create).
+func (kw *keywordList) full() bool {
+	for _, n := range kw {
+		if n == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // unknownKeyword is the name Dovecot gives a letter that dovecot-keywords
 // does not name (maildir_keywords_char_idx: "unknown-<n>", with '?'
 // appended while that name is taken).

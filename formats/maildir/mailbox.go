@@ -133,6 +133,10 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 			if ms.known {
 				msg.ModSeq = formats.ModSeq(ms.per[i])
 			}
+			if ms.extra != nil && len(ms.extra[i]) > 0 {
+				// Keywords beyond the 26 letters: in the index only.
+				msg.Keywords = formats.NormalizeKeywords(append(msg.Keywords, ms.extra[i]...))
+			}
 			if !yield(msg, nil) {
 				return
 			}

@@ -405,38 +405,6 @@ func TestInterruptedCommit(t *testing.T) {
 	}
 }
 
-func TestKeywordLimit(t *testing.T) {
-	_, mb := newInbox(t, formats.Location{Path: filepath.Join(t.TempDir(), "Maildir")})
-	tx, _ := mb.Begin(context.Background())
-	var kws []string
-	for i := 0; i < maxKeywords; i++ {
-		kws = append(kws, fmt.Sprintf("kw%02d", i))
-	}
-	save(t, tx, formats.Message{Keywords: kws}, "26 keywords fit")
-	_, err := tx.Save(context.Background(), formats.Message{Keywords: []string{"one-too-many"}}, strings.NewReader("x"))
-	if formats.KindOf(err) != formats.KindNotPossible || !strings.Contains(err.Error(), "one-too-many") {
-		t.Errorf("Save(27th keyword) = %v, want NotPossible naming it", err)
-	}
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	tx, _ = mb.Begin(context.Background())
-	if err := tx.SetFlags(1, 0, []string{"extra"}); formats.KindOf(err) != formats.KindNotPossible {
-		t.Errorf("SetFlags(27th keyword) = %v, want NotPossible", err)
-	}
-	// Keywords match dovecot-keywords case-insensitively, as in
-	// Dovecot; the file's spelling wins.
-	if err := tx.SetFlags(1, 0, []string{"KW00", "kw25"}); err != nil {
-		t.Errorf("SetFlags with known keywords (any case) = %v", err)
-	}
-	if err := tx.Commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if msgs := list(t, mb); len(msgs) != 1 || fmt.Sprint(msgs[0].Keywords) != "[kw00 kw25]" {
-		t.Errorf("messages = %+v", msgs)
-	}
-}
-
 // TestUnknownKeywordLetter: a letter dovecot-keywords does not name reads
 // as "unknown-<n>", and the next commit that adds a keyword writes that
 // name down and takes another letter, as Dovecot does.

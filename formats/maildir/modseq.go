@@ -120,6 +120,9 @@ type modseqInfo struct {
 	view    *index.View
 	highest uint64   // HIGHESTMODSEQ as Dovecot will report it
 	per     []uint64 // by position in st.t.recs
+	// extra holds, by position in st.t.recs, the message's keywords
+	// that live in the index only (state.indexOnly); nil for most.
+	extra [][]string
 }
 
 // modseqs reads the modseqs of st's messages from the index. Messages
@@ -152,7 +155,13 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 		_, im, ok := v.Lookup(r.uid)
 		if ok {
 			matched++
-			if im.Flags&index.SystemFlags == uint8(flags) && keywordMask(im.Keywords, kwBit) == int64(kws) {
+			if only := st.indexOnly(im.Keywords); len(only) > 0 {
+				if info.extra == nil {
+					info.extra = make([][]string, len(st.t.recs))
+				}
+				info.extra[i] = only
+			}
+			if im.Flags&index.SystemFlags == uint8(flags) && st.keywordMask(im.Keywords, kwBit) == int64(kws) {
 				ms := im.ModSeq
 				if ms == 0 {
 					ms = highest
@@ -192,18 +201,45 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 	return info
 }
 
-// keywordMask maps index keyword names to file name letters; -1 when a
-// name has no letter.
-func keywordMask(names []string, kwBit map[string]uint32) int64 {
+// keywordMask maps index keyword names to file name letters, leaving out
+// the index-only ones (Dovecot's sync does not touch them); -1 when a
+// name has no letter but could get one (Dovecot's next sync would drop it
+// from the index, the file name being what counts).
+func (st *state) keywordMask(names []string, kwBit map[string]uint32) int64 {
 	var mask uint32
+	full := st.kwNames.full()
 	for _, n := range names {
 		b, ok := kwBit[n]
 		if !ok {
+			if full {
+				continue
+			}
 			return -1
 		}
 		mask |= b
 	}
 	return int64(mask)
+}
+
+// indexOnly returns those of a message's index keywords that Dovecot
+// keeps in its index only: names without a letter while all 26 letters
+// are taken. dovecot 2.3.19.1 maildir-sync-index.c
+// maildir_sync_mail_keywords leaves exactly these alone when it syncs the
+// file names into the index (maildir_keywords_idx_char returns no letter
+// for them: maildir_keywords_lookup_or_create finds dovecot-keywords
+// full); any other index keyword without its letter in the file name is
+// dropped by that sync.
+func (st *state) indexOnly(names []string) []string {
+	if len(names) == 0 || !st.kwNames.full() {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if st.kwNames.lookup(n) < 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // modseqCaps narrows the driver's Caps for this mailbox: modseqs are
@@ -247,14 +283,16 @@ func (m *mailbox) beginIndex(st *state) (*indexWrite, uint32) {
 // file names), flag and keyword changes, expunges, then a MODSEQ_UPDATE
 // raising each saved message to its source modseq and HIGHESTMODSEQ to
 // the highest of them. The mail is already committed, so a failure only
-// leaves the modseqs to Dovecot (IndexError, Caps.ModSeqs false).
-func (m *mailbox) commitIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint32]bool) {
+// leaves the modseqs to Dovecot (IndexError, Caps.ModSeqs false), and
+// loses the index-only keywords (extra, by UID), which the caller
+// reports.
+func (m *mailbox) commitIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint32]bool, extra map[uint32][]string) error {
 	if w == nil {
-		return
+		return nil
 	}
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		if err = m.writeIndex(w, t, old, ns, gone); err == nil {
+		if err = m.writeIndex(w, t, old, ns, gone, extra); err == nil {
 			break
 		}
 		// Dovecot may have synced meanwhile: look again.
@@ -271,9 +309,10 @@ func (m *mailbox) commitIndex(w *indexWrite, t *tx, old, ns *state, gone map[uin
 		err = fmt.Errorf("maildir: %s: updating dovecot.index.log: %w", w.dir, err)
 	}
 	m.setIndexErr(err)
+	return err
 }
 
-func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint32]bool) error {
+func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint32]bool, extra map[uint32][]string) error {
 	ix := w.ix
 	if ix == nil {
 		if err := os.MkdirAll(w.dir, m.s.dirMode); err != nil {
@@ -300,14 +339,16 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 	if v.UIDValidity() != ns.hdr.UIDValidity {
 		return fmt.Errorf("index UIDVALIDITY %d is not dovecot-uidlist's %d", v.UIDValidity(), ns.hdr.UIDValidity)
 	}
-	kwNames := func(mask uint32) []string {
+	// kwNames is a message's keywords: the names of its file name
+	// letters, then those it has in the index only.
+	kwNames := func(mask uint32, uid uint32) []string {
 		var out []string
 		for i := 0; i < maxKeywords; i++ {
 			if mask&(1<<i) != 0 && ns.kwNames[i] != "" {
 				out = append(out, ns.kwNames[i])
 			}
 		}
-		return out
+		return append(out, extra[uid]...)
 	}
 	tx := ix.Begin()
 	defer tx.Rollback()
@@ -317,10 +358,15 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 		r := &ns.t.recs[i]
 		flags, kws := parseFlags(ns.t.name(r))
 		_, im, ok := v.Lookup(r.uid)
+		if !ok && r.uid < v.NextUID() && len(extra[r.uid]) > 0 {
+			// Below the index's next UID but not in it (Dovecot
+			// has not synced it yet): nowhere to keep these.
+			return fmt.Errorf("uid %d is not in the index: keywords %q not kept", r.uid, extra[r.uid])
+		}
 		switch {
 		case !ok && r.uid >= v.NextUID():
 			tx.Append(r.uid, uint8(flags))
-			if names := kwNames(kws); len(names) > 0 {
+			if names := kwNames(kws, r.uid); len(names) > 0 {
 				tx.UpdateKeywords(r.uid, index.KeywordsAdd, names...)
 			}
 			changes++
@@ -334,20 +380,24 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 				tx.UpdateFlags(r.uid, add, rm)
 				changes++
 			}
+			// Compared case-insensitively, as the index's
+			// keyword hash does.
+			names := kwNames(kws, r.uid)
 			want := map[string]bool{}
-			for _, n := range kwNames(kws) {
-				want[n] = true
+			for _, n := range names {
+				want[asciiLower(n)] = true
 			}
 			var add, rm []string
 			for _, n := range im.Keywords {
-				if !want[n] {
+				if !want[asciiLower(n)] {
 					rm = append(rm, n)
 				}
-				delete(want, n)
+				delete(want, asciiLower(n))
 			}
-			for _, n := range kwNames(kws) {
-				if want[n] {
+			for _, n := range names {
+				if want[asciiLower(n)] {
 					add = append(add, n)
+					delete(want, asciiLower(n))
 				}
 			}
 			if len(add) > 0 {

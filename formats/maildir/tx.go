@@ -81,12 +81,13 @@ func (t *tx) checkKeywords(op string, uid formats.UID, kws []string) ([]string, 
 			used++
 		}
 	}
-	// QUIRK: Dovecot leaves a 27th keyword out of the file name (it
-	// lives on in its index only); without an index it would be lost,
-	// so we refuse it.
-	if used+len(t.newKws)+len(add) > maxKeywords {
+	// Keywords beyond the 26 letters live in the index only, as
+	// Dovecot keeps them (state.indexOnly); with INDEX=MEMORY there is
+	// no index to keep them, so we refuse them there. (An index found
+	// unusable at Commit fails the Commit instead.)
+	if used+len(t.newKws)+len(add) > maxKeywords && t.m.s.indexDir(t.m.b) == "" {
 		return nil, t.failf(op, uid, formats.KindNotPossible,
-			"keyword %q: a Maildir mailbox holds at most %d keywords (file name letters a-z)", add[0], maxKeywords)
+			"keyword %q: a Maildir mailbox without an index (INDEX=MEMORY) holds at most %d keywords (file name letters a-z)", add[0], maxKeywords)
 	}
 	return add, nil
 }
