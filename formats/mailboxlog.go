@@ -108,6 +108,18 @@ type ExpungeLogger interface {
 	ExpungedGUIDs(ctx context.Context) (map[UID][16]byte, error)
 }
 
+// ExpungeHistory is implemented by mailboxes that keep Dovecot's
+// transaction log. ExpungedSince returns the UIDs expunged after modseq
+// since, each with the 128-bit GUID its expunge record carried: a
+// client's expunge names the mail's GUID (MessageGUID128), while Dovecot
+// writes a zero GUID when it drops a mail whose file vanished behind its
+// back. It fails with an error matching ErrHistoryLost when the log no
+// longer reaches back to since. boxsync convert's verification uses it to
+// tell a user's expunge on the new location from a loss.
+type ExpungeHistory interface {
+	ExpungedSince(ctx context.Context, since ModSeq) (map[UID][16]byte, error)
+}
+
 // MessageGUID128 is the 128-bit form of a message GUID that Dovecot
 // writes in EXPUNGE_GUID records and mdbox's guid extension (2.3.19
 // mail.c mail_generate_guid_128_hash): 32 hex digits (either case) as

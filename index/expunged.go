@@ -24,3 +24,25 @@ func (ix *Index) ExpungedGUIDs() (map[uint32][16]byte, error) {
 	}
 	return out, nil
 }
+
+// ExpungedSince lists the UIDs the transaction log records as expunged
+// after modseq, each with the 128-bit GUID its EXPUNGE_GUID record
+// carried (zero when none did: Dovecot writes a zero GUID when it finds a
+// mail's file gone, mail_index_expunge, rather than carrying out a
+// client's expunge, which names the mail's GUID). Records of every writer
+// count, boxsync's and dsync's included. It returns ErrHistoryLost when
+// the log no longer reaches back to modseq, so "not in the log" is never
+// taken for "never expunged".
+func (ix *Index) ExpungedSince(modseq uint64) (map[uint32][16]byte, error) {
+	changes, err := ix.Changes(modseq, &ChangesOptions{IncludeOwn: true})
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][16]byte{}
+	for _, c := range changes {
+		if c.Type == ChangeExpunge {
+			out[c.UID] = c.GUID
+		}
+	}
+	return out, nil
+}

@@ -785,3 +785,56 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("%d messages, next UID %d; want %d and %d", v.Count(), v.NextUID(), writers*each, writers*each+1)
 	}
 }
+
+// TestExpungedSince: the expunges after a modseq, each writer's, with the
+// GUID the record carried (zero when none), and ErrHistoryLost once the
+// log no longer reaches back.
+func TestExpungedSince(t *testing.T) {
+	ix, _ := newTestIndex(t, Options{})
+	tx := ix.BeginFlags(log.External)
+	for u := uint32(1); u <= 6; u++ {
+		tx.Append(u, 0)
+	}
+	commit(t, tx)
+	tx = ix.BeginFlags(log.External)
+	tx.Expunge(1, [16]byte{1}) // before the mark: not listed
+	commit(t, tx)
+	v, _ := ix.View()
+	mark := v.HighestModSeq()
+	tx = ix.BeginFlags(log.External)
+	tx.Expunge(2, [16]byte{2}) // a client's expunge
+	tx.Expunge(3, [16]byte{})  // a mail whose file vanished
+	tx.UpdateFlags(5, FlagSeen, 0)
+	commit(t, tx)
+	tx = ix.Begin() // boxsync's own
+	tx.Expunge(4, [16]byte{4})
+	commit(t, tx)
+	got, err := ix.ExpungedSince(mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint32][16]byte{2: {2}, 3: {}, 4: {4}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ExpungedSince(mark) = %v, want %v", got, want)
+	}
+	v, _ = ix.View()
+	if got, err := ix.ExpungedSince(v.HighestModSeq()); err != nil || len(got) != 0 {
+		t.Errorf("ExpungedSince(highest) = %v, %v", got, err)
+	}
+
+	ix, _ = newTestIndex(t, Options{LogRotateMinSize: 1, LogRotateMaxSize: 200, LogRotateMinAge: -1})
+	tx = ix.Begin()
+	tx.Append(1, 0)
+	tx.Append(2, 0)
+	commit(t, tx)
+	v, _ = ix.View()
+	old := v.HighestModSeq()
+	for i := range 20 {
+		tx := ix.Begin()
+		tx.UpdateFlags(1, uint8(1<<(i%5)), 0)
+		commit(t, tx)
+	}
+	if _, err := ix.ExpungedSince(old); !errors.Is(err, ErrHistoryLost) {
+		t.Errorf("ExpungedSince(rotated away) error = %v, want ErrHistoryLost", err)
+	}
+}

@@ -644,8 +644,16 @@ func (r *userRun) oldFlagsWinIn(ctx context.Context, old, nw formats.Store, mk M
 }
 
 // removeOld is the optional last step, after verification (again: the
-// rollout that verified may have been long ago).
+// rollout that verified may have been long ago). It refuses when the
+// verification that converted the user had to take mail gone from the
+// new location for expunges without proof (Entry.Unproven). Mail gone
+// from new since that verification, unproven because the log has been
+// rotated meanwhile, was on new then: it is the user's live mailbox's
+// business, not the conversion's.
 func (r *userRun) removeOld(ctx context.Context) error {
+	if r.entry.Unproven > 0 {
+		return formats.Errorf(formats.KindNotPossible, "--remove-old: %d messages of the old location %s were gone from the new one at verification with no log to show the user expunged them; compare and remove the old location by hand", r.entry.Unproven, r.entry.Old)
+	}
 	if err := r.verifyOnce(ctx); err != nil && !errors.Is(err, formats.ErrNotFound) {
 		return err
 	}

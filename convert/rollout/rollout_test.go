@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,34 @@ func TestStart(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("journal %s %s->%s, userdb %s: %s, want %s", tc.entry.Step, tc.entry.Old, tc.entry.New, tc.current, got, tc.want)
 		}
+	}
+}
+
+// TestRemoveOldRefusesUnproven: mail gone from the new location that no
+// log shows the user expunged (mem keeps no expunge log) is tolerated by
+// verification but counted, and --remove-old then keeps the old location.
+func TestRemoveOldRefusesUnproven(t *testing.T) {
+	mem.Reset()
+	fill(t, "mem:/old", 6)
+	c := newConfig(t, "mem:/new")
+	c.Hooks.Switch = "true"
+	c.RemoveOld = true
+	c.afterStep = func(_ string, s Step) {
+		if s == StepSwitched {
+			change(t, "mem:/new", "INBOX", func(tx formats.Tx, m []formats.Message) { tx.Expunge(m[2].UID) })
+		}
+	}
+	rep := c.Convert(context.Background(), User{Name: "x", Current: "mem:/old"})
+	if formats.KindOf(rep.Err) != formats.KindNotPossible || !strings.Contains(rep.Error, "1 messages") || rep.Step != StepVerified {
+		t.Fatalf("%+v", rep)
+	}
+	if v := rep.Verify; v == nil || v.ExpungedOnNew != 1 || v.ExpungesUnproven != 1 {
+		t.Fatalf("verify: %+v", rep.Verify)
+	}
+	if e := c.Journal.Get("x"); e.Unproven != 1 || e.Step != StepVerified {
+		t.Fatalf("journal: %+v", e)
+	}
+	if slices.Contains(rep.Steps, StepRemoved) {
+		t.Fatalf("steps %v: removed", rep.Steps)
 	}
 }
