@@ -462,7 +462,10 @@ func (u *imapUser) work(w *want, seed uint64, stop <-chan struct{}) {
 	}
 }
 
-// deliver saves a message through Dovecot's userdb every ~50 ms.
+// deliver hands a message to Dovecot every ~50 ms, in turn through
+// doveadm save and through its delivery agent (dovecot-lda, as an MTA
+// would): both look the user up through the running auth service, so
+// they follow the switch once the cache is flushed.
 func (e *convertEnv) deliver(user string, w *want, stop <-chan struct{}) {
 	for n := 0; ; n++ {
 		select {
@@ -471,10 +474,15 @@ func (e *convertEnv) deliver(user string, w *want, stop <-chan struct{}) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		subject := fmt.Sprintf("delivered %s %d", user, n)
+		deliver := e.srv.Deliver
+		if n%2 == 1 {
+			subject = fmt.Sprintf("delivered by lda %s %d", user, n)
+			deliver = func(user, _ string, msg []byte) error { return e.srv.DeliverLDA(user, msg) }
+		}
 		w.mu.Lock()
 		w.appended[subject] = false
 		w.mu.Unlock()
-		if err := e.srv.Deliver(user, "INBOX", []byte("Subject: "+subject+"\n\nhi\n")); err == nil {
+		if err := deliver(user, "INBOX", []byte("Subject: "+subject+"\n\nhi\n")); err == nil {
 			w.mu.Lock()
 			w.appended[subject] = true
 			w.mu.Unlock()
