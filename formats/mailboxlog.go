@@ -110,10 +110,10 @@ type ExpungeLogger interface {
 
 // ExpungeHistory is implemented by mailboxes that keep Dovecot's
 // transaction log. ExpungedSince returns the UIDs expunged after modseq
-// since, each with the 128-bit GUID its expunge record carried: a
+// since, each with the 128-bit GUID its expunge records carried: a
 // client's expunge names the mail's GUID (MessageGUID128), while Dovecot
-// writes a zero GUID when it drops a mail whose file vanished behind its
-// back. It fails with an error matching ErrHistoryLost when the log no
+// writes a zero GUID only when it drops a mail whose file vanished behind
+// its back (see index.ExpungedSince). It fails with an error matching ErrHistoryLost when the log no
 // longer reaches back to since. boxsync convert's verification uses it to
 // tell a user's expunge on the new location from a loss.
 type ExpungeHistory interface {

@@ -26,10 +26,12 @@ func (ix *Index) ExpungedGUIDs() (map[uint32][16]byte, error) {
 }
 
 // ExpungedSince lists the UIDs the transaction log records as expunged
-// after modseq, each with the 128-bit GUID its EXPUNGE_GUID record
-// carried (zero when none did: Dovecot writes a zero GUID when it finds a
-// mail's file gone, mail_index_expunge, rather than carrying out a
-// client's expunge, which names the mail's GUID). Records of every writer
+// after modseq, each with the 128-bit GUID an EXPUNGE_GUID record carried
+// (zero when none did). A client's expunge names the mail's GUID: in the
+// expunge itself (dbox), or in the expunge request that maildir's sync
+// then carries out with a zero GUID [observed with doveadm dump, 2.3.19,
+// TestConvertLossOnNew]; a mail Dovecot drops because its file vanished
+// gets a zero GUID only (mail_index_expunge). Records of every writer
 // count, boxsync's and dsync's included. It returns ErrHistoryLost when
 // the log no longer reaches back to modseq, so "not in the log" is never
 // taken for "never expunged".

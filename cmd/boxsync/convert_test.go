@@ -74,8 +74,14 @@ func newConvertEnv(t *testing.T, users []string, msgs int) *convertEnv {
 // fillUser writes n messages into a user's Maildir, over INBOX and Work.
 func fillUser(t *testing.T, root string, n int) {
 	t.Helper()
+	fillUserAt(t, "maildir:"+root, n)
+}
+
+// fillUserAt writes n messages into the store at loc, over INBOX and Work.
+func fillUserAt(t *testing.T, loc string, n int) {
+	t.Helper()
 	ctx := context.Background()
-	d, l := driverFor(t, "maildir:"+root)
+	d, l := driverFor(t, loc)
 	st, err := d.Open(ctx, l, formats.OpenOptions{Create: true, Fsync: formats.FsyncNever})
 	if err != nil {
 		t.Fatal(err)
