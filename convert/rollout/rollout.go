@@ -448,6 +448,36 @@ func (r *userRun) switchTo(ctx context.Context, from, to string) error {
 	if r.u.PasswdFile == "" {
 		return formats.Errorf(formats.KindParams, "%s is not in a passwd-file userdb: use --switch-cmd", r.u.Name)
 	}
+	if to == r.entry.New && r.entry.OldLine == "" {
+		// The line before the first switch, in the journal before the
+		// file changes: a rollback puts it back byte for byte, even
+		// after a kill between the switch and its journal record.
+		err := r.cfg.as(r.u, false, func() (err error) {
+			r.entry.OldLine, err = userdb.PasswdLine(r.u.PasswdFile, r.u.Name)
+			return err
+		})
+		if err != nil {
+			return formats.Wrap(err, formats.KindTemp, "switch", "", 0, r.u.PasswdFile)
+		}
+		if err := r.cfg.Journal.Put(r.entry); err != nil {
+			return err
+		}
+	}
+	if to == r.entry.Old && r.entry.OldLine != "" {
+		var restored bool
+		err := r.cfg.as(r.u, false, func() (err error) {
+			restored, err = userdb.RestorePasswdLine(r.u.PasswdFile, r.u.Name, "userdb_mail", r.entry.OldLine)
+			return err
+		})
+		if err != nil {
+			return formats.Wrap(err, formats.KindTemp, "switch back", "", 0, r.u.PasswdFile)
+		}
+		if restored {
+			r.logf("Info", "%s: %s's line as it was before the conversion", r.u.PasswdFile, r.u.Name)
+			return nil
+		}
+		r.logf("Warning", "%s: %s's line was edited since the switch: only its userdb_mail goes back", r.u.PasswdFile, r.u.Name)
+	}
 	if to == r.entry.Old && r.entry.HadField {
 		to = r.entry.OldField // switching back: the field as it was
 	}

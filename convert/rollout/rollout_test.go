@@ -502,3 +502,61 @@ func TestRemoveOldRefusesUnproven(t *testing.T) {
 		t.Fatalf("steps %v: removed", rep.Steps)
 	}
 }
+
+// TestRollbackRestoresLine: after a conversion and a rollback the
+// passwd-file is byte for byte what it was, for a user whose line had a
+// userdb_mail field and for users whose line had none (the field, and
+// the colons it needed, go again) — also when the rollout died between
+// the switch and its journal record (the journal fails right after the
+// passwd-file changed), and was resumed.
+func TestRollbackRestoresLine(t *testing.T) {
+	for _, user := range []string{"jane", "weird", "last-line-without-newline", "other"} {
+		for _, dies := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/dies=%v", user, dies), func(t *testing.T) {
+				mem.Reset()
+				fill(t, "mem:/old", 3)
+				pf := filepath.Join(t.TempDir(), "users")
+				os.WriteFile(pf, []byte(passwdText), 0o600)
+				c := newConfig(t, "mem:/new")
+				u := User{Name: user, Current: "mem:/old", PasswdFile: pf}
+				if dies {
+					calls := 0
+					c.Creds = func(_ User, mail bool, fn func() error) error {
+						err := fn()
+						if !mail {
+							if calls++; calls == 2 { // PasswdLine, then SetPasswdField
+								c.Journal.Close()
+							}
+						}
+						return err
+					}
+					if rep := c.Convert(context.Background(), u); rep.Err == nil || c.Journal.Get(user).Step != StepSwitching {
+						t.Fatalf("first run: %+v", rep)
+					}
+					if got, _ := os.ReadFile(pf); string(got) == passwdText {
+						t.Fatal("the first run did not switch")
+					}
+					j, err := OpenJournal(c.Journal.Path())
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { j.Close() })
+					c.Journal, c.Creds = j, nil
+					u.Current = "mem:/new" // the userdb says so now
+				}
+				if rep := c.Convert(context.Background(), u); rep.Err != nil || rep.Status != "converted" {
+					t.Fatalf("convert: %+v", rep)
+				}
+				if got, _ := os.ReadFile(pf); !strings.Contains(string(got), user+":") || !strings.Contains(string(got), "userdb_mail=mem:/new") {
+					t.Fatalf("not switched:\n%s", got)
+				}
+				if rep := c.Rollback(context.Background(), u); rep.Err != nil || rep.Status != "rolled-back" {
+					t.Fatalf("rollback: %+v", rep)
+				}
+				if got, _ := os.ReadFile(pf); string(got) != passwdText {
+					t.Fatalf("passwd-file after the rollback:\n%q\nwant\n%q", got, passwdText)
+				}
+			})
+		}
+	}
+}
