@@ -110,14 +110,24 @@ type ExpungeLogger interface {
 
 // ExpungeHistory is implemented by mailboxes that keep Dovecot's
 // transaction log. ExpungedSince returns the UIDs expunged after modseq
-// since, each with the 128-bit GUID its expunge records carried: a
-// client's expunge names the mail's GUID (MessageGUID128), while Dovecot
-// writes a zero GUID only when it drops a mail whose file vanished behind
-// its back (see index.ExpungedSince). It fails with an error matching ErrHistoryLost when the log no
+// since. It fails with an error matching ErrHistoryLost when the log no
 // longer reaches back to since. boxsync convert's verification uses it to
 // tell a user's expunge on the new location from a loss.
 type ExpungeHistory interface {
-	ExpungedSince(ctx context.Context, since ModSeq) (map[UID][16]byte, error)
+	ExpungedSince(ctx context.Context, since ModSeq) (map[UID]ExpungeRecord, error)
+}
+
+// ExpungeRecord is what a transaction log says of one expunge.
+type ExpungeRecord struct {
+	// GUID is the 128-bit GUID (MessageGUID128) a record carried; zero
+	// when none did (Dovecot's sdbox requests, and its record of a mail
+	// file found gone).
+	GUID [16]byte
+	// Requested: a client asked for it (mail_expunge logs an expunge
+	// request, which the backend's sync then carries out). False when
+	// the log has only the sync's record: Dovecot dropped a mail whose
+	// file vanished behind its back (see index.ExpungedSince).
+	Requested bool
 }
 
 // MessageGUID128 is the 128-bit form of a message GUID that Dovecot

@@ -48,11 +48,12 @@
 //
 // Mail of the old location missing from the new one is the user's expunge
 // only if the new location's transaction log says so
-// (formats.ExpungeHistory): an expunge recorded after the mark with the
-// mail's GUID, which Dovecot writes for a client's EXPUNGE (maildir in
-// the expunge request it then carries out, dbox in the expunge itself).
-// Dovecot logs a mail whose file vanished behind its back with a zero
-// GUID: that, or no record at all, is a loss and fails verification. Only
+// (formats.ExpungeHistory): a client's expunge request recorded after the
+// mark (mail_expunge logs one, which the backend's sync carries out),
+// with the mail's GUID where it names one (maildir, mdbox; Dovecot's
+// sdbox requests carry none). A mail whose file vanished behind
+// Dovecot's back gets only the sync's bare expunge record: that, or no
+// record at all, is a loss and fails verification. Only
 // where the log no longer reaches back to the mark does verification fall
 // back to dsync's test (gone from a mailbox the user changed, below its
 // UIDNEXT), counting those Verify.ExpungesUnproven; --remove-old then

@@ -83,11 +83,11 @@ func (r *userRun) verifyOnce(ctx context.Context) error {
 // user changed on nw after the switch is told apart with mark (nw's state
 // at the switch): flags of a message whose modseq is above the mark are
 // the user's doing and only counted. Mail gone from nw is the user's
-// expunge only if nw's transaction log says so: an expunge recorded after
-// the mark with the mail's GUID, as Dovecot writes for a client's
-// EXPUNGE (formats.ExpungeHistory). Gone without such a record (a file
-// removed behind Dovecot's back, which it logs with a zero GUID, or no
-// record at all) is a loss. Only where the log doesn't reach back to the
+// expunge only if nw's transaction log says so: a client's expunge
+// request recorded after the mark, with the mail's GUID where it names
+// one (formats.ExpungeHistory). Gone without such a request (a file
+// removed behind Dovecot's back, which its sync logs as a bare expunge,
+// or no record at all) is a loss. Only where the log doesn't reach back to the
 // mark is mail gone from a changed mailbox below its UIDNEXT tolerated
 // unproven (Verify.ExpungesUnproven). Every other difference is an error
 // of kind KindInvalidData listing (at most 20 of) them.
@@ -187,9 +187,9 @@ func verifyMailbox(ctx context.Context, old, nw formats.Store, name string, mk M
 	}
 	// history is what new's log says was expunged since the mark, read
 	// once when needed; known is false without a log reaching back.
-	var expunged map[formats.UID][16]byte
+	var expunged map[formats.UID]formats.ExpungeRecord
 	var loaded, known bool
-	history := func() (map[formats.UID][16]byte, bool, error) {
+	history := func() (map[formats.UID]formats.ExpungeRecord, bool, error) {
 		if loaded {
 			return expunged, known, nil
 		}
@@ -236,17 +236,17 @@ func verifyMailbox(ctx context.Context, old, nw formats.Store, name string, mk M
 			if err != nil {
 				return err
 			}
-			g, logged := expunged[m.UID]
+			x, logged := expunged[m.UID]
 			switch {
 			case !known:
 				v.ExpungedOnNew++
 				v.ExpungesUnproven++
-			case logged && g != ([16]byte{}) && (m.GUID == "" || g == formats.MessageGUID128(m.GUID)):
+			case logged && x.Requested && (x.GUID == [16]byte{} || m.GUID == "" || x.GUID == formats.MessageGUID128(m.GUID)):
 				v.ExpungedOnNew++
-			case logged && g == ([16]byte{}):
+			case logged && !x.Requested:
 				bad("%s UID %d (GUID %s) is missing: Dovecot dropped it without a client's expunge (its file vanished?)", name, m.UID, m.GUID)
 			case logged:
-				bad("%s UID %d (GUID %s) is missing: expunged on the new location as GUID %x", name, m.UID, m.GUID, g)
+				bad("%s UID %d (GUID %s) is missing: expunged on the new location as GUID %x", name, m.UID, m.GUID, x.GUID)
 			default:
 				bad("%s UID %d (GUID %s) is missing, and the new location's log records no expunge of it since the switch", name, m.UID, m.GUID)
 			}

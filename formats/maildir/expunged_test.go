@@ -13,10 +13,10 @@ import (
 )
 
 // TestExpungedSinceDovecot: on a Maildir Dovecot indexed, ExpungedSince
-// lists a client's expunge (doveadm expunge) with the mail's GUID, and a
-// file deleted behind Dovecot's back with a zero GUID, both before Dovecot
-// noticed (our listing lacks the file the index still has) and after (its
-// own zero-GUID record); nothing before the asked modseq, and
+// lists a client's expunge (doveadm expunge) as requested with the mail's
+// GUID, and a file deleted behind Dovecot's back unrequested without a
+// GUID, both before Dovecot noticed (our listing lacks the file the index
+// still has) and after (its sync's own record); nothing before the asked modseq, and
 // ErrHistoryLost without an index.
 func TestExpungedSinceDovecot(t *testing.T) {
 	ctx := context.Background()
@@ -45,7 +45,7 @@ func TestExpungedSinceDovecot(t *testing.T) {
 			guids[m.UID] = m.GUID
 		}
 	}()
-	expunged := func() map[formats.UID][16]byte {
+	expunged := func() map[formats.UID]formats.ExpungeRecord {
 		t.Helper()
 		s := openStore(t, loc, formats.OpenOptions{ReadOnly: true})
 		mb, err := s.Open(ctx, "INBOX")
@@ -78,7 +78,7 @@ func TestExpungedSinceDovecot(t *testing.T) {
 		t.Fatal("no file for m2")
 	}
 	os.Remove(gone)
-	want := fmt.Sprint(map[formats.UID][16]byte{2: {}, 3: formats.MessageGUID128(guids[3])})
+	want := fmt.Sprint(map[formats.UID]formats.ExpungeRecord{2: {}, 3: {GUID: formats.MessageGUID128(guids[3]), Requested: true}})
 	if got := expunged(); fmt.Sprint(got) != want {
 		t.Errorf("before Dovecot noticed: %v, want %v", got, want)
 	}

@@ -76,11 +76,10 @@ var _ formats.ExpungeHistory = (*mailbox)(nil)
 
 // ExpungedSince implements formats.ExpungeHistory from the mailbox's
 // dovecot.index.log. A mail the index still has but whose file is gone
-// (removed behind Dovecot's back) is listed with a zero GUID on top of
-// the logged expunges: Dovecot's next sync would log it so
-// (mail_index_expunge, dovecot-storage.md §6.5). Without an index there
-// is no history.
-func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[formats.UID][16]byte, error) {
+// (removed behind Dovecot's back) is listed too, unrequested and without
+// a GUID: Dovecot's next sync would log it so (mail_index_expunge,
+// dovecot-storage.md §6.5). Without an index there is no history.
+func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[formats.UID]formats.ExpungeRecord, error) {
 	st, err := m.load(ctx)
 	if err != nil {
 		return nil, err
@@ -96,9 +95,9 @@ func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[
 	if err != nil {
 		return nil, formats.Wrap(err, formats.KindTemp, "maildir: expunges", m.b.name, 0, m.s.indexDir(m.b))
 	}
-	out := make(map[formats.UID][16]byte, len(g))
-	for uid, guid := range g {
-		out[formats.UID(uid)] = guid
+	out := make(map[formats.UID]formats.ExpungeRecord, len(g))
+	for uid, c := range g {
+		out[formats.UID(uid)] = formats.ExpungeRecord{GUID: c.GUID, Requested: c.Requested}
 	}
 	listed := make(map[uint32]bool, len(st.t.recs))
 	for i := range st.t.recs {
@@ -106,7 +105,7 @@ func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[
 	}
 	for _, im := range v.Messages() {
 		if !listed[im.UID] {
-			out[formats.UID(im.UID)] = [16]byte{}
+			out[formats.UID(im.UID)] = formats.ExpungeRecord{}
 		}
 	}
 	return out, nil

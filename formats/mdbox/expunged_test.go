@@ -10,8 +10,8 @@ import (
 )
 
 // TestExpungedSinceDovecot: Dovecot's expunge of an mdbox mail (doveadm
-// expunge, as a client's) is listed with the mail's GUID as we read it,
-// only when it is after the asked modseq.
+// expunge, as a client's) is listed as requested with the mail's GUID as
+// we read it, only when it is after the asked modseq.
 func TestExpungedSinceDovecot(t *testing.T) {
 	ctx := context.Background()
 	d, loc := interop(t, "")
@@ -24,7 +24,7 @@ func TestExpungedSinceDovecot(t *testing.T) {
 	if _, err := fmt.Sscanf(strings.TrimSpace(out), "INBOX highestmodseq=%d", &mark); err != nil {
 		t.Fatalf("%q: %v", out, err)
 	}
-	read := func() (map[formats.UID][16]byte, map[formats.UID]string) {
+	read := func() (map[formats.UID]formats.ExpungeRecord, map[formats.UID]string) {
 		t.Helper()
 		s := openStore(t, loc, formats.OpenOptions{ReadOnly: true})
 		mb, err := s.Open(ctx, "INBOX")
@@ -51,7 +51,7 @@ func TestExpungedSinceDovecot(t *testing.T) {
 	}
 	d.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", "3")
 	got, _ = read()
-	if want := fmt.Sprint(map[formats.UID][16]byte{3: formats.MessageGUID128(guids[3])}); fmt.Sprint(got) != want || guids[3] == "" {
+	if want := fmt.Sprint(map[formats.UID]formats.ExpungeRecord{3: {GUID: formats.MessageGUID128(guids[3]), Requested: true}}); fmt.Sprint(got) != want || guids[3] == "" {
 		t.Errorf("after Dovecot's expunge: %v, want %v", got, want)
 	}
 	d.CheckLogClean(t)

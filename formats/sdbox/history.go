@@ -21,7 +21,7 @@ var _ formats.ExpungeHistory = (*mailbox)(nil)
 
 // ExpungedSince implements formats.ExpungeHistory from the mailbox's
 // dovecot.index.log.
-func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[formats.UID][16]byte, error) {
+func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[formats.UID]formats.ExpungeRecord, error) {
 	g, err := m.ix.ExpungedSince(uint64(since))
 	if errors.Is(err, index.ErrHistoryLost) {
 		err = formats.ErrHistoryLost
@@ -29,9 +29,9 @@ func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[
 	if err != nil {
 		return nil, formats.Wrap(err, formats.KindTemp, "sdbox: expunges", m.Name(), 0, "")
 	}
-	out := make(map[formats.UID][16]byte, len(g))
-	for uid, guid := range g {
-		out[formats.UID(uid)] = guid
+	out := make(map[formats.UID]formats.ExpungeRecord, len(g))
+	for uid, c := range g {
+		out[formats.UID(uid)] = formats.ExpungeRecord{GUID: c.GUID, Requested: c.Requested}
 	}
 	return out, nil
 }
