@@ -108,6 +108,28 @@ type ExpungeLogger interface {
 	ExpungedGUIDs(ctx context.Context) (map[UID][16]byte, error)
 }
 
+// ExpungeHistory is implemented by mailboxes that keep Dovecot's
+// transaction log. ExpungedSince returns the UIDs expunged after modseq
+// since. It fails with an error matching ErrHistoryLost when the log no
+// longer reaches back to since. boxsync convert's verification uses it to
+// tell a user's expunge on the new location from a loss.
+type ExpungeHistory interface {
+	ExpungedSince(ctx context.Context, since ModSeq) (map[UID]ExpungeRecord, error)
+}
+
+// ExpungeRecord is what a transaction log says of one expunge.
+type ExpungeRecord struct {
+	// GUID is the 128-bit GUID (MessageGUID128) a record carried; zero
+	// when none did (Dovecot's sdbox requests, and its record of a mail
+	// file found gone).
+	GUID [16]byte
+	// Requested: a client asked for it (mail_expunge logs an expunge
+	// request, which the backend's sync then carries out). False when
+	// the log has only the sync's record: Dovecot dropped a mail whose
+	// file vanished behind its back (see index.ExpungedSince).
+	Requested bool
+}
+
 // MessageGUID128 is the 128-bit form of a message GUID that Dovecot
 // writes in EXPUNGE_GUID records and mdbox's guid extension (2.3.19
 // mail.c mail_generate_guid_128_hash): 32 hex digits (either case) as

@@ -53,6 +53,11 @@ type Change struct {
 	// GUID is the expunged message's GUID when an EXPUNGE_GUID record
 	// carried one.
 	GUID [16]byte
+	// Requested: the log has the expunge request of a client's
+	// transaction (an EXPUNGE_GUID record without the EXTERNAL flag,
+	// mail_expunge), not only the record of a sync that dropped the
+	// message (Dovecot's, for a mail file found gone).
+	Requested bool
 	// Flags are the flags an appended message was saved with.
 	Flags uint8
 	// AddFlags and RemoveFlags are the net flag changes.
@@ -212,7 +217,7 @@ func (ix *Index) Changes(modseq uint64, opt *ChangesOptions) ([]Change, error) {
 			changes[uid] = c
 		case t == ChangeExpunge:
 			// an expunge overrides flag changes
-			*c = Change{UID: uid, Type: t, GUID: c.GUID, Own: own, ModSeq: c.ModSeq}
+			*c = Change{UID: uid, Type: t, GUID: c.GUID, Requested: c.Requested, Own: own, ModSeq: c.ModSeq}
 		case c.Type == ChangeExpunge:
 			return nil // already expunged: doesn't matter
 		default:
@@ -256,9 +261,18 @@ func (ix *Index) Changes(modseq uint64, opt *ChangesOptions) ([]Change, error) {
 						continue // a request not carried out yet
 					}
 				}
-				if c := get(x.UID, ChangeExpunge, own, e.ModSeq); c != nil && x.GUID != ([16]byte{}) {
+				c := get(x.UID, ChangeExpunge, own, e.ModSeq)
+				if c == nil {
+					// expunged by an earlier record: still note
+					// what this one adds
+					if c = changes[x.UID]; c == nil || c.Type != ChangeExpunge {
+						continue
+					}
+				}
+				if c.GUID == ([16]byte{}) {
 					c.GUID = x.GUID
 				}
+				c.Requested = c.Requested || !ext
 			}
 		case *log.FlagUpdate:
 			for _, x := range r.Changes {

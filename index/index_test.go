@@ -785,3 +785,70 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("%d messages, next UID %d; want %d and %d", v.Count(), v.NextUID(), writers*each, writers*each+1)
 	}
 }
+
+// TestExpungedSince: the expunges after a modseq, each writer's, with the
+// GUID the record carried (zero when none) and whether it was requested,
+// and ErrHistoryLost once the log no longer reaches back.
+func TestExpungedSince(t *testing.T) {
+	ix, _ := newTestIndex(t, Options{})
+	tx := ix.BeginFlags(log.External)
+	for u := uint32(1); u <= 7; u++ {
+		tx.Append(u, 0)
+	}
+	commit(t, tx)
+	tx = ix.BeginFlags(log.External)
+	tx.Expunge(1, [16]byte{1}) // before the mark: not listed
+	commit(t, tx)
+	v, _ := ix.View()
+	mark := v.HighestModSeq()
+	tx = ix.BeginFlags(log.External)
+	tx.Expunge(2, [16]byte{2})
+	tx.Expunge(3, [16]byte{})
+	tx.UpdateFlags(7, FlagSeen, 0)
+	commit(t, tx)
+	tx = ix.Begin() // boxsync's own: carried out at once
+	tx.Expunge(4, [16]byte{4})
+	commit(t, tx)
+	tx = ix.BeginFlags(0) // a client's request...
+	tx.Expunge(5, [16]byte{5})
+	tx.Expunge(6, [16]byte{6})
+	commit(t, tx)
+	tx = ix.BeginFlags(log.External) // ...that the sync carries out for 5
+	tx.Expunge(5, [16]byte{})
+	commit(t, tx)
+	got, err := ix.ExpungedSince(mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, uid := range sortedKeys(got) {
+		c := got[uid]
+		fmt.Fprintf(&b, "%d guid=%x requested=%v; ", uid, c.GUID[:1], c.Requested)
+	}
+	// 2, 3 and 4 as a sync records them (EXTERNAL), 5 requested and
+	// carried out (the request's GUID kept), 6 only requested (not yet
+	// expunged: not listed).
+	if want := "2 guid=02 requested=false; 3 guid=00 requested=false; 4 guid=04 requested=false; 5 guid=05 requested=true; "; b.String() != want {
+		t.Errorf("ExpungedSince(mark) = %s, want %s", b.String(), want)
+	}
+	v, _ = ix.View()
+	if got, err := ix.ExpungedSince(v.HighestModSeq()); err != nil || len(got) != 0 {
+		t.Errorf("ExpungedSince(highest) = %v, %v", got, err)
+	}
+
+	ix, _ = newTestIndex(t, Options{LogRotateMinSize: 1, LogRotateMaxSize: 200, LogRotateMinAge: -1})
+	tx = ix.Begin()
+	tx.Append(1, 0)
+	tx.Append(2, 0)
+	commit(t, tx)
+	v, _ = ix.View()
+	old := v.HighestModSeq()
+	for i := range 20 {
+		tx := ix.Begin()
+		tx.UpdateFlags(1, uint8(1<<(i%5)), 0)
+		commit(t, tx)
+	}
+	if _, err := ix.ExpungedSince(old); !errors.Is(err, ErrHistoryLost) {
+		t.Errorf("ExpungedSince(rotated away) error = %v, want ErrHistoryLost", err)
+	}
+}

@@ -74,8 +74,14 @@ func newConvertEnv(t *testing.T, users []string, msgs int) *convertEnv {
 // fillUser writes n messages into a user's Maildir, over INBOX and Work.
 func fillUser(t *testing.T, root string, n int) {
 	t.Helper()
+	fillUserAt(t, "maildir:"+root, n)
+}
+
+// fillUserAt writes n messages into the store at loc, over INBOX and Work.
+func fillUserAt(t *testing.T, loc string, n int) {
+	t.Helper()
 	ctx := context.Background()
-	d, l := driverFor(t, "maildir:"+root)
+	d, l := driverFor(t, loc)
 	st, err := d.Open(ctx, l, formats.OpenOptions{Create: true, Fsync: formats.FsyncNever})
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +468,10 @@ func (u *imapUser) work(w *want, seed uint64, stop <-chan struct{}) {
 	}
 }
 
-// deliver saves a message through Dovecot's userdb every ~50 ms.
+// deliver hands a message to Dovecot every ~50 ms, in turn through
+// doveadm save and through its delivery agent (dovecot-lda, as an MTA
+// would): both look the user up through the running auth service, so
+// they follow the switch once the cache is flushed.
 func (e *convertEnv) deliver(user string, w *want, stop <-chan struct{}) {
 	for n := 0; ; n++ {
 		select {
@@ -471,10 +480,15 @@ func (e *convertEnv) deliver(user string, w *want, stop <-chan struct{}) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		subject := fmt.Sprintf("delivered %s %d", user, n)
+		deliver := e.srv.Deliver
+		if n%2 == 1 {
+			subject = fmt.Sprintf("delivered by lda %s %d", user, n)
+			deliver = func(user, _ string, msg []byte) error { return e.srv.DeliverLDA(user, msg) }
+		}
 		w.mu.Lock()
 		w.appended[subject] = false
 		w.mu.Unlock()
-		if err := e.srv.Deliver(user, "INBOX", []byte("Subject: "+subject+"\n\nhi\n")); err == nil {
+		if err := deliver(user, "INBOX", []byte("Subject: "+subject+"\n\nhi\n")); err == nil {
 			w.mu.Lock()
 			w.appended[subject] = true
 			w.mu.Unlock()

@@ -44,6 +44,29 @@
 // QUIRK: a message changed on both sides in that window keeps the flags of
 // the side with the higher modseq, as a stateless dsync would.
 //
+// # Verification: the user's expunge or a loss
+//
+// Mail of the old location missing from the new one is the user's expunge
+// only if the new location's transaction log says so
+// (formats.ExpungeHistory): a client's expunge request recorded after the
+// mark (mail_expunge logs one, which the backend's sync carries out),
+// with the mail's GUID where it names one (maildir, mdbox; Dovecot's
+// sdbox requests carry none). A mail whose file vanished behind
+// Dovecot's back gets only the sync's bare expunge record: that, or no
+// record at all, is a loss and fails verification. Only
+// where the log no longer reaches back to the mark does verification fall
+// back to dsync's test (gone from a mailbox the user changed, below its
+// UIDNEXT), counting those Verify.ExpungesUnproven; --remove-old then
+// refuses (Entry.Unproven).
+//
+// # Rollback
+//
+// The user's passwd-file line is recorded in the journal (Entry.OldLine)
+// before the first switch changes the file, so a rollback restores it byte
+// for byte (userdb.RestorePasswdLine), also after a rollout killed between
+// the switch and its journal record. A --switch-cmd hook runs with the
+// locations the other way round.
+//
 // # Dovecot compatibility
 //
 // The procedure is doveadm-sync(1)'s "conversion" recipe; the hooks'

@@ -75,9 +75,17 @@ type Entry struct {
 	New  string `json:"new"`
 	// OldField is the passwd-file userdb_mail value before the switch;
 	// HadField false means the user had none (the global mail_location).
-	OldField string        `json:"old_field,omitempty"`
-	HadField bool          `json:"had_field,omitempty"`
-	Passes   int           `json:"passes,omitempty"`
+	OldField string `json:"old_field,omitempty"`
+	// OldLine is the user's passwd-file line before the first switch
+	// (without its line end), recorded before the file changes: a
+	// rollback puts it back byte for byte (userdb.RestorePasswdLine).
+	OldLine  string `json:"old_line,omitempty"`
+	HadField bool   `json:"had_field,omitempty"`
+	Passes   int    `json:"passes,omitempty"`
+	// Unproven is Verify.ExpungesUnproven of the verification that
+	// converted the user: mail gone from the new location that its log
+	// could not show the user expunged. --remove-old refuses then.
+	Unproven int           `json:"unproven_expunges,omitempty"`
 	Mark     []MailboxMark `json:"mark,omitempty"`
 	Error    string        `json:"error,omitempty"`
 	Time     time.Time     `json:"time"`

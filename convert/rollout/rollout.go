@@ -448,6 +448,36 @@ func (r *userRun) switchTo(ctx context.Context, from, to string) error {
 	if r.u.PasswdFile == "" {
 		return formats.Errorf(formats.KindParams, "%s is not in a passwd-file userdb: use --switch-cmd", r.u.Name)
 	}
+	if to == r.entry.New && r.entry.OldLine == "" {
+		// The line before the first switch, in the journal before the
+		// file changes: a rollback puts it back byte for byte, even
+		// after a kill between the switch and its journal record.
+		err := r.cfg.as(r.u, false, func() (err error) {
+			r.entry.OldLine, err = userdb.PasswdLine(r.u.PasswdFile, r.u.Name)
+			return err
+		})
+		if err != nil {
+			return formats.Wrap(err, formats.KindTemp, "switch", "", 0, r.u.PasswdFile)
+		}
+		if err := r.cfg.Journal.Put(r.entry); err != nil {
+			return err
+		}
+	}
+	if to == r.entry.Old && r.entry.OldLine != "" {
+		var restored bool
+		err := r.cfg.as(r.u, false, func() (err error) {
+			restored, err = userdb.RestorePasswdLine(r.u.PasswdFile, r.u.Name, "userdb_mail", r.entry.OldLine)
+			return err
+		})
+		if err != nil {
+			return formats.Wrap(err, formats.KindTemp, "switch back", "", 0, r.u.PasswdFile)
+		}
+		if restored {
+			r.logf("Info", "%s: %s's line as it was before the conversion", r.u.PasswdFile, r.u.Name)
+			return nil
+		}
+		r.logf("Warning", "%s: %s's line was edited since the switch: only its userdb_mail goes back", r.u.PasswdFile, r.u.Name)
+	}
 	if to == r.entry.Old && r.entry.HadField {
 		to = r.entry.OldField // switching back: the field as it was
 	}
@@ -644,8 +674,16 @@ func (r *userRun) oldFlagsWinIn(ctx context.Context, old, nw formats.Store, mk M
 }
 
 // removeOld is the optional last step, after verification (again: the
-// rollout that verified may have been long ago).
+// rollout that verified may have been long ago). It refuses when the
+// verification that converted the user had to take mail gone from the
+// new location for expunges without proof (Entry.Unproven). Mail gone
+// from new since that verification, unproven because the log has been
+// rotated meanwhile, was on new then: it is the user's live mailbox's
+// business, not the conversion's.
 func (r *userRun) removeOld(ctx context.Context) error {
+	if r.entry.Unproven > 0 {
+		return formats.Errorf(formats.KindNotPossible, "--remove-old: %d messages of the old location %s were gone from the new one at verification with no log to show the user expunged them; compare and remove the old location by hand", r.entry.Unproven, r.entry.Old)
+	}
 	if err := r.verifyOnce(ctx); err != nil && !errors.Is(err, formats.ErrNotFound) {
 		return err
 	}

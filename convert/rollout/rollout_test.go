@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -469,6 +470,93 @@ func TestStart(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("journal %s %s->%s, userdb %s: %s, want %s", tc.entry.Step, tc.entry.Old, tc.entry.New, tc.current, got, tc.want)
+		}
+	}
+}
+
+// TestRemoveOldRefusesUnproven: mail gone from the new location that no
+// log shows the user expunged (mem keeps no expunge log) is tolerated by
+// verification but counted, and --remove-old then keeps the old location.
+func TestRemoveOldRefusesUnproven(t *testing.T) {
+	mem.Reset()
+	fill(t, "mem:/old", 6)
+	c := newConfig(t, "mem:/new")
+	c.Hooks.Switch = "true"
+	c.RemoveOld = true
+	c.afterStep = func(_ string, s Step) {
+		if s == StepSwitched {
+			change(t, "mem:/new", "INBOX", func(tx formats.Tx, m []formats.Message) { tx.Expunge(m[2].UID) })
+		}
+	}
+	rep := c.Convert(context.Background(), User{Name: "x", Current: "mem:/old"})
+	if formats.KindOf(rep.Err) != formats.KindNotPossible || !strings.Contains(rep.Error, "1 messages") || rep.Step != StepVerified {
+		t.Fatalf("%+v", rep)
+	}
+	if v := rep.Verify; v == nil || v.ExpungedOnNew != 1 || v.ExpungesUnproven != 1 {
+		t.Fatalf("verify: %+v", rep.Verify)
+	}
+	if e := c.Journal.Get("x"); e.Unproven != 1 || e.Step != StepVerified {
+		t.Fatalf("journal: %+v", e)
+	}
+	if slices.Contains(rep.Steps, StepRemoved) {
+		t.Fatalf("steps %v: removed", rep.Steps)
+	}
+}
+
+// TestRollbackRestoresLine: after a conversion and a rollback the
+// passwd-file is byte for byte what it was, for a user whose line had a
+// userdb_mail field and for users whose line had none (the field, and
+// the colons it needed, go again) — also when the rollout died between
+// the switch and its journal record (the journal fails right after the
+// passwd-file changed), and was resumed.
+func TestRollbackRestoresLine(t *testing.T) {
+	for _, user := range []string{"jane", "weird", "last-line-without-newline", "other"} {
+		for _, dies := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/dies=%v", user, dies), func(t *testing.T) {
+				mem.Reset()
+				fill(t, "mem:/old", 3)
+				pf := filepath.Join(t.TempDir(), "users")
+				os.WriteFile(pf, []byte(passwdText), 0o600)
+				c := newConfig(t, "mem:/new")
+				u := User{Name: user, Current: "mem:/old", PasswdFile: pf}
+				if dies {
+					calls := 0
+					c.Creds = func(_ User, mail bool, fn func() error) error {
+						err := fn()
+						if !mail {
+							if calls++; calls == 2 { // PasswdLine, then SetPasswdField
+								c.Journal.Close()
+							}
+						}
+						return err
+					}
+					if rep := c.Convert(context.Background(), u); rep.Err == nil || c.Journal.Get(user).Step != StepSwitching {
+						t.Fatalf("first run: %+v", rep)
+					}
+					if got, _ := os.ReadFile(pf); string(got) == passwdText {
+						t.Fatal("the first run did not switch")
+					}
+					j, err := OpenJournal(c.Journal.Path())
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { j.Close() })
+					c.Journal, c.Creds = j, nil
+					u.Current = "mem:/new" // the userdb says so now
+				}
+				if rep := c.Convert(context.Background(), u); rep.Err != nil || rep.Status != "converted" {
+					t.Fatalf("convert: %+v", rep)
+				}
+				if got, _ := os.ReadFile(pf); !strings.Contains(string(got), user+":") || !strings.Contains(string(got), "userdb_mail=mem:/new") {
+					t.Fatalf("not switched:\n%s", got)
+				}
+				if rep := c.Rollback(context.Background(), u); rep.Err != nil || rep.Status != "rolled-back" {
+					t.Fatalf("rollback: %+v", rep)
+				}
+				if got, _ := os.ReadFile(pf); string(got) != passwdText {
+					t.Fatalf("passwd-file after the rollback:\n%q\nwant\n%q", got, passwdText)
+				}
+			})
 		}
 	}
 }

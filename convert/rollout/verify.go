@@ -16,10 +16,18 @@ type Verify struct {
 	// ChangedOnNew: flags differ because the user changed them on the
 	// new location after the switch (modseq above the mark).
 	ChangedOnNew int `json:"changed_on_new"`
-	// ExpungedOnNew: old's message is gone from new, which the user
-	// changed after the switch, below new's UIDNEXT (dsync's own test of
-	// an expunge).
+	// ExpungedOnNew: old's message is gone from new because the user
+	// expunged it there after the switch: new's transaction log records
+	// a client's expunge of that UID and GUID since the mark
+	// (formats.ExpungeHistory).
 	ExpungedOnNew int `json:"expunged_on_new"`
+	// ExpungesUnproven: of ExpungedOnNew, the messages gone from a
+	// mailbox that the user changed after the switch, below new's
+	// UIDNEXT, where new keeps no log reaching back to the mark (rotated
+	// away, the index rebuilt, or a format without one): a user's
+	// expunge can't be told from a loss there, so they are tolerated as
+	// dsync would, and --remove-old refuses to delete the old location.
+	ExpungesUnproven int `json:"expunges_unproven,omitempty"`
 	// Renumbered: old's mail reached the old location after the switch
 	// and its UID was taken on new by other new mail, so it was saved
 	// under a new UID (as dsync does).
@@ -32,14 +40,21 @@ type Verify struct {
 // checked once more.
 func (r *userRun) verify(ctx context.Context) error {
 	err := r.verifyOnce(ctx)
-	if formats.KindOf(err) != formats.KindInvalidData {
+	if formats.KindOf(err) == formats.KindInvalidData {
+		r.logf("Warning", "%s; merging again", firstLine(err.Error()))
+		if err := r.merge(ctx); err != nil {
+			return err
+		}
+		err = r.verifyOnce(ctx)
+	}
+	if err != nil {
 		return err
 	}
-	r.logf("Warning", "%s; merging again", firstLine(err.Error()))
-	if err := r.merge(ctx); err != nil {
-		return err
+	r.entry.Unproven = r.rep.Verify.ExpungesUnproven
+	if r.entry.Unproven > 0 {
+		r.logf("Warning", "%d messages of the old location are gone from the new one, whose log no longer reaches back to the switch: taken for the user's expunges (--remove-old will refuse)", r.entry.Unproven)
 	}
-	return r.verifyOnce(ctx)
+	return nil
 }
 
 func firstLine(s string) string {
@@ -66,10 +81,16 @@ func (r *userRun) verifyOnce(ctx context.Context) error {
 // VerifyStores checks that nw holds every mailbox (same UIDVALIDITY and
 // GUID), message (same UID and GUID), flag and keyword of old. What the
 // user changed on nw after the switch is told apart with mark (nw's state
-// at the switch): flags of a message whose modseq is above the mark, and
-// mail gone from a mailbox whose HIGHESTMODSEQ rose above the mark, are
-// the user's doing and only counted. Every other difference is an error of
-// kind KindInvalidData listing (at most 20 of) them.
+// at the switch): flags of a message whose modseq is above the mark are
+// the user's doing and only counted. Mail gone from nw is the user's
+// expunge only if nw's transaction log says so: a client's expunge
+// request recorded after the mark, with the mail's GUID where it names
+// one (formats.ExpungeHistory). Gone without such a request (a file
+// removed behind Dovecot's back, which its sync logs as a bare expunge,
+// or no record at all) is a loss. Only where the log doesn't reach back to the
+// mark is mail gone from a changed mailbox below its UIDNEXT tolerated
+// unproven (Verify.ExpungesUnproven). Every other difference is an error
+// of kind KindInvalidData listing (at most 20 of) them.
 func VerifyStores(ctx context.Context, old, nw formats.Store, mark []MailboxMark) (Verify, error) {
 	var v Verify
 	var problems []string
@@ -164,6 +185,27 @@ func verifyMailbox(ctx context.Context, old, nw formats.Store, name string, mk M
 			byGUID[m.GUID] = m.UID
 		}
 	}
+	// history is what new's log says was expunged since the mark, read
+	// once when needed; known is false without a log reaching back.
+	var expunged map[formats.UID]formats.ExpungeRecord
+	var loaded, known bool
+	history := func() (map[formats.UID]formats.ExpungeRecord, bool, error) {
+		if loaded {
+			return expunged, known, nil
+		}
+		loaded = true
+		eh, ok := nb.(formats.ExpungeHistory)
+		if !ok {
+			return nil, false, nil
+		}
+		var err error
+		expunged, err = eh.ExpungedSince(ctx, mk.HighestModSeq)
+		if errors.Is(err, formats.ErrHistoryLost) {
+			return nil, false, nil
+		}
+		known = err == nil
+		return expunged, known, err
+	}
 	for m, err := range ob.Messages(ctx, 1) {
 		if err != nil {
 			return err
@@ -186,11 +228,28 @@ func verifyMailbox(ctx context.Context, old, nw formats.Store, name string, mk M
 				v.Renumbered++
 				continue
 			}
-			if newChanged && m.UID < nst.UIDNext {
-				v.ExpungedOnNew++
+			if !newChanged || m.UID >= nst.UIDNext {
+				bad("%s UID %d (GUID %s) is missing", name, m.UID, m.GUID)
 				continue
 			}
-			bad("%s UID %d (GUID %s) is missing", name, m.UID, m.GUID)
+			expunged, known, err := history()
+			if err != nil {
+				return err
+			}
+			x, logged := expunged[m.UID]
+			switch {
+			case !known:
+				v.ExpungedOnNew++
+				v.ExpungesUnproven++
+			case logged && x.Requested && (x.GUID == [16]byte{} || m.GUID == "" || x.GUID == formats.MessageGUID128(m.GUID)):
+				v.ExpungedOnNew++
+			case logged && !x.Requested:
+				bad("%s UID %d (GUID %s) is missing: Dovecot dropped it without a client's expunge (its file vanished?)", name, m.UID, m.GUID)
+			case logged:
+				bad("%s UID %d (GUID %s) is missing: expunged on the new location as GUID %x", name, m.UID, m.GUID, x.GUID)
+			default:
+				bad("%s UID %d (GUID %s) is missing, and the new location's log records no expunge of it since the switch", name, m.UID, m.GUID)
+			}
 			continue
 		}
 		if n.Flags == m.Flags && (!kw || formats.EqualKeywords(n.Keywords, m.Keywords)) {

@@ -2,9 +2,11 @@ package maildir
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/index"
 )
 
 var _ formats.ChangeHistory = (*mailbox)(nil)
@@ -67,6 +69,45 @@ func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq, own boo
 			c.ModSeq = max(c.ModSeq, formats.ModSeq(ms.per[i]))
 		}
 		out[uid] = c
+	}
+	return out, nil
+}
+
+var _ formats.ExpungeHistory = (*mailbox)(nil)
+
+// ExpungedSince implements formats.ExpungeHistory from the mailbox's
+// dovecot.index.log. A mail the index still has but whose file is gone
+// (removed behind Dovecot's back) is listed too, unrequested and without
+// a GUID: Dovecot's next sync would log it so (mail_index_expunge,
+// dovecot-storage.md §6.5). Without an index there is no history.
+func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[formats.UID]formats.ExpungeRecord, error) {
+	st, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, v, err := m.indexView(st)
+	if err != nil || ix == nil {
+		return nil, formats.Wrap(formats.ErrHistoryLost, formats.KindTemp, "maildir: expunges", m.b.name, 0, m.s.indexDir(m.b))
+	}
+	g, err := ix.ExpungedSince(uint64(since))
+	if errors.Is(err, index.ErrHistoryLost) {
+		err = formats.ErrHistoryLost
+	}
+	if err != nil {
+		return nil, formats.Wrap(err, formats.KindTemp, "maildir: expunges", m.b.name, 0, m.s.indexDir(m.b))
+	}
+	out := make(map[formats.UID]formats.ExpungeRecord, len(g))
+	for uid, c := range g {
+		out[formats.UID(uid)] = formats.ExpungeRecord{GUID: c.GUID, Requested: c.Requested}
+	}
+	listed := make(map[uint32]bool, len(st.t.recs))
+	for i := range st.t.recs {
+		listed[st.t.recs[i].uid] = true
+	}
+	for _, im := range v.Messages() {
+		if !listed[im.UID] {
+			out[formats.UID(im.UID)] = formats.ExpungeRecord{}
+		}
 	}
 	return out, nil
 }

@@ -461,3 +461,20 @@ func TestLocationRoot(t *testing.T) {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// TestDeliverLDA: a message handed to dovecot-lda lands in the user's
+// INBOX with its body intact; an unknown user is refused.
+func TestDeliverLDA(t *testing.T) {
+	s := ServeUsers(t, []string{"lu"}, "maildir:~/Maildir")
+	if err := s.DeliverLDA("lu", []byte("Subject: over lda\n\n.dot line\nend\n")); err != nil {
+		t.Fatalf("%v\n%s", err, s.Log())
+	}
+	out := s.MustDoveadm(t, "fetch", "-u", "lu", "body", "mailbox", "INBOX", "subject", "over lda")
+	if !strings.Contains(out, ".dot line\r\nend") { // mail_save_crlf = yes
+		t.Errorf("delivered body: %q", out)
+	}
+	if err := s.DeliverLDA("nobody-here", []byte("Subject: x\n\nx\n")); err == nil {
+		t.Error("an unknown user was accepted")
+	}
+	s.CheckLogCleanExcept(t, "nobody-here")
+}

@@ -1,8 +1,12 @@
 package dovecottest
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +16,8 @@ import (
 // users of a passwd-file userdb, each with its own home and its own
 // userdb_mail= field: the setting of a per-user mail location rollout.
 // Mail can be delivered with [UsersServer.Deliver] (doveadm save -u, which
-// asks the running auth service, so it follows the userdb and its cache);
+// asks the running auth service, so it follows the userdb and its cache)
+// and [UsersServer.DeliverLDA] (dovecot-lda -d, likewise);
 // `doveadm auth cache flush` and `doveadm kick` work against it (see
 // [UsersServer.DoveadmCommand]).
 type UsersServer struct {
@@ -65,6 +70,45 @@ func (s *UsersServer) UserHome(user string) string { return filepath.Join(s.Dir(
 func (s *UsersServer) Deliver(user, mailbox string, msg []byte) error {
 	_, err := s.run(strings.NewReader(string(msg)), []string{"save", "-u", user, "-m", mailbox})
 	return err
+}
+
+// DeliverLDA delivers msg to user's INBOX with Dovecot's delivery agent
+// (dovecot-lda -d USER), as an MTA does where Dovecot's lmtp service is not
+// installed (Debian's dovecot-lmtpd is a package of its own; dovecot-lda
+// comes with dovecot-core): it asks the running auth service for the
+// userdb (through its cache), drops to the user's uid and saves through
+// mail_deliver, as LMTP would.
+func (s *UsersServer) DeliverLDA(user string, msg []byte) error {
+	lda, err := ldaPath()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.log, "%sdovecot-lda -d %s\n", logHeader, user)
+	cmd := exec.Command(lda, "-c", s.Config(), "-d", user)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Dir = s.Dir()
+	cmd.Stdin = bytes.NewReader(msg)
+	var stderr bytes.Buffer
+	cmd.Stdout = &stderr
+	cmd.Stderr = io.MultiWriter(&stderr, s.log)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("dovecottest: dovecot-lda -d %s: %w\n%s", user, err, stderr.Bytes())
+	}
+	return nil
+}
+
+// ldaPath finds dovecot-lda: on PATH, else in Dovecot's libexec
+// directories (Debian: /usr/lib/dovecot).
+func ldaPath() (string, error) {
+	if p, err := exec.LookPath("dovecot-lda"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/lib/dovecot/dovecot-lda", "/usr/libexec/dovecot/dovecot-lda", "/usr/local/libexec/dovecot/dovecot-lda"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("dovecottest: dovecot-lda not found (it comes with dovecot-core)")
 }
 
 // DoveadmCommand is the shell command line for doveadm with this

@@ -120,20 +120,9 @@ func SetPasswdField(path, user, key, value string) (old string, had bool, err er
 	if err != nil {
 		return "", false, err
 	}
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	at := -1
-	for i, l := range lines {
-		e, ok := ParsePasswdLine(string(l))
-		if !ok || e.User != user {
-			continue
-		}
-		if at >= 0 {
-			return "", false, fmt.Errorf("%s: user %s is on lines %d and %d; fix the file first", path, user, at+1, i+1)
-		}
-		at = i
-	}
-	if at < 0 {
-		return "", false, fmt.Errorf("%s: no line for user %s", path, user)
+	lines, at, err := findUserLine(path, data, user)
+	if err != nil {
+		return "", false, err
 	}
 	newLine, old, had := setExtraField(string(lines[at]), key, value)
 	if had && old == value {
@@ -146,17 +135,102 @@ func SetPasswdField(path, user, key, value string) (old string, had bool, err er
 	return old, had, nil
 }
 
+// findUserLine splits data into lines (each with its end) and finds
+// user's, refusing a user listed twice.
+func findUserLine(path string, data []byte, user string) ([][]byte, int, error) {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	at := -1
+	for i, l := range lines {
+		e, ok := ParsePasswdLine(string(l))
+		if !ok || e.User != user {
+			continue
+		}
+		if at >= 0 {
+			return nil, 0, fmt.Errorf("%s: user %s is on lines %d and %d; fix the file first", path, user, at+1, i+1)
+		}
+		at = i
+	}
+	if at < 0 {
+		return nil, 0, fmt.Errorf("%s: no line for user %s", path, user)
+	}
+	return lines, at, nil
+}
+
+// PasswdLine returns user's line of the passwd-file at path as it is,
+// without its line end: what RestorePasswdLine can put back.
+func PasswdLine(path, user string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	lines, at, err := findUserLine(path, data, user)
+	if err != nil {
+		return "", err
+	}
+	body, _ := splitLineEnd(string(lines[at]))
+	return body, nil
+}
+
+// RestorePasswdLine puts user's line back to line (from PasswdLine, before
+// SetPasswdField changed key), byte for byte, keeping the line end the
+// file has now, atomically and under SetPasswdField's lock. It does so
+// only if the line now is line with nothing changed but key's value
+// (restored false otherwise, and the file is left alone): an edit made
+// since the switch is never undone.
+func RestorePasswdLine(path, user, key, line string) (restored bool, err error) {
+	unlock, err := lockFile(path + ".boxsync-lock")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	lines, at, err := findUserLine(path, data, user)
+	if err != nil {
+		return false, err
+	}
+	cur, end := splitLineEnd(string(lines[at]))
+	if cur == line {
+		return true, nil
+	}
+	e, _ := ParsePasswdLine(cur)
+	value, ok := "", false
+	for _, f := range e.Extra {
+		if k, v, _ := strings.Cut(f, "="); k == key {
+			value, ok = v, true
+			break
+		}
+	}
+	if !ok {
+		return false, nil
+	}
+	if switched, _, _ := setExtraField(line, key, value); switched != cur {
+		return false, nil
+	}
+	lines[at] = []byte(line + end)
+	if err := replaceFile(path, bytes.Join(lines, nil)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// splitLineEnd splits a line into its body and its end (LF, CRLF or none).
+func splitLineEnd(line string) (body, end string) {
+	for _, suffix := range []string{"\r\n", "\n"} {
+		if b, ok := strings.CutSuffix(line, suffix); ok {
+			return b, suffix
+		}
+	}
+	return line, ""
+}
+
 // setExtraField rewrites one passwd-file line with key=value among its
 // extra fields: in place of the first key=, else appended; the line's end
 // (LF, CRLF or none) is kept.
 func setExtraField(line, key, value string) (string, string, bool) {
-	body, end := line, ""
-	for _, suffix := range []string{"\r\n", "\n"} {
-		if strings.HasSuffix(body, suffix) {
-			body, end = strings.TrimSuffix(body, suffix), suffix
-			break
-		}
-	}
+	body, end := splitLineEnd(line)
 	parts := strings.SplitN(body, ":", 8)
 	for len(parts) < 8 {
 		parts = append(parts, "")

@@ -5,7 +5,8 @@
 // mail_home, and the iteration doveadm -A does.
 //
 // It also rewrites one user's extra field in a passwd-file (SetPasswdField),
-// which is how `boxsync convert` switches a user's mail location.
+// which is how `boxsync convert` switches a user's mail location, and puts
+// the line back as it was (PasswdLine, RestorePasswdLine) for a rollback.
 package userdb
 
 import (

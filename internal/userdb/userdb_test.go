@@ -309,3 +309,62 @@ func FuzzSetExtraField(f *testing.F) {
 		}
 	})
 }
+
+// TestRestorePasswdLine: a line switched by SetPasswdField goes back byte
+// for byte, whether the field was there or added (with the colons it
+// took); a line edited otherwise since is left alone.
+func TestRestorePasswdLine(t *testing.T) {
+	cases := []struct {
+		name, line string
+		edit       func(string) string // after the switch; nil = none
+		restored   bool
+	}{
+		{"field replaced", "alice:{PLAIN}a:5000:5000::/h::userdb_quota_rule=*:storage=1G userdb_mail=maildir:~/Mail%u  x=y", nil, true},
+		{"field added", "bob:{PLAIN}b:5000:5000::/h::", nil, true},
+		{"field and colons added", "carol:{PLAIN}c:5000:5000::/h", nil, true},
+		{"bare password line", "dan:{PLAIN}d", nil, true},
+		{"edited since", "erin:{PLAIN}e:5000:5000::/h::userdb_mail=maildir:~/Maildir", func(l string) string {
+			return strings.Replace(l, "{PLAIN}e", "{PLAIN}new-password", 1)
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "users")
+			user, _, _ := strings.Cut(tc.line, ":")
+			before := "# head\r\nother:x:1:1::/o::userdb_mail=a:b\r\n" + tc.line + "\r\nlast:x:1:1::/l::"
+			os.WriteFile(path, []byte(before), 0o600)
+			line, err := PasswdLine(path, user)
+			if err != nil || line != tc.line {
+				t.Fatalf("PasswdLine = %q, %v", line, err)
+			}
+			if _, _, err := SetPasswdField(path, user, "userdb_mail", "mdbox:~/mdbox"); err != nil {
+				t.Fatal(err)
+			}
+			switched, _ := os.ReadFile(path)
+			if string(switched) == before {
+				t.Fatal("nothing switched")
+			}
+			if tc.edit != nil {
+				cur, _ := PasswdLine(path, user)
+				os.WriteFile(path, []byte(strings.Replace(string(switched), cur, tc.edit(cur), 1)), 0o600)
+			}
+			edited, _ := os.ReadFile(path)
+			restored, err := RestorePasswdLine(path, user, "userdb_mail", line)
+			if err != nil || restored != tc.restored {
+				t.Fatalf("RestorePasswdLine = %v, %v; want %v", restored, err, tc.restored)
+			}
+			got, _ := os.ReadFile(path)
+			want := before
+			if !tc.restored {
+				want = string(edited)
+			}
+			if string(got) != want {
+				t.Fatalf("file:\n%q\nwant\n%q", got, want)
+			}
+			// Again: nothing to do, and said so.
+			if again, err := RestorePasswdLine(path, user, "userdb_mail", line); err != nil || again != tc.restored {
+				t.Fatalf("second RestorePasswdLine = %v, %v", again, err)
+			}
+		})
+	}
+}
