@@ -343,7 +343,7 @@ func (ix *Index) updateLocked(w *log.Writer, fill func(v *View, tx *Tx) error) (
 		return log.Pos{}, err
 	}
 	tx := ix.begin(log.External | log.Sync)
-	if err := fill(newView(st.clone(), ix.logPath()), tx); err != nil {
+	if err := fill(newView(st, ix.logPath()), tx); err != nil { // st is immutable: see View
 		return log.Pos{}, err
 	}
 	if tx.done {
@@ -511,7 +511,7 @@ func (ix *Index) maybeRewrite(w *log.Writer) error {
 		// continue in the new log (its tail record)
 		st.logPos = log.Pos{FileSeq: st.get(offLogFileSeq), Offset: log.HeaderSize}
 		st.logModSeq = w.File().Hdr.InitialModSeq
-		st2, err := ix.advance(st, w.File())
+		st2, err := ix.advanceOwned(st, w.File()) // st is this function's clone
 		if err != nil {
 			return err
 		}
