@@ -406,10 +406,11 @@ func (m *mailbox) fixDuplicate(name string, dir uint8, first string, addName fun
 func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
 	path := filepath.Join(m.b.ctl, uidlistName)
 	tmp := path + ".tmp"
-	data := formatUidlist(st.hdr, st.t)
 	sync := m.s.opt.Fsync != formats.FsyncNever
 	_ = os.Remove(tmp) // a leftover of a crashed writer; we hold the lock
-	if err := writeFileSync(tmp, data, m.s.fileMode, sync); err != nil {
+	if err := writeFileSyncFunc(tmp, m.s.fileMode, sync, func(w io.Writer) error {
+		return writeUidlist(w, st.hdr, st.t)
+	}); err != nil {
 		return wrap(err, "write uidlist", m.b.name, 0, tmp)
 	}
 	if err := os.Rename(tmp, path); err != nil {
