@@ -202,10 +202,11 @@ func (m *mailbox) readKeywords(st *state) error {
 
 // nameRef is a file name found by a scan, in the scan's name arena.
 type nameRef struct {
-	off  uint32
-	n    uint16
-	dir  uint8
-	pass uint8 // the directory pass that saw it
+	off   uint32
+	n     uint16
+	dir   uint8
+	pass  uint8 // the directory pass that saw it
+	inOld bool  // the name is the old table's (in its arena), not a copy
 }
 
 // scan reads the uidlist and the directories. With lock held it also
@@ -249,29 +250,42 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 		names = append(names, name...)
 		return r, nil
 	}
-	// see records one sighting of a base name in slot *f.
-	see := func(f *nameRef, name string, dir uint8) error {
+	nameOf := func(f nameRef) []byte {
+		if f.inOld {
+			return old.arena[f.off : f.off+uint32(f.n)]
+		}
+		return names[f.off : f.off+uint32(f.n)]
+	}
+	// see records one sighting of a base name in slot *f; o is the old
+	// table's record of that base, if any.
+	see := func(f *nameRef, name string, dir uint8, o *rec) error {
 		switch {
 		case f.dir == dirNone,
 			f.dir == dirNew && dir == dirCur,                     // moved to cur/ while we read
 			f.pass < pass && !(f.dir == dirCur && dir == dirNew): // renamed since the last pass
+			if o != nil && o.dir == dir && string(old.arena[o.nameOff:o.nameOff+uint32(o.nameLen)]) == name {
+				// Unchanged since the table we hold (a commit's
+				// rescan): point at its name rather than copy it.
+				*f = nameRef{off: o.nameOff, n: o.nameLen, dir: dir, pass: pass, inOld: true}
+				return nil
+			}
 			r, err := addName(name, dir)
 			*f = r
 			return err
-		case f.dir == dir && string(names[f.off:f.off+uint32(f.n)]) == name,
+		case f.dir == dir && string(nameOf(*f)) == name,
 			f.pass < pass:
 			return nil
 		}
-		dups[name] = dup{dir, filepath.Join(m.b.dir, subdir(f.dir), string(names[f.off:f.off+uint32(f.n)]))}
+		dups[name] = dup{dir, filepath.Join(m.b.dir, subdir(f.dir), string(nameOf(*f)))}
 		return nil
 	}
 	visit := func(name string, dir uint8) error {
 		base := baseOf(name)
 		if i := old.lookupBase(idx, base); i >= 0 {
-			return see(&found[i], name, dir)
+			return see(&found[i], name, dir, &old.recs[i])
 		}
 		if j, ok := freshByBase[base]; ok {
-			return see(&fresh[j], name, dir)
+			return see(&fresh[j], name, dir, nil)
 		}
 		r, err := addName(name, dir)
 		freshByBase[base] = len(fresh)
@@ -323,7 +337,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 			continue
 		}
 		r := &old.recs[i]
-		if err := nt.addBytes(r.uid, names[f.off:f.off+uint32(f.n)], old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
+		if err := nt.addBytes(r.uid, nameOf(f), old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
 			return nil, false, err
 		}
 	}
