@@ -267,7 +267,11 @@ func (ix *Index) finishReplay(r *replay, head *log.File, endModSeq uint64, initT
 // advance replays what head holds after st's position (same file, grown)
 // onto a copy of st.
 func (ix *Index) advance(st *state, head *log.File) (*state, error) {
-	st = st.clone()
+	return ix.advanceOwned(st.clone(), head)
+}
+
+// advanceOwned is advance onto st itself, a state nobody else sees yet.
+func (ix *Index) advanceOwned(st *state, head *log.File) (*state, error) {
 	logs := &logSet{files: []*log.File{head}}
 	r := newReplay(st, logs)
 	if st.tracking {
@@ -342,7 +346,10 @@ func (ix *Index) View() (*View, error) {
 	if err := ix.refresh(); err != nil {
 		return nil, err
 	}
-	return newView(ix.st.clone(), ix.logPath()), nil
+	// ix.st is never changed in place once published (advance, load and
+	// maybeRewrite build a new state), so the view shares it: a view of a
+	// 50,000-message map index costs no copy of its records.
+	return newView(ix.st, ix.logPath()), nil
 }
 
 // Create creates a new log-only index in dir (spec §2.9): a

@@ -852,3 +852,66 @@ func TestExpungedSince(t *testing.T) {
 		t.Errorf("ExpungedSince(rotated away) error = %v, want ErrHistoryLost", err)
 	}
 }
+
+// TestViewIsSnapshot: a View shares its Index's state instead of copying
+// it, so nothing the Index does later (appends, flag and keyword changes,
+// expunges, log rotations and dovecot.index rewrites) may show through an
+// older View, nor through the View an Update's fill got.
+func TestViewIsSnapshot(t *testing.T) {
+	ix, _ := newTestIndex(t, Options{LogRotateMinSize: 1, LogRotateMaxSize: 2000, LogRotateMinAge: -1,
+		RewriteMinLogBytes: 1, RewriteMaxLogBytes: 1})
+	type snap struct {
+		count, next int
+		recs        [][]byte
+		kw          []string
+	}
+	take := func(v *View) snap {
+		s := snap{count: v.Count(), next: int(v.NextUID()), kw: v.Keywords()}
+		for i := range v.Count() {
+			s.recs = append(s.recs, slices.Clone(v.Record(i)))
+		}
+		return s
+	}
+	check := func(what string, v *View, want snap) {
+		t.Helper()
+		if got := take(v); got.count != want.count || got.next != want.next || !slices.Equal(got.kw, want.kw) ||
+			!slices.EqualFunc(got.recs, want.recs, bytes.Equal) {
+			t.Errorf("%s: view changed after later commits: %d messages (next %d), want %d (next %d)",
+				what, got.count, got.next, want.count, want.next)
+		}
+	}
+	var views []*View
+	var snaps []snap
+	uid := uint32(1)
+	for round := range 6 {
+		tx := ix.BeginFlags(log.External)
+		for range 50 {
+			tx.Append(uid, 0)
+			uid++
+		}
+		tx.UpdateFlags(uint32(round*50+1), FlagSeen, 0)
+		tx.UpdateKeywords(uint32(round*50+2), KeywordsAdd, fmt.Sprintf("kw%d", round))
+		if round > 0 {
+			tx.Expunge(uint32(round*50-3), [16]byte{byte(round)})
+		}
+		commit(t, tx)
+		v, err := ix.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		views, snaps = append(views, v), append(snaps, take(v))
+		if _, err := ix.Update(func(v *View, tx *Tx) error {
+			s := take(v)
+			tx.UpdateFlags(uint32(round*50+3), FlagFlagged, 0)
+			tx.Append(v.NextUID(), 0)
+			uid = v.NextUID() + 1
+			views, snaps = append(views, v), append(snaps, s)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, v := range views {
+		check(fmt.Sprintf("view %d", i), v, snaps[i])
+	}
+}

@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/boxsync/boxsync/index/log"
@@ -68,6 +69,8 @@ func (r *replay) apply(raw log.Raw, path string, pos log.Pos, modseq uint64) err
 	ext := raw.Flags()&log.External != 0
 	switch t := raw.Type(); t {
 	case log.TypeAppend:
+		// one allocation for the whole record, not a doubling per append
+		r.s.recs = slices.Grow(r.s.recs, len(p)/8*r.s.recSize)
 		for i := 0; i+8 <= len(p); i += 8 {
 			if err := r.append(p[i : i+8]); err != nil {
 				return err

@@ -343,7 +343,7 @@ func (ix *Index) updateLocked(w *log.Writer, fill func(v *View, tx *Tx) error) (
 		return log.Pos{}, err
 	}
 	tx := ix.begin(log.External | log.Sync)
-	if err := fill(newView(st.clone(), ix.logPath()), tx); err != nil {
+	if err := fill(newView(st, ix.logPath()), tx); err != nil { // st is immutable: see View
 		return log.Pos{}, err
 	}
 	if tx.done {
@@ -438,11 +438,21 @@ func (ix *Index) commitLocked(tx *Tx, w *log.Writer) (log.Pos, error) {
 	}
 	// replay the transaction exactly as it will be on disk, before
 	// writing anything
+	// (one copy of the log: the writer's file then continues in the same
+	// array, where Append writes these very bytes again).
+	clean := head.Garbage() == 0 // nothing past End that a write could cover
+	data := head.Data[:head.End:head.End]
+	if clean {
+		data = head.Data
+	}
 	next := &log.File{Path: head.Path, Hdr: head.Hdr, End: head.End + uint32(len(buf)),
-		Data: append(head.Data[:head.End:head.End], buf...)}
+		Data: append(data, buf...)}
 	st2, err := ix.advance(st, next)
 	if err != nil {
 		return log.Pos{}, fmt.Errorf("index: commit refused, Dovecot would find it corrupt: %w", err)
+	}
+	if clean {
+		head.Data = next.Data[:head.End]
 	}
 	if _, err := w.Append(recs); err != nil {
 		return log.Pos{}, err
@@ -511,7 +521,7 @@ func (ix *Index) maybeRewrite(w *log.Writer) error {
 		// continue in the new log (its tail record)
 		st.logPos = log.Pos{FileSeq: st.get(offLogFileSeq), Offset: log.HeaderSize}
 		st.logModSeq = w.File().Hdr.InitialModSeq
-		st2, err := ix.advance(st, w.File())
+		st2, err := ix.advanceOwned(st, w.File()) // st is this function's clone
 		if err != nil {
 			return err
 		}

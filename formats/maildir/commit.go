@@ -288,7 +288,9 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			return wrap(err, "commit", m.b.name, formats.UID(s.uid), "")
 		}
 	}
-	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime}
+	// Unless rewritten, the uidlist still says what st's did: renames
+	// keep base names and extensions.
+	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime, list: st.list}
 	ns.hdr.NextUID = next
 	m.fillKeywords(ns)
 	if dirty || len(t.saves) > 0 || len(gone) > 0 || next != st.hdr.NextUID {

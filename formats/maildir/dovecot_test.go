@@ -212,3 +212,70 @@ func TestDovecotSeesOurChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestDovecotWritesBetweenOurCommits: a mailbox handle keeps the
+// dovecot-uidlist it last wrote and reuses it while the file is unchanged
+// (state.list); mail Dovecot delivers between two of our commits (Dovecot
+// appends to the uidlist, or recreates it when its index wants) must be
+// seen, keep its UIDs, and push our next save above them.
+func TestDovecotWritesBetweenOurCommits(t *testing.T) {
+	ctx := context.Background()
+	d, loc := interop(t, "")
+	d.Save(t, "INBOX", []byte("Subject: first\n\nby Dovecot\n"))
+	store := openStore(t, loc, formats.OpenOptions{})
+	mb, err := store.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	saveOurs := func(subject string, uid formats.UID) formats.UID {
+		t.Helper()
+		tx, err := mb.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte("Subject: " + subject + "\n\nsaved by boxsync\n")
+		got, err := tx.Save(ctx, formats.Message{UID: uid, Size: int64(len(body)), Received: time.Unix(1500000000, 0)}, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	saveOurs("ours 1", 2)
+	for round := range 3 {
+		// Dovecot delivers twice (the uidlist grows in place), then
+		// flags one of ours (a rename, the uidlist unchanged), after
+		// our handle last read the mailbox.
+		st, err := mb.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Save(t, "INBOX", []byte(fmt.Sprintf("Subject: dovecot %d a\n\nx\n", round)))
+		d.Save(t, "INBOX", []byte(fmt.Sprintf("Subject: dovecot %d b\n\nx\n", round)))
+		d.MustDoveadm(t, "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "2")
+		// Dovecot expunges the first of its two: the second keeps
+		// its UID, which a stale uidlist would hand out again.
+		d.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", fmt.Sprint(st.UIDNext))
+		// We ask for the UID our last state calls next, which Dovecot
+		// has used meanwhile: the commit must move ours above
+		// Dovecot's two, not reuse it.
+		if uid := saveOurs(fmt.Sprintf("ours %d", round+2), st.UIDNext); uid < st.UIDNext+2 {
+			t.Errorf("round %d: our save got UID %d, but Dovecot's mail goes up to %d", round, uid, st.UIDNext+1)
+		}
+	}
+	compare(t, d, store)
+	var n int
+	for m, err := range mb.Messages(ctx, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		_ = m
+	}
+	if n != 1+1+3*2 {
+		t.Errorf("%d messages, want %d", n, 1+1+3*2)
+	}
+}

@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 )
@@ -24,11 +25,21 @@ func fsyncPath(path string) error {
 // writeFileSync writes data to a new file at path (which must not exist),
 // syncing it when sync is set.
 func writeFileSync(path string, data []byte, mode os.FileMode, sync bool) error {
+	return writeFileSyncFunc(path, mode, sync, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileSyncFunc is writeFileSync with the content written by write,
+// so that a large file (a 50,000-line dovecot-uidlist) can be streamed
+// instead of held in memory whole.
+func writeFileSyncFunc(path string, mode os.FileMode, sync bool, write func(io.Writer) error) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
 	}
-	_, werr := f.Write(data)
+	werr := write(f)
 	var serr error
 	if werr == nil && sync {
 		serr = f.Sync()

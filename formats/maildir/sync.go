@@ -27,6 +27,20 @@ type state struct {
 	kwNames keywordList // kw, with "unknown-<n>" for used but unnamed letters
 	kwUsed  uint32      // keyword letters used in file names
 	kwMtime time.Time   // mtime of dovecot-keywords when read
+
+	// list is the dovecot-uidlist version t was read from or written
+	// as (nil: none, or t holds UIDs the file does not). While the file
+	// is still that version, the next scan takes header and records from
+	// here instead of reading and parsing it again: a commit into a
+	// large mailbox then holds one table fewer (and not the file).
+	list fs.FileInfo
+}
+
+// sameUidlist tells whether two stats of dovecot-uidlist are the same
+// version of it: Dovecot replaces the file by rename (a new inode) or
+// appends to it (a new size), as maildir_uidlist_has_changed checks.
+func sameUidlist(a, b fs.FileInfo) bool {
+	return a != nil && b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // isNoWrite tells that a directory cannot be written: the mailbox is then
@@ -69,7 +83,8 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	}
 	l, err := m.lockUidlist(ctx)
 	if isNoWrite(err) {
-		return m.setState(st), nil // UIDs assigned in memory only
+		st.list = nil // UIDs assigned in memory only: not the file's
+		return m.setState(st), nil
 	}
 	if err != nil {
 		return nil, err
@@ -110,22 +125,56 @@ func (m *mailbox) current(ctx context.Context) (*state, error) {
 // readUidlist reads and parses dovecot-uidlist. A missing file gives a
 // zero header and an empty table.
 func (m *mailbox) readUidlist() (uidlistHeader, *table, uint32, error) {
+	h, t, next, _, err := m.readUidlistStat()
+	return h, t, next, err
+}
+
+// readUidlistStat is readUidlist that also returns the file's stat, taken
+// before reading it (a later append makes the next stat differ).
+func (m *mailbox) readUidlistStat() (uidlistHeader, *table, uint32, fs.FileInfo, error) {
 	path := filepath.Join(m.b.ctl, uidlistName)
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return uidlistHeader{}, &table{}, 1, nil
+		return uidlistHeader{}, &table{}, 1, nil, nil
 	}
 	if err != nil {
-		return uidlistHeader{}, nil, 0, wrap(err, "read uidlist", m.b.name, 0, path)
+		return uidlistHeader{}, nil, 0, nil, wrap(err, "read uidlist", m.b.name, 0, path)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return uidlistHeader{}, nil, 0, nil, wrap(err, "read uidlist", m.b.name, 0, path)
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return uidlistHeader{}, nil, 0, nil, wrap(err, "read uidlist", m.b.name, 0, path)
 	}
 	h, t, next, err := parseUidlist(data)
 	if err != nil {
 		// QUIRK: Dovecot deletes a broken uidlist and renumbers the
 		// mailbox under a new UIDVALIDITY; a conversion must not do
 		// that silently, so this is an error.
-		return h, nil, 0, fail(formats.KindInvalidData, "read uidlist", m.b.name, 0, path, err)
+		return h, nil, 0, nil, fail(formats.KindInvalidData, "read uidlist", m.b.name, 0, path, err)
 	}
-	return h, t, next, nil
+	return h, t, next, fi, nil
+}
+
+// knownUidlist returns the header, records and next UID of the last
+// state when dovecot-uidlist is still the version that state was read
+// from or written as, else ok false. The records are that state's table:
+// the file's, less the files found gone (which a scan drops anyway).
+func (m *mailbox) knownUidlist() (h uidlistHeader, t *table, next uint32, fi fs.FileInfo, ok bool) {
+	m.mu.Lock()
+	st := m.st
+	m.mu.Unlock()
+	if st == nil || st.list == nil {
+		return h, nil, 0, nil, false
+	}
+	cur, err := os.Stat(filepath.Join(m.b.ctl, uidlistName))
+	if err != nil || !sameUidlist(st.list, cur) {
+		return h, nil, 0, nil, false
+	}
+	return st.hdr, st.t, st.next, st.list, true
 }
 
 func (m *mailbox) readKeywords(st *state) error {
@@ -153,10 +202,11 @@ func (m *mailbox) readKeywords(st *state) error {
 
 // nameRef is a file name found by a scan, in the scan's name arena.
 type nameRef struct {
-	off  uint32
-	n    uint16
-	dir  uint8
-	pass uint8 // the directory pass that saw it
+	off   uint32
+	n     uint16
+	dir   uint8
+	pass  uint8 // the directory pass that saw it
+	inOld bool  // the name is the old table's (in its arena), not a copy
 }
 
 // scan reads the uidlist and the directories. With lock held it also
@@ -164,11 +214,13 @@ type nameRef struct {
 // files; dirty tells whether the result differs from dovecot-uidlist (new
 // files, no uidlist yet, an old version or no mailbox GUID).
 func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirty bool, err error) {
-	h, old, next, err := m.readUidlist()
-	if err != nil {
-		return nil, false, err
+	h, old, next, list, ok := m.knownUidlist()
+	if !ok {
+		if h, old, next, list, err = m.readUidlistStat(); err != nil {
+			return nil, false, err
+		}
 	}
-	st = &state{hdr: h, next: next}
+	st = &state{hdr: h, next: next, list: list}
 	if err := m.readKeywords(st); err != nil {
 		return nil, false, err
 	}
@@ -198,29 +250,42 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 		names = append(names, name...)
 		return r, nil
 	}
-	// see records one sighting of a base name in slot *f.
-	see := func(f *nameRef, name string, dir uint8) error {
+	nameOf := func(f nameRef) []byte {
+		if f.inOld {
+			return old.arena[f.off : f.off+uint32(f.n)]
+		}
+		return names[f.off : f.off+uint32(f.n)]
+	}
+	// see records one sighting of a base name in slot *f; o is the old
+	// table's record of that base, if any.
+	see := func(f *nameRef, name string, dir uint8, o *rec) error {
 		switch {
 		case f.dir == dirNone,
 			f.dir == dirNew && dir == dirCur,                     // moved to cur/ while we read
 			f.pass < pass && !(f.dir == dirCur && dir == dirNew): // renamed since the last pass
+			if o != nil && o.dir == dir && string(old.arena[o.nameOff:o.nameOff+uint32(o.nameLen)]) == name {
+				// Unchanged since the table we hold (a commit's
+				// rescan): point at its name rather than copy it.
+				*f = nameRef{off: o.nameOff, n: o.nameLen, dir: dir, pass: pass, inOld: true}
+				return nil
+			}
 			r, err := addName(name, dir)
 			*f = r
 			return err
-		case f.dir == dir && string(names[f.off:f.off+uint32(f.n)]) == name,
+		case f.dir == dir && string(nameOf(*f)) == name,
 			f.pass < pass:
 			return nil
 		}
-		dups[name] = dup{dir, filepath.Join(m.b.dir, subdir(f.dir), string(names[f.off:f.off+uint32(f.n)]))}
+		dups[name] = dup{dir, filepath.Join(m.b.dir, subdir(f.dir), string(nameOf(*f)))}
 		return nil
 	}
 	visit := func(name string, dir uint8) error {
 		base := baseOf(name)
 		if i := old.lookupBase(idx, base); i >= 0 {
-			return see(&found[i], name, dir)
+			return see(&found[i], name, dir, &old.recs[i])
 		}
 		if j, ok := freshByBase[base]; ok {
-			return see(&fresh[j], name, dir)
+			return see(&fresh[j], name, dir, nil)
 		}
 		r, err := addName(name, dir)
 		freshByBase[base] = len(fresh)
@@ -272,7 +337,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 			continue
 		}
 		r := &old.recs[i]
-		if err := nt.addBytes(r.uid, names[f.off:f.off+uint32(f.n)], old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
+		if err := nt.addBytes(r.uid, nameOf(f), old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
 			return nil, false, err
 		}
 	}
@@ -406,15 +471,22 @@ func (m *mailbox) fixDuplicate(name string, dir uint8, first string, addName fun
 func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
 	path := filepath.Join(m.b.ctl, uidlistName)
 	tmp := path + ".tmp"
-	data := formatUidlist(st.hdr, st.t)
 	sync := m.s.opt.Fsync != formats.FsyncNever
 	_ = os.Remove(tmp) // a leftover of a crashed writer; we hold the lock
-	if err := writeFileSync(tmp, data, m.s.fileMode, sync); err != nil {
+	st.list = nil
+	if err := writeFileSyncFunc(tmp, m.s.fileMode, sync, func(w io.Writer) error {
+		return writeUidlist(w, st.hdr, st.t)
+	}); err != nil {
 		return wrap(err, "write uidlist", m.b.name, 0, tmp)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return wrap(err, "write uidlist", m.b.name, 0, path)
+	}
+	// We hold the lock: nobody changes the file between the rename and
+	// this stat.
+	if fi, err := os.Stat(path); err == nil {
+		st.list = fi
 	}
 	if sync && dirSync {
 		if err := fsyncPath(m.b.ctl); err != nil {

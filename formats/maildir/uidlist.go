@@ -1,10 +1,12 @@
 package maildir
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -347,7 +349,15 @@ func parseUidlistRec(line []byte, version int, prev, hdrNext uint32, buf []byte)
 func formatUidlist(h uidlistHeader, t *table) []byte {
 	var b bytes.Buffer
 	b.Grow(64 + len(t.recs)*64)
-	fmt.Fprintf(&b, "%d V%d N%d G%s", uidlistVersion, h.UIDValidity, h.NextUID, h.GUID)
+	writeUidlist(&b, h, t)
+	return b.Bytes()
+}
+
+// writeUidlist writes what formatUidlist returns to w through a 32 KiB
+// buffer: a large mailbox's uidlist is never in memory whole.
+func writeUidlist(w io.Writer, h uidlistHeader, t *table) error {
+	b := bufio.NewWriterSize(w, 32<<10)
+	fmt.Fprintf(b, "%d V%d N%d G%s", uidlistVersion, h.UIDValidity, h.NextUID, h.GUID)
 	if h.Ext != "" {
 		b.WriteByte(' ')
 		b.WriteString(h.Ext)
@@ -365,7 +375,7 @@ func formatUidlist(h uidlistHeader, t *table) []byte {
 		b.Write(t.baseBytes(r))
 		b.WriteByte('\n')
 	}
-	return b.Bytes()
+	return b.Flush()
 }
 
 // byBase returns the indexes of t.recs sorted by base name (then UID).

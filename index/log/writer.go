@@ -167,7 +167,9 @@ func (w *Writer) Append(recs []Record) (Pos, error) {
 		if err := w.f.Truncate(int64(w.file.End)); err != nil {
 			return Pos{}, err
 		}
-		w.file.Data = w.file.Data[:w.file.End]
+		// A File that saw the garbage keeps seeing it: the append
+		// below copies instead of writing over it.
+		w.file.Data = w.file.Data[:w.file.End:w.file.End]
 	}
 	if _, err := w.f.WriteAt(buf, int64(w.file.End)); err != nil {
 		// leave the partial write for the next writer to truncate, as
@@ -179,7 +181,9 @@ func (w *Writer) Append(recs []Record) (Pos, error) {
 			return Pos{}, err
 		}
 	}
-	w.file.Data = append(w.file.Data[:w.file.End:w.file.End], buf...)
+	// In place when the array has room (the index's commit prepared it
+	// holding these bytes): no copy of the whole log per transaction.
+	w.file.Data = append(w.file.Data, buf...)
 	w.file.End += uint32(len(buf))
 	return pos, nil
 }
