@@ -70,7 +70,10 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			err = wrap(rerr, "commit", m.b.name, 0, l.Path())
 		}
 	}()
-	st, dirty, err := m.scan(ctx, l)
+	m.mu.Lock()
+	prev := m.st
+	m.mu.Unlock()
+	st, dirty, err := m.scan(ctx, l, prev)
 	if err != nil {
 		return err
 	}

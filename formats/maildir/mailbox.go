@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,8 @@ type mailbox struct {
 	look  dirLook    // what Status saw before it read st, for one reuse by Messages
 	tx    *tx
 	tmpGC bool // our stale tmp/ files were removed
+
+	dirReads atomic.Int64 // directories scan read (not taken from a previous scan): for tests
 
 	ixMu  sync.Mutex   // guards ix, ixErr
 	ix    *index.Index // the Dovecot index, once opened

@@ -27,6 +27,47 @@ type state struct {
 	kwNames keywordList // kw, with "unknown-<n>" for used but unnamed letters
 	kwUsed  uint32      // keyword letters used in file names
 	kwMtime time.Time   // mtime of dovecot-keywords when read
+
+	// look is what scan saw of new/ and cur/ before reading them, and
+	// listed that t then names every file the two directories held
+	// (no duplicate base name was left unresolved): a later scan may
+	// then take a directory's names from t (see dirUnchanged).
+	look   dirLook
+	listed bool
+}
+
+// reuseMargin is how much older than a look a directory's mtime must be
+// for a later scan to trust that an unchanged mtime means unchanged
+// contents. Local file systems stamp a change with the kernel's coarse
+// clock, at most one tick (<= 10 ms) behind the time it happened, so a
+// change after the look gets an mtime no older than look.at - one tick:
+// never the old one. A file system with whole-second mtimes (nsec 0)
+// needs syncSecs, as Dovecot's MAILDIR_SYNC_SECS assumes for every one.
+const reuseMargin = 100 * time.Millisecond
+
+// dirUnchanged tells whether directory dir (dirNew or dirCur) still holds
+// what st's scan read, as Dovecot's maildir_sync_quick_check decides per
+// directory (dovecot-storage.md §6.5) but within this process: now (taken
+// before the new read) has the mtime st's look had, and that mtime was
+// older than st's look by reuseMargin, so any change since would have
+// moved it. Names renamed, added or removed by a mail client or Dovecot
+// change the directory's mtime and are read again.
+func (st *state) dirUnchanged(dir uint8, now dirLook) bool {
+	if st == nil || !st.listed || !st.look.ok || !now.ok {
+		return false
+	}
+	sec, nsec, osec, onsec := now.hdr.CurMtime, now.hdr.CurMtimeNsecs, st.look.hdr.CurMtime, st.look.hdr.CurMtimeNsecs
+	if dir == dirNew {
+		sec, nsec, osec, onsec = now.hdr.NewMtime, now.hdr.NewMtimeNsecs, st.look.hdr.NewMtime, st.look.hdr.NewMtimeNsecs
+	}
+	if sec != osec || nsec != onsec {
+		return false
+	}
+	margin := reuseMargin
+	if nsec == 0 {
+		margin = syncSecs * time.Second
+	}
+	return time.Unix(int64(sec), int64(nsec)).Add(margin).Before(st.look.at)
 }
 
 // isNoWrite tells that a directory cannot be written: the mailbox is then
@@ -63,7 +104,10 @@ func (m *mailbox) lockUidlist(ctx context.Context) (*dotlock.Lock, error) {
 // UIDVALIDITY and mailbox GUID. Writing happens under dovecot-uidlist.lock;
 // when the directory is not writable the assignment stays in memory.
 func (m *mailbox) load(ctx context.Context) (*state, error) {
-	st, dirty, err := m.scan(ctx, nil)
+	m.mu.Lock()
+	prev := m.st
+	m.mu.Unlock()
+	st, dirty, err := m.scan(ctx, nil, prev)
 	if err != nil || !dirty {
 		return m.setState(st), err
 	}
@@ -75,7 +119,7 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 		return nil, err
 	}
 	defer l.Release()
-	st, dirty, err = m.scan(ctx, l)
+	st, dirty, err = m.scan(ctx, l, st)
 	if err == nil && dirty {
 		if err = m.writeUidlist(st, false); isNoWrite(err) {
 			err = nil // in memory only
@@ -162,13 +206,17 @@ type nameRef struct {
 // scan reads the uidlist and the directories. With lock held it also
 // fixes duplicate file names as Dovecot does and assigns UIDs to new
 // files; dirty tells whether the result differs from dovecot-uidlist (new
-// files, no uidlist yet, an old version or no mailbox GUID).
-func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirty bool, err error) {
+// files, no uidlist yet, an old version or no mailbox GUID). A directory
+// prev read and that has not changed since (state.dirUnchanged) is taken
+// from prev's table instead of being read again; dovecot-uidlist always
+// is.
+func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st *state, dirty bool, err error) {
+	look := m.dirTimes() // before anything is read
 	h, old, next, err := m.readUidlist()
 	if err != nil {
 		return nil, false, err
 	}
-	st = &state{hdr: h, next: next}
+	st = &state{hdr: h, next: next, look: look}
 	if err := m.readKeywords(st); err != nil {
 		return nil, false, err
 	}
@@ -232,6 +280,17 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 			sub string
 			dir uint8
 		}{{"new", dirNew}, {"cur", dirCur}} {
+			if pass == 0 && prev.dirUnchanged(d.dir, look) {
+				for i := range prev.t.recs {
+					if r := &prev.t.recs[i]; r.dir == d.dir {
+						if err := visit(prev.t.name(r), d.dir); err != nil {
+							return nil, false, wrap(err, "scan", m.b.name, 0, filepath.Join(m.b.dir, d.sub))
+						}
+					}
+				}
+				continue
+			}
+			m.dirReads.Add(1)
 			if err := m.readDir(ctx, d.sub, func(name string) error { return visit(name, d.dir) }); err != nil {
 				return nil, false, err
 			}
@@ -297,6 +356,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 		dirty = true
 	}
 	st.t = nt
+	st.listed = len(dups) == 0
 	m.fillKeywords(st)
 	if dirty {
 		if st.hdr.UIDValidity == 0 || !st.hdr.HasGUID {

@@ -1,0 +1,204 @@
+package maildir
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/boxsync/boxsync/formats"
+)
+
+// TestScanReusesUnchangedDirs: a scan takes new/ and cur/ from the
+// mailbox's previous scan only while the directory's mtime is unchanged
+// and was old at that scan (state.dirUnchanged); every change a mail
+// client or Dovecot makes by hand between two reads (a file renamed for
+// a flag change, added, removed, moved from new/ to cur/) is seen by the
+// next read of the same open mailbox, right after the change.
+func TestScanReusesUnchangedDirs(t *testing.T) {
+	ctx := context.Background()
+	type hand func(t *testing.T, root string, names map[string]string) (wantUIDs int, check func([]formats.Message) error)
+	onlyCur := func(names map[string]string) string {
+		for base, n := range names {
+			if strings.HasPrefix(n, "cur/") {
+				return base
+			}
+		}
+		return ""
+	}
+	cases := []struct {
+		name string
+		do   hand
+	}{
+		{"rename in cur/ (flag change)", func(t *testing.T, root string, names map[string]string) (int, func([]formats.Message) error) {
+			base := onlyCur(names)
+			from := filepath.Join(root, names[base])
+			to := filepath.Join(root, "cur", base+":2,FS")
+			if err := os.Rename(from, to); err != nil {
+				t.Fatal(err)
+			}
+			return 3, func(ms []formats.Message) error {
+				for _, m := range ms {
+					if m.GUID == base && m.Flags != formats.FlagSeen|formats.FlagFlagged {
+						return fmt.Errorf("%s has flags %v after a rename to :2,FS", base, m.Flags)
+					}
+				}
+				return nil
+			}
+		}},
+		{"file added to cur/", func(t *testing.T, root string, _ map[string]string) (int, func([]formats.Message) error) {
+			if err := os.WriteFile(filepath.Join(root, "cur", "1700000000.M1P1.mua:2,S"), []byte("Subject: by hand\n\nx\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return 4, nil
+		}},
+		{"file added to new/", func(t *testing.T, root string, _ map[string]string) (int, func([]formats.Message) error) {
+			if err := os.WriteFile(filepath.Join(root, "new", "1700000000.M2P1.mda"), []byte("Subject: delivered\n\nx\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return 4, nil
+		}},
+		{"file removed from cur/", func(t *testing.T, root string, names map[string]string) (int, func([]formats.Message) error) {
+			base := onlyCur(names)
+			if err := os.Remove(filepath.Join(root, names[base])); err != nil {
+				t.Fatal(err)
+			}
+			return 2, func(ms []formats.Message) error {
+				if slices.ContainsFunc(ms, func(m formats.Message) bool { return m.GUID == base }) {
+					return fmt.Errorf("%s still listed after its file was removed", base)
+				}
+				return nil
+			}
+		}},
+		{"moved from new/ to cur/", func(t *testing.T, root string, names map[string]string) (int, func([]formats.Message) error) {
+			for base, n := range names {
+				if strings.HasPrefix(n, "new/") {
+					if err := os.Rename(filepath.Join(root, n), filepath.Join(root, "cur", base+":2,S")); err != nil {
+						t.Fatal(err)
+					}
+					return 3, func(ms []formats.Message) error {
+						for _, m := range ms {
+							if m.GUID == base && m.Flags != formats.FlagSeen {
+								return fmt.Errorf("%s has flags %v after a move to cur/ as :2,S", base, m.Flags)
+							}
+						}
+						return nil
+					}
+				}
+			}
+			t.Fatal("no message in new/")
+			return 0, nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "Maildir")
+			loc := formats.Location{Path: root}
+			_, mb := newInbox(t, loc)
+			tx, err := mb.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				save(t, tx, formats.Message{}, "Subject: "+sized(i+1)+"\n\nbody\n")
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// One message as an MDA leaves it in new/.
+			if err := os.WriteFile(filepath.Join(root, "new", "1600000000.M9P9.mda"), []byte("Subject: new\n\nx\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			age(t, root)
+
+			box := openBox(t, openStore(t, loc, formats.OpenOptions{}), "INBOX")
+			names := map[string]string{}
+			st, err := box.load(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range st.t.recs {
+				r := &st.t.recs[i]
+				names[st.t.base(r)] = subdir(r.dir) + "/" + st.t.name(r)
+			}
+			if len(names) != 3 {
+				t.Fatalf("first read found %v", names)
+			}
+			// Nothing changed: the next read takes both directories
+			// from the first (the shortcut is in use, so the rest of
+			// the test is not vacuous).
+			reads := box.dirReads.Load()
+			if _, err := box.load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := box.dirReads.Load() - reads; got != 0 {
+				t.Fatalf("an unchanged Maildir was read again (%d directories)", got)
+			}
+
+			want, check := c.do(t, root, names)
+			ms := list(t, box)
+			if len(ms) != want {
+				t.Fatalf("after the change: %d messages, want %d: %+v", len(ms), want, ms)
+			}
+			if check != nil {
+				if err := check(ms); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A fresh store agrees with the shortcut.
+			fresh := list(t, openBox(t, openStore(t, loc, formats.OpenOptions{}), "INBOX"))
+			if !slices.EqualFunc(ms, fresh, func(a, b formats.Message) bool {
+				return a.UID == b.UID && a.GUID == b.GUID && a.Flags == b.Flags
+			}) {
+				t.Fatalf("the open mailbox lists %+v, a fresh one %+v", ms, fresh)
+			}
+		})
+	}
+}
+
+// TestScanRereadsRecentDirs: a directory changed shortly before a read
+// may change again within the same mtime tick, so the next read does
+// not trust its unchanged mtime: here a file is added and the mtime put
+// back to what it was, as a second change in the same tick would leave
+// it, and the next read still finds the file.
+func TestScanRereadsRecentDirs(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "Maildir")
+	_, mb := newInbox(t, formats.Location{Path: root})
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, tx, formats.Message{}, "Subject: one\n\nbody\n")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"cur", "new"} {
+		recent := time.Now().Add(-reuseMargin / 4) // changed "just now"
+		dir := filepath.Join(root, sub)
+		if err := os.Chtimes(dir, recent, recent); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mb.load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("1700000000.M%dP1.mua", len(sub))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("Subject: same tick\n\nx\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(dir, recent, recent); err != nil {
+			t.Fatal(err)
+		}
+		st, err := mb.load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(st.t.recs, func(r rec) bool { return st.t.base(&r) == name }) {
+			t.Fatalf("%s/%s, added within the mtime tick of the last read, was not found", sub, name)
+		}
+	}
+}
