@@ -288,6 +288,10 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		if err := m.writeUidlist(ns, true); err != nil {
 			return err
 		}
+		// Still under the lock: ns lists this version exactly.
+		ns.uidlistID = statID(filepath.Join(m.b.ctl, uidlistName))
+	} else {
+		ns.uidlistID = st.uidlistID // same records; renames change no base name
 	}
 	committed = true
 	m.setState(ns)

@@ -60,6 +60,12 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 	if err != nil {
 		return formats.Status{}, err
 	}
+	if st.wrote && st.uidlistID.ok {
+		// load wrote dovecot-uidlist itself (new files got UIDs): the
+		// version it wrote is the one st describes.
+		w := st.uidlistID
+		look.hdr.UIDListMtime, look.hdr.UIDListMtimeNsecs, look.hdr.UIDListSize = uint32(w.sec), uint32(w.nsec), uint32(w.size)
+	}
 	ms := m.modseqs(st)
 	m.markSynced(look, ms)
 	m.mu.Lock()
@@ -283,10 +289,17 @@ func (m *mailbox) Begin(ctx context.Context) (formats.Tx, error) {
 		m.mu.Unlock()
 		return nil, fail(formats.KindInUse, "begin", m.b.name, 0, "", errors.New("a transaction is already open"))
 	}
+	recent := m.st
 	m.mu.Unlock()
-	st, err := m.load(ctx)
-	if err != nil {
-		return nil, err
+	// The state only gives Save its first UID and the keywords: Commit
+	// reads the mailbox again under the lock and moves saves whose UIDs
+	// another writer took meanwhile, so a state read just now will do.
+	st := recent
+	if st == nil || !st.look.ok || time.Since(st.look.at) >= reuseFor {
+		var err error
+		if st, err = m.load(ctx); err != nil {
+			return nil, err
+		}
 	}
 	m.cleanTmp()
 	m.mu.Lock()

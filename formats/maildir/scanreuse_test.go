@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/internal/dovecottest"
 )
 
 // TestScanReusesUnchangedDirs: a scan takes new/ and cur/ from the
@@ -73,6 +74,12 @@ func TestScanReusesUnchangedDirs(t *testing.T) {
 				}
 				return nil
 			}
+		}},
+		{"dovecot-uidlist replaced (a GUID set)", func(t *testing.T, root string, names map[string]string) (int, func([]formats.Message) error) {
+			return 3, setGUID(t, root, onlyCur(names), true)
+		}},
+		{"dovecot-uidlist rewritten in place (a GUID set)", func(t *testing.T, root string, names map[string]string) (int, func([]formats.Message) error) {
+			return 3, setGUID(t, root, onlyCur(names), false)
 		}},
 		{"moved from new/ to cur/", func(t *testing.T, root string, names map[string]string) (int, func([]formats.Message) error) {
 			for base, n := range names {
@@ -200,5 +207,101 @@ func TestScanRereadsRecentDirs(t *testing.T) {
 		if !slices.ContainsFunc(st.t.recs, func(r rec) bool { return st.t.base(&r) == name }) {
 			t.Fatalf("%s/%s, added within the mtime tick of the last read, was not found", sub, name)
 		}
+	}
+}
+
+// TestScanSeesDovecotBetweenReads: Dovecot changes the mailbox while we
+// hold it open and have read it twice (the second read took both
+// directories and dovecot-uidlist from the first): a delivery, a flag
+// change and an expunge, each of which rewrites dovecot-uidlist or
+// renames in cur/ or new/. The next read of the same open mailbox lists
+// exactly what doveadm lists, UIDs and flags included.
+func TestScanSeesDovecotBetweenReads(t *testing.T) {
+	d := dovecottest.New(t, "maildir:~/Maildir")
+	for i := range 4 {
+		d.Save(t, "INBOX", []byte(fmt.Sprintf("Subject: m%d\nMessage-ID: <m%d@x>\n\nbody %d\n", i, i, i)))
+	}
+	d.MustDoveadm(t, "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "1")
+	root := d.Root()
+	age(t, root)
+	box := openBox(t, openStore(t, formats.Location{Path: root}, formats.OpenOptions{ReadOnly: true}), "INBOX")
+	if got := len(list(t, box)); got != 4 {
+		t.Fatalf("first read: %d messages", got)
+	}
+	reads := box.dirReads.Load()
+	if got := len(list(t, box)); got != 4 {
+		t.Fatalf("second read: %d messages", got)
+	}
+	if box.dirReads.Load() != reads {
+		t.Fatal("the second read of an unchanged Maildir read its directories again")
+	}
+
+	d.Save(t, "INBOX", []byte("Subject: m4\nMessage-ID: <m4@x>\n\nbody 4\n"))
+	d.MustDoveadm(t, "flags", "add", `\Flagged`, "mailbox", "INBOX", "uid", "2")
+	d.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", "3")
+
+	var got []string
+	for _, m := range list(t, box) {
+		got = append(got, fmt.Sprintf("%d %s", m.UID, strings.Join(m.Flags.Names(), " ")))
+	}
+	var want []string
+	out := d.MustDoveadm(t, "-f", "flow", "fetch", "uid flags", "mailbox", "INBOX", "all")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var uid int
+		var flags string
+		if i := strings.Index(line, " flags="); i >= 0 {
+			flags = strings.TrimSpace(strings.ReplaceAll(line[i+len(" flags="):], `\Recent`, ""))
+			flags = strings.Join(strings.Fields(flags), " ")
+			line = line[:i]
+		}
+		if _, err := fmt.Sscanf(line, "uid=%d", &uid); err != nil {
+			t.Fatalf("doveadm fetch line %q: %v", line, err)
+		}
+		want = append(want, fmt.Sprintf("%d %s", uid, flags))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after Dovecot's changes the open mailbox lists\n%q\ndoveadm lists\n%q", got, want)
+	}
+	d.CheckLogClean(t)
+}
+
+// setGUID gives base a G field in dovecot-uidlist, by rename as Dovecot
+// does or in place, and returns the check that the listing shows it.
+func setGUID(t *testing.T, root, base string, rename bool) func([]formats.Message) error {
+	t.Helper()
+	const guid = "0123456789abcdef0123456789abcdef"
+	path := filepath.Join(root, uidlistName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	found := false
+	for i, l := range lines {
+		if uid, rest, ok := strings.Cut(l, " :"); ok && rest == base {
+			lines[i] = uid + " G" + guid + " :" + base
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("%s not in %q", base, data)
+	}
+	out := []byte(strings.Join(lines, "\n"))
+	if rename {
+		if err := os.WriteFile(path+".tmp", out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err = os.Rename(path+".tmp", path)
+	} else {
+		err = os.WriteFile(path, out, 0o600)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ms []formats.Message) error {
+		if !slices.ContainsFunc(ms, func(m formats.Message) bool { return m.GUID == guid }) {
+			return fmt.Errorf("no message has GUID %s after dovecot-uidlist gave %s one: %+v", guid, base, ms)
+		}
+		return nil
 	}
 }

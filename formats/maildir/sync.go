@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +35,43 @@ type state struct {
 	// then take a directory's names from t (see dirUnchanged).
 	look   dirLook
 	listed bool
+	// uidlistID is the version of dovecot-uidlist whose records t
+	// holds exactly, as read or as written under the lock (zero when t
+	// differs from the file): the next scan then takes hdr, next and
+	// t's records instead of parsing the file again. wrote says load
+	// wrote that version itself.
+	uidlistID fileID
+	wrote     bool
+	idxOnce   sync.Once
+	idx       []int32 // t.byBase(), built on first use
+}
+
+// baseIndex returns t.byBase(), built once.
+func (st *state) baseIndex() []int32 {
+	st.idxOnce.Do(func() { st.idx = st.t.byBase() })
+	return st.idx
+}
+
+// fileID tells a file's versions apart: Dovecot replaces
+// dovecot-uidlist by rename (a new inode) or appends to it (a new size),
+// and either moves its mtime.
+type fileID struct {
+	ok        bool
+	ino       uint64
+	size      int64
+	sec, nsec int64
+}
+
+func statID(path string) fileID {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}
+	}
+	s, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	return fileID{ok: true, ino: uint64(s.Ino), size: fi.Size(), sec: int64(s.Mtim.Sec), nsec: int64(s.Mtim.Nsec)}
 }
 
 // reuseMargin is how much older than a look a directory's mtime must be
@@ -123,6 +161,10 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	if err == nil && dirty {
 		if err = m.writeUidlist(st, false); isNoWrite(err) {
 			err = nil // in memory only
+		} else if err == nil {
+			// Still under the lock: this version is ours, and st.t
+			// is what it lists.
+			st.uidlistID, st.wrote = statID(filepath.Join(m.b.ctl, uidlistName)), true
 		}
 	}
 	if err != nil {
@@ -212,9 +254,24 @@ type nameRef struct {
 // is.
 func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st *state, dirty bool, err error) {
 	look := m.dirTimes() // before anything is read
-	h, old, next, err := m.readUidlist()
-	if err != nil {
-		return nil, false, err
+	// dovecot-uidlist is identified before it is read: a version
+	// written in between is read under the old identity, which the
+	// next scan then does not match.
+	uidlistID := statID(filepath.Join(m.b.ctl, uidlistName))
+	var h uidlistHeader
+	var old *table
+	var next uint32
+	var idx []int32
+	if uidlistID.ok && prev != nil && prev.uidlistID == uidlistID {
+		// The version prev holds exactly: parsing and sorting it
+		// again is most of a scan's work once the directories are
+		// known. Only uid, base name and fields of old are used.
+		h, old, next, idx = prev.hdr, prev.t, prev.next, prev.baseIndex()
+	} else {
+		if h, old, next, err = m.readUidlist(); err != nil {
+			return nil, false, err
+		}
+		idx = old.byBase()
 	}
 	st = &state{hdr: h, next: next, look: look}
 	if err := m.readKeywords(st); err != nil {
@@ -226,7 +283,6 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		st.next = 1
 	}
 
-	idx := old.byBase()
 	var names []byte
 	found := make([]nameRef, len(old.recs))
 	var fresh []nameRef
@@ -357,6 +413,13 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	}
 	st.t = nt
 	st.listed = len(dups) == 0
+	if !dirty && len(nt.recs) == len(old.recs) {
+		// Every record's file was found and none is new: nt is the
+		// file's records in the file's order.
+		st.uidlistID = uidlistID
+		st.idx = idx
+		st.idxOnce.Do(func() {})
+	}
 	m.fillKeywords(st)
 	if dirty {
 		if st.hdr.UIDValidity == 0 || !st.hdr.HasGUID {
