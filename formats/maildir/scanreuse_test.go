@@ -305,3 +305,88 @@ func setGUID(t *testing.T, root, base string, rename bool) func([]formats.Messag
 		return nil
 	}
 }
+
+// TestMessagesWithoutDates: MessagesWithoutDates lists what Messages
+// lists with zero dates, and Dates gives each message's dates as
+// Messages does, also for a file without ,S= (looked at for its size)
+// and after a mail client renamed the file; a removed file is
+// KindExpunged.
+func TestMessagesWithoutDates(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "Maildir")
+	_, mb := newInbox(t, formats.Location{Path: root})
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rcv := range []int64{1e9, 1.1e9} {
+		save(t, tx, formats.Message{Received: time.Unix(rcv, 0), Flags: formats.Flags(i) * formats.FlagSeen}, "Subject: "+sized(i+1)+"\n\nbody\n")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(root, "new", "1700000000.M1P1.mda") // no ,S=
+	if err := os.WriteFile(plain, []byte("Subject: plain\n\nx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Unix(1.2e9, 0)
+	if err := os.Chtimes(plain, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	full := list(t, mb)
+	var lazy []formats.Message
+	for m, err := range mb.MessagesWithoutDates(ctx, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		lazy = append(lazy, m)
+	}
+	if len(full) != 3 || len(lazy) != 3 {
+		t.Fatalf("Messages %d, MessagesWithoutDates %d, want 3", len(full), len(lazy))
+	}
+	for i, f := range full {
+		l := lazy[i]
+		if !l.Received.IsZero() || !l.Saved.IsZero() {
+			t.Errorf("UID %d: MessagesWithoutDates gave dates %v %v", l.UID, l.Received, l.Saved)
+		}
+		f.Received, f.Saved = time.Time{}, time.Time{}
+		if fmt.Sprint(f) != fmt.Sprint(l) {
+			t.Errorf("UID %d: MessagesWithoutDates %+v, Messages %+v", l.UID, l, f)
+		}
+		rcv, svd, err := mb.Dates(ctx, f.UID)
+		if err != nil || !rcv.Equal(full[i].Received) || !svd.Equal(full[i].Saved) {
+			t.Errorf("Dates(%d) = %v, %v, %v; Messages: %v, %v", f.UID, rcv, svd, err, full[i].Received, full[i].Saved)
+		}
+	}
+	if want := []time.Time{time.Unix(1e9, 0), time.Unix(1.1e9, 0), old}; !full[0].Received.Equal(want[0]) || !full[1].Received.Equal(want[1]) || !full[2].Received.Equal(want[2]) {
+		t.Errorf("Received = %v %v %v, want %v", full[0].Received, full[1].Received, full[2].Received, want)
+	}
+
+	// A mail client sets a flag on UID 1 (its file is renamed), and
+	// removes UID 2's.
+	st, err := mb.current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range st.t.recs {
+		r := &st.t.recs[i]
+		p := mb.path(st, r)
+		switch r.uid {
+		case 1:
+			if err := os.Rename(p, filepath.Join(root, "cur", st.t.base(r)+":2,F")); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rcv, _, err := mb.Dates(ctx, 1); err != nil || !rcv.Equal(time.Unix(1e9, 0)) {
+		t.Errorf("Dates(1) after a rename = %v, %v", rcv, err)
+	}
+	if _, _, err := mb.Dates(ctx, 2); formats.KindOf(err) != formats.KindExpunged {
+		t.Errorf("Dates(2) after its file was removed = %v, want KindExpunged", err)
+	}
+}
