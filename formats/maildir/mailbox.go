@@ -96,8 +96,9 @@ func (m *mailbox) path(st *state, r *rec) string {
 }
 
 // Messages syncs the mailbox and yields its messages with UID >= from.
-// Each message costs one stat(2) (INTERNALDATE is the file's mtime). A file
-// renamed by a concurrent flag change is found again by a new sync.
+// Each message costs one stat(2) (INTERNALDATE is the file's mtime;
+// MessagesWithoutDates does without). A file renamed by a concurrent flag
+// change is found again by a new sync.
 func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
 	return m.messages(ctx, from, true)
 }
