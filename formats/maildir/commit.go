@@ -312,6 +312,14 @@ func (t *tx) changedUIDs() []uint32 {
 	return uids
 }
 
+// syncFSMinFiles is the number of saved files above which one syncfs(2)
+// replaces an fsync per file. syncfs also waits for every other writer's
+// dirty data on the file system, so a transaction of a few messages (an
+// incremental sync's new mail) syncs its own files, as Dovecot does
+// [measured: 12 syncfs of 4 files each took 70-120 ms on a shared
+// machine, the 80 fsyncs of the same run 40-100 ms].
+const syncFSMinFiles = 16
+
 // syncTmp makes the saved tmp/ files durable as the fsync mode says.
 func (t *tx) syncTmp() error {
 	m := t.m
@@ -320,7 +328,7 @@ func (t *tx) syncTmp() error {
 		return nil
 	}
 	dir := filepath.Join(m.b.dir, "tmp")
-	if haveSyncFS {
+	if haveSyncFS && len(t.saves) > syncFSMinFiles {
 		if err := syncFS(dir); err == nil {
 			return nil
 		}
