@@ -360,9 +360,17 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 	return false, nil
 }
 
+// load lists s's messages. Without a date filter (-t/-e) the dates are
+// needed only for the mail a merge copies: a store that lists faster
+// without them (formats.LazyDates) leaves them zero, and save asks for
+// them.
 func (r *run) load(ctx context.Context, s *side) error {
 	s.msgs = s.msgs[:0]
-	for msg, err := range s.box.Messages(ctx, 1) {
+	list := s.box.Messages
+	if ld, ok := s.box.(formats.LazyDates); ok && r.opt.Since.IsZero() && r.opt.Until.IsZero() {
+		list = ld.MessagesWithoutDates
+	}
+	for msg, err := range list(ctx, 1) {
 		if err != nil {
 			return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list "+s.name, s.box.Name(), 0, "")
 		}
@@ -1044,20 +1052,27 @@ func (m *merger) save(ctx context.Context, to, from *side, msg formats.Message, 
 	msg.UID, msg.Flags, msg.Keywords = uid, f, slices.Clone(k)
 	var saved formats.UID
 	var dstErr error
-	err := from.box.Body(ctx, old, func(b formats.Body) error {
-		msg.Size = b.Size()
-		sr := &sourceReader{r: b}
-		var err error
-		saved, err = to.tx.Save(ctx, msg, sr)
-		if err != nil && sr.err == nil && formats.KindOf(err) != formats.KindInvalidData {
-			dstErr = err
-		}
-		if err == nil {
-			to.pendingBytes += msg.Size
-			m.bytes += msg.Size
-		}
-		return err
-	})
+	var err error
+	if ld, ok := from.box.(formats.LazyDates); ok && msg.Received.IsZero() && msg.Saved.IsZero() {
+		// Listed without dates (load): the copy keeps them.
+		msg.Received, msg.Saved, err = ld.Dates(ctx, old)
+	}
+	if err == nil {
+		err = from.box.Body(ctx, old, func(b formats.Body) error {
+			msg.Size = b.Size()
+			sr := &sourceReader{r: b}
+			var err error
+			saved, err = to.tx.Save(ctx, msg, sr)
+			if err != nil && sr.err == nil && formats.KindOf(err) != formats.KindInvalidData {
+				dstErr = err
+			}
+			if err == nil {
+				to.pendingBytes += msg.Size
+				m.bytes += msg.Size
+			}
+			return err
+		})
+	}
 	switch {
 	case err == nil && saved != uid:
 		m.r.desync("mailbox %q: UID %d was saved as %d on the %s", m.name, uid, saved, to.name)

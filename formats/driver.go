@@ -6,6 +6,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"time"
 )
 
 // Driver opens one mail storage format.
@@ -189,6 +190,19 @@ type PurgeStats struct {
 // headers nil means dsync's default (Date, Message-ID).
 type HdrHasher interface {
 	HdrHashes(ctx context.Context, from UID, headers []string) (map[UID]string, error)
+}
+
+// LazyDates is implemented by mailboxes whose listing costs I/O per
+// message only for the dates (Maildir: INTERNALDATE is the file's mtime,
+// one stat(2) per message). A two-way merge, which needs the dates only
+// of the mail it copies, lists with MessagesWithoutDates and asks Dates
+// before each copy.
+type LazyDates interface {
+	// MessagesWithoutDates is Messages with Received and Saved zero.
+	MessagesWithoutDates(ctx context.Context, from UID) iter.Seq2[Message, error]
+	// Dates returns message uid's Received and Saved as Messages gives
+	// them; KindExpunged when the message is gone.
+	Dates(ctx context.Context, uid UID) (received, saved time.Time, err error)
 }
 
 // ChangeHistory is implemented by mailboxes that keep a log of their

@@ -79,3 +79,44 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMessages lists the metadata of a 5000-message mailbox the
+// engine just read (Status then Messages, as a sync does): one stat per
+// message.
+func BenchmarkMessages(b *testing.B) {
+	ctx := context.Background()
+	s, err := Driver{}.Open(ctx, formats.Location{Path: filepath.Join(b.TempDir(), "Maildir")}, formats.OpenOptions{Create: true, Fsync: formats.FsyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Create(ctx, "INBOX", formats.GUID{}, 0)
+	mb, _ := s.Open(ctx, "INBOX")
+	tx, _ := mb.Begin(ctx)
+	for i := 0; i < 5000; i++ {
+		body := "Subject: " + sized(i%50) + "\n\nbody\n"
+		if _, err := tx.Save(ctx, formats.Message{Size: int64(len(body))}, strings.NewReader(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	box, err := s.Open(ctx, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer box.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := 0
+		for _, err := range box.Messages(ctx, 1) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 5000 {
+			b.Fatalf("%d messages", n)
+		}
+	}
+}

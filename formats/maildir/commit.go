@@ -70,7 +70,10 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			err = wrap(rerr, "commit", m.b.name, 0, l.Path())
 		}
 	}()
-	st, dirty, err := m.scan(ctx, l)
+	m.mu.Lock()
+	prev := m.st
+	m.mu.Unlock()
+	st, dirty, err := m.scan(ctx, l, prev)
 	if err != nil {
 		return err
 	}
@@ -290,13 +293,17 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	// Unless rewritten, the uidlist still says what st's did: renames
 	// keep base names and extensions.
-	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime, list: st.list}
+	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime}
 	ns.hdr.NextUID = next
 	m.fillKeywords(ns)
 	if dirty || len(t.saves) > 0 || len(gone) > 0 || next != st.hdr.NextUID {
 		if err := m.writeUidlist(ns, true); err != nil {
 			return err
 		}
+		// Still under the lock: ns lists this version exactly.
+		ns.uidlistID = statID(filepath.Join(m.b.ctl, uidlistName))
+	} else {
+		ns.uidlistID = st.uidlistID // same records; renames change no base name
 	}
 	committed = true
 	m.setState(ns)
@@ -321,6 +328,14 @@ func (t *tx) changedUIDs() []uint32 {
 	return uids
 }
 
+// syncFSMinFiles is the number of saved files above which one syncfs(2)
+// replaces an fsync per file. syncfs also waits for every other writer's
+// dirty data on the file system, so a transaction of a few messages (an
+// incremental sync's new mail) syncs its own files, as Dovecot does
+// [measured: 12 syncfs of 4 files each took 70-120 ms on a shared
+// machine, the 80 fsyncs of the same run 40-100 ms].
+const syncFSMinFiles = 16
+
 // syncTmp makes the saved tmp/ files durable as the fsync mode says.
 func (t *tx) syncTmp() error {
 	m := t.m
@@ -329,7 +344,7 @@ func (t *tx) syncTmp() error {
 		return nil
 	}
 	dir := filepath.Join(m.b.dir, "tmp")
-	if haveSyncFS {
+	if haveSyncFS && len(t.saves) > syncFSMinFiles {
 		if err := syncFS(dir); err == nil {
 			return nil
 		}

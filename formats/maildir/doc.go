@@ -57,6 +57,21 @@
 // UIDVALIDITY (the current time, unique within the store) and a random
 // mailbox GUID.
 //
+// Within one open mailbox a read reuses the previous one where that is
+// safe, as Dovecot's maildir_sync_quick_check does per directory
+// (dovecot-storage.md §6.5): new/ or cur/ is listed again unless its mtime
+// is the one the previous read saw and was then older than that read by
+// 100 ms (1 s when the file system keeps whole seconds), so that a change
+// after the read must have moved it (the kernel stamps changes with its
+// coarse clock, at most one tick behind); dovecot-uidlist is parsed again
+// unless it is the same version (inode, size and mtime; Dovecot replaces
+// it by rename or appends to it), including a version we just wrote under
+// its lock. A rename, delivery or removal by a mail client or Dovecot
+// moves the directory's mtime and is seen by the next read. Messages
+// stats each file for its dates (INTERNALDATE is the mtime);
+// MessagesWithoutDates (formats.LazyDates) skips that when the name or
+// the uidlist gives the size, and Dates stats one message.
+//
 // A mailbox's state after a sync is one immutable table: 20-byte records
 // sorted by UID whose names live in one byte arena, about 95 bytes per
 // message all told (4.7 MB for 50,000 messages).

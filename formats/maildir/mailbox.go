@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,8 @@ type mailbox struct {
 	look  dirLook    // what Status saw before it read st, for one reuse by Messages
 	tx    *tx
 	tmpGC bool // our stale tmp/ files were removed
+
+	dirReads atomic.Int64 // directories scan read (not taken from a previous scan): for tests
 
 	ixMu  sync.Mutex   // guards ix, ixErr
 	ix    *index.Index // the Dovecot index, once opened
@@ -56,6 +59,12 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 	st, err := m.load(ctx)
 	if err != nil {
 		return formats.Status{}, err
+	}
+	if st.wrote && st.uidlistID.ok {
+		// load wrote dovecot-uidlist itself (new files got UIDs): the
+		// version it wrote is the one st describes.
+		w := st.uidlistID
+		look.hdr.UIDListMtime, look.hdr.UIDListMtimeNsecs, look.hdr.UIDListSize = uint32(w.sec), uint32(w.nsec), uint32(w.size)
 	}
 	ms := m.modseqs(st)
 	m.markSynced(look, ms)
@@ -87,9 +96,57 @@ func (m *mailbox) path(st *state, r *rec) string {
 }
 
 // Messages syncs the mailbox and yields its messages with UID >= from.
-// Each message costs one stat(2) (INTERNALDATE is the file's mtime). A file
-// renamed by a concurrent flag change is found again by a new sync.
+// Each message costs one stat(2) (INTERNALDATE is the file's mtime;
+// MessagesWithoutDates does without). A file renamed by a concurrent flag
+// change is found again by a new sync.
 func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
+	return m.messages(ctx, from, true)
+}
+
+var _ formats.LazyDates = (*mailbox)(nil)
+
+// MessagesWithoutDates implements formats.LazyDates: Messages without
+// the stat(2) per message, which is there only for the dates. A file
+// whose name and uidlist record give no size (no ,S=, no S field) is
+// still looked at. A file renamed or removed since the read is found by
+// Body, as with Messages after its stat.
+func (m *mailbox) MessagesWithoutDates(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
+	return m.messages(ctx, from, false)
+}
+
+// Dates implements formats.LazyDates: the file's mtime and ctime, as
+// Messages gives them. A file renamed meanwhile (a flag change) is found
+// by a new read.
+func (m *mailbox) Dates(ctx context.Context, uid formats.UID) (received, saved time.Time, err error) {
+	st, err := m.current(ctx)
+	if err != nil {
+		return received, saved, err
+	}
+	for attempt := 0; ; attempt++ {
+		if i := st.t.find(uint32(uid)); i >= 0 {
+			path := m.path(st, &st.t.recs[i])
+			fi, err := os.Stat(path)
+			if err == nil {
+				received, saved = fi.ModTime(), fi.ModTime()
+				if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+					saved = statCtime(sys)
+				}
+				return received, saved, nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return received, saved, wrap(err, "dates", m.b.name, uid, path)
+			}
+		}
+		if attempt > 0 {
+			return received, saved, fail(formats.KindExpunged, "dates", m.b.name, uid, "", errors.New("no such message"))
+		}
+		if st, err = m.load(ctx); err != nil {
+			return received, saved, err
+		}
+	}
+}
+
+func (m *mailbox) messages(ctx context.Context, from formats.UID, dates bool) iter.Seq2[formats.Message, error] {
 	return func(yield func(formats.Message, error) bool) {
 		st, err := m.reuseOrLoad(ctx)
 		if err != nil {
@@ -104,6 +161,16 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 				return
 			}
 			r := &st.t.recs[i]
+			if !dates && namedSize(st.t.base(r), st.t.ext(r)) >= 0 {
+				msg := message(st, r, nil)
+				if ms.known {
+					msg.ModSeq = formats.ModSeq(ms.per[i])
+				}
+				if !yield(msg, nil) {
+					return
+				}
+				continue
+			}
 			fi, err := os.Stat(m.path(st, r))
 			if errors.Is(err, fs.ErrNotExist) && resyncs < 3 {
 				// Renamed or expunged meanwhile: sync and go on
@@ -126,6 +193,9 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 				return
 			}
 			msg := message(st, r, fi)
+			if !dates {
+				msg.Received, msg.Saved = time.Time{}, time.Time{}
+			}
 			if namedSize(st.t.base(r), st.t.ext(r)) < 0 && fileCompressed(m.path(st, r)) {
 				// No ,S=: the file's size is not the message's.
 				msg.Size = -1
@@ -144,21 +214,23 @@ func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[form
 	}
 }
 
-// message builds a record's Message.
+// message builds a record's Message; without fi (the file was not
+// looked at) the dates are zero and the size is the named one.
 func message(st *state, r *rec, fi fs.FileInfo) formats.Message {
 	t := st.t
 	base := t.base(r)
 	ext := t.ext(r)
 	msg := formats.Message{
-		UID:      formats.UID(r.uid),
-		GUID:     base,
-		Received: fi.ModTime(),
-		Saved:    fi.ModTime(),
-		Size:     fi.Size(),
-		VSize:    -1,
+		UID:   formats.UID(r.uid),
+		GUID:  base,
+		Size:  -1,
+		VSize: -1,
 	}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		msg.Saved = statCtime(sys)
+	if fi != nil {
+		msg.Received, msg.Saved, msg.Size = fi.ModTime(), fi.ModTime(), fi.Size()
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+			msg.Saved = statCtime(sys)
+		}
 	}
 	// maildir-mail.c: the G field wins; an empty one is ignored.
 	if g, ok := extValue(ext, extGUID); ok && g != "" {
@@ -285,6 +357,11 @@ func (m *mailbox) Begin(ctx context.Context) (formats.Tx, error) {
 		return nil, fail(formats.KindInUse, "begin", m.b.name, 0, "", errors.New("a transaction is already open"))
 	}
 	m.mu.Unlock()
+	// A fresh state, not one read up to reuseFor ago: Save promises UIDs
+	// from it (Caps.SaveUIDs: kept when >= UIDNEXT), and a UIDNEXT that
+	// Dovecot moved meanwhile would make Commit move them instead
+	// (TestDovecotWritesBetweenOurCommits). The load is cheap: unchanged
+	// directories and uidlist versions are taken from the last scan.
 	st, err := m.load(ctx)
 	if err != nil {
 		return nil, err

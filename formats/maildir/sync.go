@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,19 +29,83 @@ type state struct {
 	kwUsed  uint32      // keyword letters used in file names
 	kwMtime time.Time   // mtime of dovecot-keywords when read
 
-	// list is the dovecot-uidlist version t was read from or written
-	// as (nil: none, or t holds UIDs the file does not). While the file
-	// is still that version, the next scan takes header and records from
-	// here instead of reading and parsing it again: a commit into a
-	// large mailbox then holds one table fewer (and not the file).
-	list fs.FileInfo
+	// look is what scan saw of new/ and cur/ before reading them, and
+	// listed that t then names every file the two directories held
+	// (no duplicate base name was left unresolved): a later scan may
+	// then take a directory's names from t (see dirUnchanged).
+	look   dirLook
+	listed bool
+	// uidlistID is the version of dovecot-uidlist whose records t
+	// holds exactly, as read or as written under the lock (zero when t
+	// differs from the file): the next scan then takes hdr, next and
+	// t's records instead of parsing the file again. wrote says load
+	// wrote that version itself.
+	uidlistID fileID
+	wrote     bool
+	idxOnce   sync.Once
+	idx       []int32 // t.byBase(), built on first use
 }
 
-// sameUidlist tells whether two stats of dovecot-uidlist are the same
-// version of it: Dovecot replaces the file by rename (a new inode) or
-// appends to it (a new size), as maildir_uidlist_has_changed checks.
-func sameUidlist(a, b fs.FileInfo) bool {
-	return a != nil && b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+// baseIndex returns t.byBase(), built once.
+func (st *state) baseIndex() []int32 {
+	st.idxOnce.Do(func() { st.idx = st.t.byBase() })
+	return st.idx
+}
+
+// fileID tells a file's versions apart: Dovecot replaces
+// dovecot-uidlist by rename (a new inode) or appends to it (a new size),
+// and either moves its mtime.
+type fileID struct {
+	ok        bool
+	ino       uint64
+	size      int64
+	sec, nsec int64
+}
+
+func statID(path string) fileID {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}
+	}
+	s, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	return fileID{ok: true, ino: uint64(s.Ino), size: fi.Size(), sec: int64(s.Mtim.Sec), nsec: int64(s.Mtim.Nsec)}
+}
+
+// reuseMargin is how much older than a look a directory's mtime must be
+// for a later scan to trust that an unchanged mtime means unchanged
+// contents. Local file systems stamp a change with the kernel's coarse
+// clock, at most one tick (<= 10 ms) behind the time it happened, so a
+// change after the look gets an mtime no older than look.at - one tick:
+// never the old one. A file system with whole-second mtimes (nsec 0)
+// needs syncSecs, as Dovecot's MAILDIR_SYNC_SECS assumes for every one.
+const reuseMargin = 100 * time.Millisecond
+
+// dirUnchanged tells whether directory dir (dirNew or dirCur) still holds
+// what st's scan read, as Dovecot's maildir_sync_quick_check decides per
+// directory (dovecot-storage.md §6.5) but within this process: now (taken
+// before the new read) has the mtime st's look had, and that mtime was
+// older than st's look by reuseMargin, so any change since would have
+// moved it. Names renamed, added or removed by a mail client or Dovecot
+// change the directory's mtime and are read again.
+func (st *state) dirUnchanged(dir uint8, now dirLook) bool {
+	if st == nil || !st.listed || !st.look.ok || !now.ok {
+		return false
+	}
+	sec, nsec, osec, onsec := now.hdr.CurMtime, now.hdr.CurMtimeNsecs, st.look.hdr.CurMtime, st.look.hdr.CurMtimeNsecs
+	if dir == dirNew {
+		sec, nsec, osec, onsec = now.hdr.NewMtime, now.hdr.NewMtimeNsecs, st.look.hdr.NewMtime, st.look.hdr.NewMtimeNsecs
+	}
+	if sec != osec || nsec != onsec {
+		return false
+	}
+	margin := reuseMargin
+	if nsec == 0 {
+		margin = syncSecs * time.Second
+	}
+	return time.Unix(int64(sec), int64(nsec)).Add(margin).Before(st.look.at)
 }
 
 // isNoWrite tells that a directory cannot be written: the mailbox is then
@@ -77,23 +142,29 @@ func (m *mailbox) lockUidlist(ctx context.Context) (*dotlock.Lock, error) {
 // UIDVALIDITY and mailbox GUID. Writing happens under dovecot-uidlist.lock;
 // when the directory is not writable the assignment stays in memory.
 func (m *mailbox) load(ctx context.Context) (*state, error) {
-	st, dirty, err := m.scan(ctx, nil)
+	m.mu.Lock()
+	prev := m.st
+	m.mu.Unlock()
+	st, dirty, err := m.scan(ctx, nil, prev)
 	if err != nil || !dirty {
 		return m.setState(st), err
 	}
 	l, err := m.lockUidlist(ctx)
 	if isNoWrite(err) {
-		st.list = nil // UIDs assigned in memory only: not the file's
-		return m.setState(st), nil
+		return m.setState(st), nil // UIDs assigned in memory only
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer l.Release()
-	st, dirty, err = m.scan(ctx, l)
+	st, dirty, err = m.scan(ctx, l, st)
 	if err == nil && dirty {
 		if err = m.writeUidlist(st, false); isNoWrite(err) {
 			err = nil // in memory only
+		} else if err == nil {
+			// Still under the lock: this version is ours, and st.t
+			// is what it lists.
+			st.uidlistID, st.wrote = statID(filepath.Join(m.b.ctl, uidlistName)), true
 		}
 	}
 	if err != nil {
@@ -125,56 +196,22 @@ func (m *mailbox) current(ctx context.Context) (*state, error) {
 // readUidlist reads and parses dovecot-uidlist. A missing file gives a
 // zero header and an empty table.
 func (m *mailbox) readUidlist() (uidlistHeader, *table, uint32, error) {
-	h, t, next, _, err := m.readUidlistStat()
-	return h, t, next, err
-}
-
-// readUidlistStat is readUidlist that also returns the file's stat, taken
-// before reading it (a later append makes the next stat differ).
-func (m *mailbox) readUidlistStat() (uidlistHeader, *table, uint32, fs.FileInfo, error) {
 	path := filepath.Join(m.b.ctl, uidlistName)
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return uidlistHeader{}, &table{}, 1, nil, nil
+		return uidlistHeader{}, &table{}, 1, nil
 	}
 	if err != nil {
-		return uidlistHeader{}, nil, 0, nil, wrap(err, "read uidlist", m.b.name, 0, path)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return uidlistHeader{}, nil, 0, nil, wrap(err, "read uidlist", m.b.name, 0, path)
-	}
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
-	if err != nil {
-		return uidlistHeader{}, nil, 0, nil, wrap(err, "read uidlist", m.b.name, 0, path)
+		return uidlistHeader{}, nil, 0, wrap(err, "read uidlist", m.b.name, 0, path)
 	}
 	h, t, next, err := parseUidlist(data)
 	if err != nil {
 		// QUIRK: Dovecot deletes a broken uidlist and renumbers the
 		// mailbox under a new UIDVALIDITY; a conversion must not do
 		// that silently, so this is an error.
-		return h, nil, 0, nil, fail(formats.KindInvalidData, "read uidlist", m.b.name, 0, path, err)
+		return h, nil, 0, fail(formats.KindInvalidData, "read uidlist", m.b.name, 0, path, err)
 	}
-	return h, t, next, fi, nil
-}
-
-// knownUidlist returns the header, records and next UID of the last
-// state when dovecot-uidlist is still the version that state was read
-// from or written as, else ok false. The records are that state's table:
-// the file's, less the files found gone (which a scan drops anyway).
-func (m *mailbox) knownUidlist() (h uidlistHeader, t *table, next uint32, fi fs.FileInfo, ok bool) {
-	m.mu.Lock()
-	st := m.st
-	m.mu.Unlock()
-	if st == nil || st.list == nil {
-		return h, nil, 0, nil, false
-	}
-	cur, err := os.Stat(filepath.Join(m.b.ctl, uidlistName))
-	if err != nil || !sameUidlist(st.list, cur) {
-		return h, nil, 0, nil, false
-	}
-	return st.hdr, st.t, st.next, st.list, true
+	return h, t, next, nil
 }
 
 func (m *mailbox) readKeywords(st *state) error {
@@ -212,15 +249,32 @@ type nameRef struct {
 // scan reads the uidlist and the directories. With lock held it also
 // fixes duplicate file names as Dovecot does and assigns UIDs to new
 // files; dirty tells whether the result differs from dovecot-uidlist (new
-// files, no uidlist yet, an old version or no mailbox GUID).
-func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirty bool, err error) {
-	h, old, next, list, ok := m.knownUidlist()
-	if !ok {
-		if h, old, next, list, err = m.readUidlistStat(); err != nil {
+// files, no uidlist yet, an old version or no mailbox GUID). A directory
+// prev read and that has not changed since (state.dirUnchanged) is taken
+// from prev's table instead of being read again; dovecot-uidlist always
+// is.
+func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st *state, dirty bool, err error) {
+	look := m.dirTimes() // before anything is read
+	// dovecot-uidlist is identified before it is read: a version
+	// written in between is read under the old identity, which the
+	// next scan then does not match.
+	uidlistID := statID(filepath.Join(m.b.ctl, uidlistName))
+	var h uidlistHeader
+	var old *table
+	var next uint32
+	var idx []int32
+	if uidlistID.ok && prev != nil && prev.uidlistID == uidlistID {
+		// The version prev holds exactly: parsing and sorting it
+		// again is most of a scan's work once the directories are
+		// known. Only uid, base name and fields of old are used.
+		h, old, next, idx = prev.hdr, prev.t, prev.next, prev.baseIndex()
+	} else {
+		if h, old, next, err = m.readUidlist(); err != nil {
 			return nil, false, err
 		}
+		idx = old.byBase()
 	}
-	st = &state{hdr: h, next: next, list: list}
+	st = &state{hdr: h, next: next, look: look}
 	if err := m.readKeywords(st); err != nil {
 		return nil, false, err
 	}
@@ -230,7 +284,6 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 		st.next = 1
 	}
 
-	idx := old.byBase()
 	var names []byte
 	found := make([]nameRef, len(old.recs))
 	var fresh []nameRef
@@ -297,6 +350,17 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 			sub string
 			dir uint8
 		}{{"new", dirNew}, {"cur", dirCur}} {
+			if pass == 0 && prev.dirUnchanged(d.dir, look) {
+				for i := range prev.t.recs {
+					if r := &prev.t.recs[i]; r.dir == d.dir {
+						if err := visit(prev.t.name(r), d.dir); err != nil {
+							return nil, false, wrap(err, "scan", m.b.name, 0, filepath.Join(m.b.dir, d.sub))
+						}
+					}
+				}
+				continue
+			}
+			m.dirReads.Add(1)
 			if err := m.readDir(ctx, d.sub, func(name string) error { return visit(name, d.dir) }); err != nil {
 				return nil, false, err
 			}
@@ -362,6 +426,14 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock) (st *state, dirt
 		dirty = true
 	}
 	st.t = nt
+	st.listed = len(dups) == 0
+	if !dirty && len(nt.recs) == len(old.recs) {
+		// Every record's file was found and none is new: nt is the
+		// file's records in the file's order.
+		st.uidlistID = uidlistID
+		st.idx = idx
+		st.idxOnce.Do(func() {})
+	}
 	m.fillKeywords(st)
 	if dirty {
 		if st.hdr.UIDValidity == 0 || !st.hdr.HasGUID {
@@ -473,7 +545,6 @@ func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
 	tmp := path + ".tmp"
 	sync := m.s.opt.Fsync != formats.FsyncNever
 	_ = os.Remove(tmp) // a leftover of a crashed writer; we hold the lock
-	st.list = nil
 	if err := writeFileSyncFunc(tmp, m.s.fileMode, sync, func(w io.Writer) error {
 		return writeUidlist(w, st.hdr, st.t)
 	}); err != nil {
@@ -482,11 +553,6 @@ func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return wrap(err, "write uidlist", m.b.name, 0, path)
-	}
-	// We hold the lock: nobody changes the file between the rename and
-	// this stat.
-	if fi, err := os.Stat(path); err == nil {
-		st.list = fi
 	}
 	if sync && dirSync {
 		if err := fsyncPath(m.b.ctl); err != nil {
