@@ -2,36 +2,24 @@ package sdbox
 
 import (
 	"context"
-	"errors"
 
 	"github.com/boxsync/boxsync/formats"
-	"github.com/boxsync/boxsync/index"
+	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
 )
 
-var _ formats.ChangeHistory = (*mailbox)(nil)
+var (
+	_ formats.ChangeHistory  = (*mailbox)(nil)
+	_ formats.ExpungeHistory = (*mailbox)(nil)
+)
 
 // FlagChanges implements formats.ChangeHistory from the mailbox's
 // dovecot.index.log.
 func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq, own bool) (map[formats.UID]formats.FlagChange, error) {
-	out, err := m.ix.FlagChanges(since, own)
-	return out, formats.Wrap(err, formats.KindTemp, "sdbox: changes", m.Name(), 0, "")
+	return dboxtx.FlagChanges(m.ix, "sdbox", m.Name(), since, own)
 }
-
-var _ formats.ExpungeHistory = (*mailbox)(nil)
 
 // ExpungedSince implements formats.ExpungeHistory from the mailbox's
 // dovecot.index.log.
 func (m *mailbox) ExpungedSince(ctx context.Context, since formats.ModSeq) (map[formats.UID]formats.ExpungeRecord, error) {
-	g, err := m.ix.ExpungedSince(uint64(since))
-	if errors.Is(err, index.ErrHistoryLost) {
-		err = formats.ErrHistoryLost
-	}
-	if err != nil {
-		return nil, formats.Wrap(err, formats.KindTemp, "sdbox: expunges", m.Name(), 0, "")
-	}
-	out := make(map[formats.UID]formats.ExpungeRecord, len(g))
-	for uid, c := range g {
-		out[formats.UID(uid)] = formats.ExpungeRecord{GUID: c.GUID, Requested: c.Requested}
-	}
-	return out, nil
+	return dboxtx.ExpungedSince(m.ix, "sdbox", m.Name(), since)
 }
