@@ -640,3 +640,48 @@ func (x Interop) ExpungedSinceDovecot(t *testing.T) {
 	}
 	d.CheckLogClean(t)
 }
+
+// Conformance runs the formats conformance suite on the driver in each
+// layout (INDEX=, CONTROL=, UTF-8) and with compressed saves (the zlib
+// plugin's zstd and gz).
+func (x Interop) Conformance(t *testing.T) {
+	compressed := func(save string) formats.Driver {
+		c, ok := x.Driver.(formats.Configurable)
+		if !ok {
+			t.Fatalf("%s driver takes no settings", x.Format)
+		}
+		d, err := c.Configure(map[string]string{"mail_plugins": "zlib", "plugin/zlib_save": save})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	root := func(dir string) formats.Location {
+		return formats.Location{Driver: x.Format, Path: filepath.Join(dir, x.Format)}
+	}
+	for _, tc := range []struct {
+		name   string
+		loc    func(dir string) formats.Location
+		driver formats.Driver
+	}{
+		{"default", root, x.Driver},
+		{"index+control+utf8", func(dir string) formats.Location {
+			l := root(dir)
+			l.UTF8, l.Index, l.Control = true, filepath.Join(dir, "idx"), filepath.Join(dir, "ctl")
+			return l
+		}, x.Driver},
+		{"zlib_save=zstd", root, compressed("zstd")},
+		{"zlib_save=gz+index", func(dir string) formats.Location {
+			l := root(dir)
+			l.Index = filepath.Join(dir, "idx")
+			return l
+		}, compressed("gz")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			formatstest.Run(t, formatstest.Harness{
+				Driver:      tc.driver,
+				NewLocation: func(t *testing.T) formats.Location { return tc.loc(t.TempDir()) },
+			})
+		})
+	}
+}
