@@ -315,14 +315,15 @@ func (r *run) syncMailbox(ctx context.Context, s, d formats.MailboxInfo) error {
 		return formats.Wrap(err, formats.KindTemp, "backup: source status", s.Name, 0, "")
 	}
 	exists := d.Name != "" && !d.NoSelect
-	for attempt := 0; ; attempt++ {
+	recreated, appeared := false, false
+	for {
 		if exists {
 			err = r.syncExisting(ctx, srcBox, srcSt)
 			var rec errRecreate
 			if !errors.As(err, &rec) {
 				return err
 			}
-			if attempt > 0 {
+			if recreated {
 				return formats.Wrap(fmt.Errorf("destination still differs after recreating it: %s", rec.why), formats.KindTemp, "backup", s.Name, 0, "")
 			}
 			r.warnf("Deleting mailbox '%s': %s", s.Name, rec.why)
@@ -330,8 +331,18 @@ func (r *run) syncMailbox(ctx context.Context, s, d formats.MailboxInfo) error {
 				return formats.Wrap(err, formats.KindTemp, "backup: delete to recreate", s.Name, 0, "")
 			}
 			r.update(func(res *Result) { res.Mailboxes.Deleted++ })
+			recreated = true
 		}
 		if err := r.dst.Create(ctx, s.Name, srcSt.GUID, srcSt.UIDValidity); err != nil {
+			if formats.KindOf(err) == formats.KindExists && !appeared {
+				// It appeared since the listing (a Dovecot session,
+				// a concurrent create on an IMAP server): sync into
+				// it like any existing mailbox, which recreates it
+				// if it can't be repaired, instead of failing.
+				r.desync("mailbox %q appeared in the destination during the run", s.Name)
+				exists, appeared = true, true
+				continue
+			}
 			return formats.Wrap(err, formats.KindTemp, "backup: create", s.Name, 0, "")
 		}
 		r.update(func(res *Result) { res.Mailboxes.Created++ })

@@ -338,3 +338,44 @@ func TestBackupInterruptedThenRerun(t *testing.T) {
 }
 
 var _ = io.EOF
+
+// hidingStore lists its mailboxes without one of them, as a listing taken
+// just before someone else created it would.
+type hidingStore struct {
+	formats.Store
+	hide string
+}
+
+func (h hidingStore) Mailboxes(ctx context.Context) ([]formats.MailboxInfo, error) {
+	boxes, err := h.Store.Mailboxes(ctx)
+	var out []formats.MailboxInfo
+	for _, b := range boxes {
+		if b.Name != h.hide {
+			out = append(out, b)
+		}
+	}
+	return out, err
+}
+
+// A destination mailbox that appears between the listing and the create
+// (a Dovecot session, a concurrent CREATE on an IMAP server) is synced
+// into, not a failure: the result is the mirror, reported as a desync
+// (exit 2, run again), as dsync reports changes during a sync.
+func TestBackupMailboxAppeared(t *testing.T) {
+	ctx := context.Background()
+	src, raw := newStore(t), newStore(t)
+	populate(t, rand.New(rand.NewPCG(7, 7)), src)
+	if err := raw.Create(ctx, "Sent", formats.NewGUID(), 42); err != nil {
+		t.Fatal(err)
+	}
+	res, err := convert.Run(ctx, src, hidingStore{raw, "Sent"}, convert.Options{Mode: convert.Backup})
+	if err != nil || len(res.Errors) > 0 {
+		t.Fatalf("Run = %v, errors %v", err, res.Errors)
+	}
+	if res.Desync == "" {
+		t.Errorf("no desync reported for a mailbox that appeared during the run")
+	}
+	if a, b := dump(t, src), dump(t, raw); a != b {
+		t.Errorf("destination is not a mirror:\n%s", formatstest.Diff(a, b))
+	}
+}
