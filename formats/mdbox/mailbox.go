@@ -395,13 +395,9 @@ var _ formats.ExpungeLogger = (*mailbox)(nil)
 // ExpungedGUIDs lists the expunges dovecot.index.log still records (see
 // formats.ExpungeLogger).
 func (m *mailbox) ExpungedGUIDs(ctx context.Context) (map[formats.UID][16]byte, error) {
-	g, err := m.ix.ExpungedGUIDs()
-	if err != nil || g == nil {
+	out, err := dboxtx.ExpungedGUIDs(m.ix)
+	if err != nil || out == nil {
 		return nil, wrap(err, "expunge log", m.b.Name, 0, m.b.IndexDir)
-	}
-	out := make(map[formats.UID][16]byte, len(g))
-	for uid, guid := range g {
-		out[formats.UID(uid)] = guid
 	}
 	return out, nil
 }

@@ -30,3 +30,18 @@ func ExpungedSince(ix *index.Index, format, mailbox string, since formats.ModSeq
 	}
 	return out, nil
 }
+
+// ExpungedGUIDs is formats.ExpungeLogger from a dbox mailbox's
+// dovecot.index.log: the expunges it still records, by UID. nil, nil
+// when the log no longer reaches back to the index's creation.
+func ExpungedGUIDs(ix *index.Index) (map[formats.UID][16]byte, error) {
+	g, err := ix.ExpungedGUIDs()
+	if err != nil || g == nil {
+		return nil, err
+	}
+	out := make(map[formats.UID][16]byte, len(g))
+	for uid, guid := range g {
+		out[formats.UID(uid)] = guid
+	}
+	return out, nil
+}
