@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/boxsync/boxsync/formats"
@@ -189,6 +190,10 @@ func (r *run) backup(ctx context.Context) error {
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, "backup: list destination mailboxes", "", 0, "")
 	}
+	listed := dstBoxes // the names before renames, for the subscriptions
+	if dstBoxes, err = r.backupRenames(ctx, srcBoxes, dstBoxes); err != nil {
+		return err
+	}
 	dstByName := map[string]formats.MailboxInfo{}
 	for _, b := range dstBoxes {
 		dstByName[b.Name] = b
@@ -245,8 +250,9 @@ func (r *run) backup(ctx context.Context) error {
 			}
 		}
 	}
-	// Subscriptions of names the source does not have.
-	for _, d := range dstBoxes {
+	// Subscriptions of names the source does not have, renamed-away
+	// names included: a rename keeps the old name subscribed.
+	for _, d := range append(dstBoxes, listed...) {
 		if _, ok := srcByName[d.Name]; !ok && d.Subscribed && r.wanted(d.Name) {
 			if err := r.dst.SetSubscribed(ctx, d.Name, false); err != nil {
 				r.fail(formats.Wrap(err, formats.KindTemp, "backup: unsubscribe", d.Name, 0, ""))
@@ -254,6 +260,67 @@ func (r *run) backup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// backupRenames renames destination mailboxes that the source holds
+// under another name (same mailbox GUID), as dsync's tree sync does in
+// backup mode (dsync.md §2.3: mailboxes are matched by GUID, the master's
+// name wins): the mail stays where it is instead of being deleted and
+// copied again. A rename moves the children too, so the destination is
+// listed again after each one; it returns the destination's listing.
+// A rename that can't be done (the new name is taken, the INBOX, a store
+// without renames) leaves the mailbox to the delete-and-copy path.
+func (r *run) backupRenames(ctx context.Context, srcBoxes, dstBoxes []formats.MailboxInfo) ([]formats.MailboxInfo, error) {
+	rn, ok := r.dst.(formats.Renamer)
+	if !ok {
+		return dstBoxes, nil
+	}
+	srcByGUID := map[formats.GUID]string{}
+	for _, s := range srcBoxes {
+		if !s.NoSelect && !s.GUID.IsZero() && r.wanted(s.Name) {
+			srcByGUID[s.GUID] = s.Name
+		}
+	}
+	tried := map[string]bool{} // "from\x00to" already attempted
+	for {
+		dstByName := map[string]bool{}
+		for _, d := range dstBoxes {
+			dstByName[d.Name] = true
+		}
+		renamed := false
+		for _, d := range dstBoxes {
+			to, ok := srcByGUID[d.GUID]
+			if d.NoSelect || d.GUID.IsZero() || !ok || to == d.Name || dstByName[to] ||
+				!r.wanted(d.Name) || strings.EqualFold(d.Name, "INBOX") || tried[d.Name+"\x00"+to] {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			tried[d.Name+"\x00"+to] = true
+			r.logf("%s: renaming to %q, as on the source", d.Name, to)
+			err := rn.Rename(ctx, d.Name, to)
+			switch {
+			case err == nil:
+				r.update(func(res *Result) { res.Mailboxes.Renamed++ })
+				renamed = true
+			case errors.Is(err, formats.ErrExists), errors.Is(err, formats.ErrNotFound), formats.KindOf(err) == formats.KindNotPossible:
+				r.logf("%s: not renamed (%v): copied again instead", d.Name, err)
+				continue
+			default:
+				r.fail(formats.Wrap(err, formats.KindTemp, "backup: rename", d.Name, 0, ""))
+				continue
+			}
+			break // the children moved too: list again
+		}
+		if !renamed {
+			return dstBoxes, nil
+		}
+		var err error
+		if dstBoxes, err = r.dst.Mailboxes(ctx); err != nil {
+			return nil, formats.Wrap(err, formats.KindTemp, "backup: list destination mailboxes", "", 0, "")
+		}
+	}
 }
 
 func (r *run) syncMailboxes(ctx context.Context, srcBoxes []formats.MailboxInfo, dstByName map[string]formats.MailboxInfo) error {
