@@ -17,9 +17,10 @@ import (
 // matched by mailbox GUID:
 //
 //   - Deletes (§2.4 step 1): a GUID one side logged as deleted and no
-//     longer has is deleted on the other side, whatever happened to it
-//     there since (dsync's TWOWAY rule: mailbox_delete without a check for
-//     new mail). INBOX is never deleted.
+//     longer has is deleted on the other side. INBOX is never deleted.
+//     Unlike dsync's TWOWAY rule (mailbox_delete without a check for new
+//     mail, which loses it), mail the other side saved after the logged
+//     delete is kept, and with it the mailbox (keepNewMail).
 //   - Renames (§2.4 step 3): a GUID under different names is renamed on
 //     the side whose name is older; a directory in the way keeps its
 //     children below the renamed mailbox (renameOntoDir). A node's age is its
@@ -189,6 +190,12 @@ func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) (n int) {
 		if !ok || formats.IsInbox(name) || !r.wanted(name) {
 			continue
 		}
+		if kept, err := r.keepNewMail(ctx, to, name, from.label, from.delBox[g]); err != nil {
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": keep new mail of a deleted mailbox", name, 0, ""))
+			continue
+		} else if kept {
+			continue
+		}
 		r.logf("%s: deleting on the %s (deleted on the %s)", name, to.label, from.label)
 		if err := to.store.Delete(ctx, name); err != nil {
 			if errors.Is(err, formats.ErrNotFound) {
@@ -203,6 +210,65 @@ func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) (n int) {
 		n++
 	}
 	return n
+}
+
+// keepNewMail is boxsync's answer to dsync's lossy TWOWAY delete (which
+// deletes the mailbox with whatever it got meanwhile): mail delivered to
+// side's mailbox in a later second than the delete logged on deletedOn
+// (deleted, UNIX s) was never seen there, so it is not the deleting
+// user's to throw away. Then the mailbox stays with just that mail (the
+// rest is expunged, as the delete meant) and the merge creates it again,
+// same GUID, on the deleting side. "Delivered after" is the received date
+// (INTERNALDATE) and, where known, the save date both after the delete's
+// second. The received date decides because it survives copying a store
+// (cp -a, a restore), while a Maildir's save date is its file's ctime,
+// which any copy moves to "now"; the save date guards against mail
+// appended with a late INTERNALDATE before the delete. Mail moved into
+// the mailbox after the delete keeps its old received date and goes, as
+// with dsync. kept false: delete the mailbox.
+func (r *run) keepNewMail(ctx context.Context, side *treeSide, name, deletedOn string, deleted int64) (kept bool, err error) {
+	mb, err := side.store.Open(ctx, name)
+	if err != nil {
+		if errors.Is(err, formats.ErrNotFound) {
+			return false, nil // the delete notices it
+		}
+		return false, err
+	}
+	defer mb.Close()
+	var old []formats.UID
+	n := 0
+	for m, err := range mb.Messages(ctx, 1) {
+		if err != nil {
+			return false, err
+		}
+		if m.Received.Unix() > deleted && (m.Saved.IsZero() || m.Saved.Unix() > deleted) {
+			n++
+		} else {
+			old = append(old, m.UID)
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
+	r.warnf("mailbox %q was deleted on the %s, but %d messages reached it on the %s after that: keeping them (the mailbox is created again), expunging the other %d",
+		name, deletedOn, n, side.label, len(old))
+	if len(old) > 0 {
+		tx, err := mb.Begin(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer tx.Rollback()
+		for _, uid := range old {
+			if err := tx.Expunge(uid); err != nil {
+				return false, err
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return false, err
+		}
+		r.update(func(res *Result) { res.Messages.Expunged += len(old) })
+	}
+	return true, nil
 }
 
 // treeRename is one pending rename: in side, from → to.

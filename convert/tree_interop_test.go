@@ -255,3 +255,65 @@ func goneSHA(dump string) string {
 	}
 	return "-"
 }
+
+// TestInteropSyncDeletedMailboxKeepsNewMail: A deletes a mailbox, then
+// (a second later) mail is delivered to it on B. doveadm sync deletes it
+// on B with the new mail (dsync's TWOWAY delete: the mail is lost, which
+// the test checks too); boxsync keeps the new
+// mail: both sides end with the mailbox (same GUID) holding only it, and
+// Dovecot reads the result cleanly.
+func TestInteropSyncDeletedMailboxKeepsNewMail(t *testing.T) {
+	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
+		t.Run(f, func(t *testing.T) {
+			d, on := treeInteropStart(t, f)
+			guid := mailboxGUIDs(t, f, filepath.Join(d.Home(), "B"))["Gone"]
+			// Copies for boxsync first: a copy's files get new ctimes,
+			// which Maildir (and dbox without a saved date) report as
+			// save dates; the changes then go to both pairs.
+			copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"})
+			time.Sleep(1100 * time.Millisecond) // the delete in a later second than the copy
+			on("A", "mailbox", "delete", "Gone")
+			on("A2", "mailbox", "delete", "Gone")
+			time.Sleep(1100 * time.Millisecond) // a later second than the logged delete
+			for _, side := range []string{"B", "B2"} {
+				c := d.Cmd(t, "-o", "mail_location="+f+":~/"+side, "save", "-m", "Gone")
+				c.Stdin = strings.NewReader("Subject: late\nMessage-ID: <late@x>\n\ndelivered after the delete\n")
+				if err := c.Run(); err != nil {
+					t.Fatalf("doveadm save: %v\n%s", err, d.Log())
+				}
+			}
+
+			doveadmSync(t, d, f, "A", "B")
+			for _, side := range []string{"A", "B"} {
+				if g := mailboxGUIDs(t, f, filepath.Join(d.Home(), side))["Gone"]; !g.IsZero() {
+					t.Errorf("doveadm sync kept Gone on %s: dsync 2.3's TWOWAY delete, which this test shows, has changed", side)
+				}
+			}
+
+			a := openLoc(t, f+":"+filepath.Join(d.Home(), "A2"), formats.OpenOptions{})
+			b := openLoc(t, f+":"+filepath.Join(d.Home(), "B2"), formats.OpenOptions{})
+			res := run(t, a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Full})
+			if res.Mailboxes.Deleted != 0 || res.Messages.Expunged != 1 {
+				t.Errorf("boxsync deleted %d mailboxes and expunged %d messages, want 0 and 1 (Gone's old mail)", res.Mailboxes.Deleted, res.Messages.Expunged)
+			}
+			if res := run(t, a, b, convert.Options{Mode: convert.Sync}); !noOp(res) {
+				t.Errorf("a second boxsync sync was not a no-op: %+v", res)
+			}
+			a.Close()
+			b.Close()
+			d.Chown(t, filepath.Join(d.Home(), "A2"))
+			d.Chown(t, filepath.Join(d.Home(), "B2"))
+			for _, side := range []string{"A2", "B2"} {
+				boxes := mailboxGUIDs(t, f, filepath.Join(d.Home(), side))
+				if boxes["Gone"] != guid {
+					t.Errorf("%s: Gone has GUID %s, want %s", side, boxes["Gone"], guid)
+				}
+				out := d.MustDoveadm(t, "-o", "mail_location="+f+":~/"+side, "fetch", "hdr.subject", "mailbox", "Gone", "all")
+				if strings.Count(out, "hdr.subject:") != 1 || !strings.Contains(out, "late") {
+					t.Errorf("%s: Dovecot shows Gone as:\n%s\nwant only the late message", side, out)
+				}
+			}
+			d.CheckLogClean(t)
+		})
+	}
+}

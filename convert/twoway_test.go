@@ -44,6 +44,10 @@ type scenario struct {
 	// deleted), TestSyncInboxConflict covers it.
 	inbox   formats.GUID
 	inboxUV uint32
+
+	// receivedAfter, when set, dates new mail (UNIX s) after it: mail
+	// delivered after the tree changes' logged deletes.
+	receivedAfter int64
 }
 
 func (sc *scenario) guid() formats.GUID {
@@ -70,8 +74,12 @@ func (sc *scenario) save(t *testing.T, tx formats.Tx, tag string, uid formats.UI
 	t.Helper()
 	sc.n++
 	body := fmt.Appendf(nil, "Subject: %s %d\r\nMessage-ID: <%d.%x@test>\r\n\r\n%x\n", tag, sc.n, sc.n, sc.rng.Uint64(), sc.rng.Uint64())
+	received := int64(1e9 + sc.rng.IntN(1e8))
+	if sc.receivedAfter != 0 {
+		received = sc.receivedAfter + 1 + int64(sc.rng.IntN(1000))
+	}
 	m := formats.Message{UID: uid, GUID: fmt.Sprintf("%032x", sc.rng.Uint64()), Flags: formats.Flags(sc.rng.IntN(32)),
-		Keywords: sc.keywords(), Received: time.Unix(int64(1e9+sc.rng.IntN(1e8)), 0), Size: int64(len(body))}
+		Keywords: sc.keywords(), Received: time.Unix(received, 0), Size: int64(len(body))}
 	if _, err := tx.Save(context.Background(), m, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
