@@ -67,6 +67,8 @@ type run struct {
 	res Result // guarded by mu while mailbox workers run
 
 	guidNames map[string]bool // -g: the names of that mailbox on either side
+
+	allMail map[formats.Store]*allMailIndex // -a, per written store; guarded by mu
 }
 
 // findGUID resolves -g: the mailbox is the one with that GUID on either
@@ -581,7 +583,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 	}
 	var saved formats.UID
 	var dstErr error // a failure of the destination, which stops the mailbox
-	err := ms.src.Body(ctx, m.UID, func(b formats.Body) error {
+	err := ms.r.body(ctx, ms.r.dst, ms.name, ms.src, m, func(b formats.Body) error {
 		m.Size = b.Size()
 		sr := &sourceReader{r: b}
 		var err error
