@@ -153,11 +153,27 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.status.fail(err)
 	}
 	vars := formats.Vars{User: u.name, Home: u.home}
+	var err error
 
+	ns := inboxNamespaceOf(cfg)
+	if len(o.namespaces) > 0 {
+		if ns, err = selectNamespaces(cfg, o.namespaces); err != nil {
+			fail(err)
+			return
+		}
+		if o.mailbox != "" && !ns.inside(o.mailbox) {
+			fail(&usageError{msg: fmt.Sprintf("-m %s: not a mailbox of the namespace %s", o.mailbox, ns.shown())})
+			return
+		}
+	}
 	srcSpec, from, err := sourceLocation(cfg, o, u)
-	if err != nil {
+	if err != nil && ns.location == "" {
 		fail(err)
 		return
+	}
+	if ns.location != "" {
+		// -n of a namespace with its own location= (namespace.go).
+		srcSpec, from = ns.location, "namespace "+ns.shown()
 	}
 	a.log.debugf(u.name, "mail_location %s (from %s)", srcSpec, from)
 	src, err := formats.ParseLocation(srcSpec, vars)
@@ -180,8 +196,20 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(err)
 		return
 	}
-	ns := inboxNamespaceOf(cfg)
+	var allMail convert.AllMail
+	if o.allMailbox != "" {
+		allMail, err = allMailOf(cfg, ns, o.allMailbox, vars)
+		switch {
+		case errors.Is(err, errNoAllMailbox):
+			// dsync logs it and syncs without (exit 0) [observed].
+			a.log.errorf(u.name, "%s", err)
+		case err != nil:
+			fail(err)
+			return
+		}
+	}
 	opts := convert.Options{
+		AllMail:     allMail,
 		Mode:        dsyncMode(o),
 		Mailbox:     ns.storageName(o.mailbox),
 		MailboxGUID: o.mailboxGUID,
