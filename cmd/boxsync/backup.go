@@ -369,6 +369,9 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.log.infof(u.name, "mailboxes: %d created, %d deleted, %d renamed, %d synced, %d skipped; messages: %d saved (%d bytes), %d expunged, %d flag changes",
 			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Renamed, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
+		if o.allMailbox != "" {
+			a.log.infof(u.name, "-a %s: %d saved messages read from a copy the written side already had", o.allMailbox, res.Local)
+		}
 	}
 }
 
