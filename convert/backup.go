@@ -33,6 +33,13 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 	if opt.CommitBytes <= 0 {
 		opt.CommitBytes = defaultCommitBytes
 	}
+	if opt.AllMail.on() && opt.Workers == 0 {
+		// -a: a moved message's copy on the written side lasts until
+		// the mailbox it left is synced; one mailbox at a time (as
+		// dsync goes) makes which copies are found depend on the
+		// order only, not on timing.
+		opt.Workers = 1
+	}
 	r := &run{src: src, dst: dst, opt: opt}
 	if !opt.MailboxGUID.IsZero() {
 		if err := r.findGUID(ctx); err != nil {
