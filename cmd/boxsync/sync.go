@@ -50,7 +50,7 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`"},
 		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "sync the namespace with this `PREFIX` (repeatable) instead of the inbox namespace; one with its own location= is synced from there"},
 		&cli.BoolFlag{Name: "N", Aliases: []string{"all-namespaces"}, Usage: "all visible namespaces (remote only)" + todo},
-		&cli.StringFlag{Name: "a", Aliases: []string{"all-mailbox"}, Usage: "mail to create is copied from the writing side's own copy (same GUID and size) in `MAILBOX`; a virtual one (`*` + `all`) means every mailbox"},
+		&cli.StringFlag{Name: "a", Aliases: []string{"all-mailbox"}, Usage: "mail to create is read from the written side's own copy (same GUID and size) in `MAILBOX`, not from the other side; a virtual all-mail mailbox (rules * and all) means every mailbox"},
 		&cli.StringFlag{Name: "t", Aliases: []string{"sync-since-time"}, Usage: "only new mail received since `DATE`"},
 		&cli.StringFlag{Name: "e", Aliases: []string{"sync-until-time"}, Usage: "only new mail received until `DATE`"},
 		&cli.StringFlag{Name: "O", Aliases: []string{"sync-flags"}, Usage: "only new mail with (-FLAG: without) `FLAG`"},
