@@ -81,6 +81,12 @@ func TestNamespaceInterop(t *testing.T) {
 			d.MustDoveadm(t, append(append([]string{tc.cmd}, nargs...), doveDst)...)
 			boxsync(t, 0, append(append([]string{tc.cmd}, nargs...), at(boxDst))...)
 			same(t, at(doveDst), at(boxDst))
+			// And Dovecot reads boxsync's copy as it reads its own.
+			dv, bx := dovecottest.New(t, at(doveDst)), dovecottest.New(t, at(boxDst))
+			bx.Chown(t, strings.TrimPrefix(at(boxDst), "maildir:"))
+			if diff := dovecottest.Diff(dv.Snapshot(t), bx.Snapshot(t), dovecottest.Saved, dovecottest.ModSeq, dovecottest.HighestModSeq); diff != "" {
+				t.Errorf("Dovecot reads doveadm's and boxsync's copies differently:\n%s", diff)
+			}
 			if d := dump(t, at(boxDst)); strings.Contains(d, "2020") || !strings.Contains(d, `"Work"`) {
 				t.Errorf("boxsync %s: want the inbox namespace only:\n%s", name, d)
 			}
