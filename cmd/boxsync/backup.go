@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -165,6 +166,20 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 			fail(&usageError{msg: fmt.Sprintf("-m %s: not a mailbox of the namespace %s", o.mailbox, ns.shown())})
 			return
 		}
+		var exclude []string
+		for _, x := range o.exclude {
+			switch {
+			case ns.inside(x):
+				exclude = append(exclude, x)
+			case !strings.ContainsAny(x, "*?"):
+				// Names another namespace's mailbox: nothing here
+				// matches it (as in doveadm).
+			default:
+				fail(&usageError{msg: fmt.Sprintf("-x %s: with -n %s, write masks with the namespace's prefix (%s…)", x, ns.prefix, ns.prefix)})
+				return
+			}
+		}
+		o.exclude = exclude
 	}
 	srcSpec, from, err := sourceLocation(cfg, o, u)
 	if err != nil && ns.location == "" {

@@ -196,6 +196,7 @@ func TestNamespaceCLI(t *testing.T) {
 		{[]string{"-n", "", "-n", "Archive/"}, exitUsage, "have different mail locations"},
 		{[]string{"-n", "Archive/", "-m", "Work"}, exitUsage, `-m Work: not a mailbox of the namespace prefix="Archive/"`},
 		{[]string{"-N"}, exitTempFail, "-N parameter requires syncing with remote host"},
+		{[]string{"-n", "Archive/", "-x", "*Spam"}, exitUsage, "-x *Spam: with -n Archive/, write masks with the namespace's prefix (Archive/…)"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			dst := memPath(t, "dst")
@@ -206,6 +207,15 @@ func TestNamespaceCLI(t *testing.T) {
 			}
 		})
 	}
+	// -x masks are spelled with the prefix; another namespace's names
+	// match nothing.
+	dst = memPath(t, "excl")
+	args = []string{"-c", conf, "backup", "-n", "Archive/", "-x", "Archive/2021*", "-x", "2020", dst}
+	te.run(t, args...).expect(t, args, 0)
+	if d := dump(t, dst); !strings.Contains(d, `mailbox "2020"`) || strings.Contains(d, "2021") {
+		t.Errorf("-n Archive/ -x Archive/2021* -x 2020 backed up:\n%s", d)
+	}
+
 	// The archive's own location as the destination.
 	args = []string{"-c", conf, "backup", "-n", "Archive/", archive}
 	te.run(t, args...).expect(t, args, exitTempFail, "Both source and destination mail_location points to same directory")
