@@ -124,6 +124,11 @@ func (ix *allMailIndex) lookup(ctx context.Context, r *run, st formats.Store, m 
 	}
 	ix.build(ctx, r, st)
 	if ix.err != nil {
+		ix.reported.Do(func() {
+			// Only an optimisation: dsync logs "Couldn't search \All
+			// mailbox" and goes on, and so does this.
+			r.warnf("Couldn't search \\All mailbox: %v; copying without it", ix.err)
+		})
 		return localCopy{}, false
 	}
 	c, ok := ix.copies[m.GUID]
@@ -139,21 +144,12 @@ func (ix *allMailIndex) lookup(ctx context.Context, r *run, st formats.Store, m 
 // the message read from from; a failure of fn itself is returned as is.
 // toBox is the mailbox being written, whose own mail the merge handles.
 func (r *run) body(ctx context.Context, to formats.Store, toBox string, from formats.Mailbox, m formats.Message, fn func(formats.Body) error) error {
-	ix := r.allMailFor(to)
-	if ix != nil {
-		ix.build(ctx, r, to)
-		if ix.err != nil {
-			ix.reported.Do(func() {
-				r.fail(formats.Wrap(ix.err, formats.KindTemp, "-a: list \\All mailbox", r.opt.AllMail.Mailbox, 0, ""))
-			})
-		}
-	}
-	if c, ok := ix.lookup(ctx, r, to, m, toBox); ok {
+	if c, ok := r.allMailFor(to).lookup(ctx, r, to, m, toBox); ok {
 		used, err := r.localBody(ctx, to, c, fn)
 		if used || ctx.Err() != nil {
 			return err
 		}
-		r.logf("%s: UID %d: the copy in %s (UID %d) is gone (%v); reading it from the source", from.Name(), m.UID, c.mailbox, c.uid, err)
+		r.logf("%s: UID %d: the copy in %s (UID %d) is gone (%s); reading it from the source", from.Name(), m.UID, c.mailbox, c.uid, err)
 	}
 	return from.Body(ctx, m.UID, fn)
 }
