@@ -127,7 +127,7 @@ func (ix *allMailIndex) lookup(ctx context.Context, r *run, st formats.Store, m 
 		ix.reported.Do(func() {
 			// Only an optimisation: dsync logs "Couldn't search \All
 			// mailbox" and goes on, and so does this.
-			r.warnf("Couldn't search \\All mailbox: %v; copying without it", ix.err)
+			r.warnf("Couldn't search \\All mailbox: %s; copying without it", ix.err)
 		})
 		return localCopy{}, false
 	}
