@@ -117,7 +117,8 @@ func (ix *allMailIndex) build(ctx context.Context, r *run, st formats.Store) {
 // lookup finds st's copy of m. Only a copy known to have the same bytes
 // counts: same GUID and same size (an imapc side's size is RFC822.SIZE,
 // the size of the bytes it would send). A copy in the mailbox being
-// written (skip) is left to the merge itself.
+// written (skip) is not used: that mailbox has a transaction open, which
+// may be expunging that very copy.
 func (ix *allMailIndex) lookup(ctx context.Context, r *run, st formats.Store, m formats.Message, skip string) (localCopy, bool) {
 	if ix == nil || m.GUID == "" || m.Size < 0 {
 		return localCopy{}, false
@@ -142,7 +143,7 @@ func (ix *allMailIndex) lookup(ctx context.Context, r *run, st formats.Store, m 
 // store to already has instead where -a finds one (AllMail). A local copy
 // that cannot be read (expunged since the index was built) is logged and
 // the message read from from; a failure of fn itself is returned as is.
-// toBox is the mailbox being written, whose own mail the merge handles.
+// toBox is the mailbox being written (see lookup).
 func (r *run) body(ctx context.Context, to formats.Store, toBox string, from formats.Mailbox, m formats.Message, fn func(formats.Body) error) error {
 	if c, ok := r.allMailFor(to).lookup(ctx, r, to, m, toBox); ok {
 		used, err := r.localBody(ctx, to, c, fn)
