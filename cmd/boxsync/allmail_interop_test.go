@@ -125,3 +125,46 @@ func TestAllMailFromIMAP(t *testing.T) {
 		t.Errorf("backups with and without -a differ:\n%s", diff)
 	}
 }
+
+// TestAllMailInterop: doveadm and boxsync back up the same Maildir with
+// -a virtual/All (Dovecot's virtual plugin, rules `*` and `all`), after
+// mail moved between folders; both destinations come out the same.
+func TestAllMailInterop(t *testing.T) {
+	d := dovecottest.New(t, "maildir:~/Maildir", "mail_plugins = virtual\nnamespace virtual {\n  prefix = virtual/\n  location = virtual:~/virtual\n  list = no\n  hidden = yes\n}\n")
+	if err := os.MkdirAll(filepath.Join(d.Home(), "virtual", "All"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.Home(), "virtual", "All", "dovecot-virtual"), []byte("*\n  all\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.MustDoveadm(t, "mailbox", "create", "Archive")
+	for i := range 6 {
+		box := "INBOX"
+		if i%2 == 1 {
+			box = "Archive"
+		}
+		d.Save(t, box, fmt.Appendf(nil, "Subject: m%d\nMessage-ID: <%d@x>\n\nbody %d\n", i, i, i))
+	}
+	te := newTestEnv(t)
+	te.vars["HOME"] = d.Home()
+	dove, box := "maildir:"+filepath.Join(d.Home(), "dove"), "maildir:"+filepath.Join(d.Home(), "box")
+	run := func() cliResult {
+		t.Helper()
+		d.MustDoveadm(t, "backup", "-a", "virtual/All", dove)
+		args := []string{"-c", d.Config(), "-v", "backup", "-a", "virtual/All", box}
+		r := te.run(t, args...)
+		r.expect(t, args, 0)
+		if diff := formatstest.Diff(dump(t, dove), dump(t, box)); diff != "" {
+			t.Errorf("doveadm's and boxsync's backups with -a differ:\n%s", diff)
+		}
+		return r
+	}
+	run()
+	d.MustDoveadm(t, "move", "Archive", "mailbox", "INBOX", "uid", "1")
+	d.MustDoveadm(t, "move", "INBOX", "mailbox", "Archive", "uid", "1")
+	r := run()
+	if !strings.Contains(r.stderr, "-a virtual/All: 1 saved messages read from a copy") {
+		t.Errorf("want one of the two moved messages from the destination's copy:\n%s", r.stderr)
+	}
+	d.CheckLogClean(t)
+}
