@@ -34,6 +34,13 @@ func Run(ctx context.Context, src, dst formats.Store, opt Options) (Result, erro
 	if opt.CommitBytes <= 0 {
 		opt.CommitBytes = defaultCommitBytes
 	}
+	if opt.AllMail.on() && opt.Workers == 0 {
+		// -a: a moved message's copy on the written side lasts until
+		// the mailbox it left is synced; one mailbox at a time (as
+		// dsync goes) makes which copies are found depend on the
+		// order only, not on timing.
+		opt.Workers = 1
+	}
 	r := &run{src: src, dst: dst, opt: opt}
 	if !opt.MailboxGUID.IsZero() {
 		if err := r.findGUID(ctx); err != nil {
@@ -68,6 +75,8 @@ type run struct {
 	res Result // guarded by mu while mailbox workers run
 
 	guidNames map[string]bool // -g: the names of that mailbox on either side
+
+	allMail map[formats.Store]*allMailIndex // -a, per written store; guarded by mu
 }
 
 // findGUID resolves -g: the mailbox is the one with that GUID on either
@@ -648,7 +657,7 @@ func (ms *mailboxSync) save(ctx context.Context, m formats.Message) error {
 	}
 	var saved formats.UID
 	var dstErr error // a failure of the destination, which stops the mailbox
-	err := ms.src.Body(ctx, m.UID, func(b formats.Body) error {
+	err := ms.r.body(ctx, ms.r.dst, ms.name, ms.src, m, func(b formats.Body) error {
 		m.Size = b.Size()
 		sr := &sourceReader{r: b}
 		var err error

@@ -35,6 +35,13 @@
 // lacks from being copied, in every mode, as dsync's importer does; they
 // never expunge. -g selects a mailbox by GUID on either side.
 //
+// Options.AllMail is -a (allmail.go): a message a side must create is read
+// from a copy that side already has (same GUID and same size, so the same
+// bytes), in one named mailbox or in every mailbox (a virtual all-mail
+// mailbox), instead of from the other side; it spares re-fetching mail
+// moved between folders from an IMAP source. dsync does the same with its
+// virtual_all_box (dsync.md §2.8 (c)) but checks only the GUID.
+//
 // With Options.State every mode prints dsync's state string (stateful.go);
 // Algorithm Stateful starts from it: mailboxes unchanged on both sides
 // are skipped (dsync looks only at the source's side), merges start from

@@ -84,6 +84,10 @@ type Options struct {
 	// starts from (stateful.go); an empty State is a first stateful run.
 	State state.State
 
+	// AllMail is -a: a side that must create a message first looks
+	// for its own copy by GUID there (allmail.go).
+	AllMail AllMail
+
 	// Log receives progress and warnings (-v); nil discards them.
 	Log io.Writer
 	// Verbose adds per-mailbox progress lines.
@@ -97,6 +101,10 @@ type Result struct {
 	Mailboxes struct{ Created, Deleted, Renamed, Synced, Skipped int }
 	Messages  struct{ Saved, Expunged, FlagsChanged int }
 	Bytes     int64
+	// Local counts the saved messages whose bytes came from a copy the
+	// writing side already had (-a, Options.AllMail), not from the
+	// other side.
+	Local int
 	// Desync is non-empty when changes happened during the run and it
 	// should be repeated (doveadm exit 2).
 	Desync string

@@ -223,6 +223,14 @@ type side struct {
 	closed       bool
 }
 
+// storeOf is the store s belongs to.
+func (r *run) storeOf(s *side) formats.Store {
+	if s.name == "source" {
+		return r.src
+	}
+	return r.dst
+}
+
 func (s *side) close() {
 	if !s.closed {
 		s.closed = true
@@ -1058,7 +1066,7 @@ func (m *merger) save(ctx context.Context, to, from *side, msg formats.Message, 
 		msg.Received, msg.Saved, err = ld.Dates(ctx, old)
 	}
 	if err == nil {
-		err = from.box.Body(ctx, old, func(b formats.Body) error {
+		err = m.r.body(ctx, m.r.storeOf(to), m.name, from.box, formats.Message{UID: old, GUID: msg.GUID, Size: msg.Size}, func(b formats.Body) error {
 			msg.Size = b.Size()
 			sr := &sourceReader{r: b}
 			var err error

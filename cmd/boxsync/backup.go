@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -153,11 +154,41 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.status.fail(err)
 	}
 	vars := formats.Vars{User: u.name, Home: u.home}
+	var err error
 
+	ns := inboxNamespaceOf(cfg)
+	if len(o.namespaces) > 0 {
+		if ns, err = selectNamespaces(cfg, o.namespaces); err != nil {
+			fail(err)
+			return
+		}
+		if o.mailbox != "" && !ns.inside(o.mailbox) {
+			fail(&usageError{msg: fmt.Sprintf("-m %s: not a mailbox of the namespace %s", o.mailbox, ns.shown())})
+			return
+		}
+		var exclude []string
+		for _, x := range o.exclude {
+			switch {
+			case ns.inside(x):
+				exclude = append(exclude, x)
+			case !strings.ContainsAny(x, "*?"):
+				// Names another namespace's mailbox: nothing here
+				// matches it (as in doveadm).
+			default:
+				fail(&usageError{msg: fmt.Sprintf("-x %s: with -n %s, write masks with the namespace's prefix (%s…)", x, ns.prefix, ns.prefix)})
+				return
+			}
+		}
+		o.exclude = exclude
+	}
 	srcSpec, from, err := sourceLocation(cfg, o, u)
-	if err != nil {
+	if err != nil && ns.location == "" {
 		fail(err)
 		return
+	}
+	if ns.location != "" {
+		// -n of a namespace with its own location= (namespace.go).
+		srcSpec, from = ns.location, "namespace "+ns.shown()
 	}
 	a.log.debugf(u.name, "mail_location %s (from %s)", srcSpec, from)
 	src, err := formats.ParseLocation(srcSpec, vars)
@@ -180,8 +211,20 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		fail(err)
 		return
 	}
-	ns := inboxNamespaceOf(cfg)
+	var allMail convert.AllMail
+	if o.allMailbox != "" {
+		allMail, err = allMailOf(cfg, ns, o.allMailbox, vars)
+		switch {
+		case errors.Is(err, errNoAllMailbox):
+			// dsync logs it and syncs without (exit 0) [observed].
+			a.log.errorf(u.name, "%s", err)
+		case err != nil:
+			fail(err)
+			return
+		}
+	}
 	opts := convert.Options{
+		AllMail:     allMail,
 		Mode:        dsyncMode(o),
 		Mailbox:     ns.storageName(o.mailbox),
 		MailboxGUID: o.mailboxGUID,
@@ -341,6 +384,9 @@ func (a *app) backupUser(ctx context.Context, cfg *doveconf.Config, o *dsyncOpts
 		a.log.infof(u.name, "mailboxes: %d created, %d deleted, %d renamed, %d synced, %d skipped; messages: %d saved (%d bytes), %d expunged, %d flag changes",
 			res.Mailboxes.Created, res.Mailboxes.Deleted, res.Mailboxes.Renamed, res.Mailboxes.Synced, res.Mailboxes.Skipped,
 			res.Messages.Saved, res.Bytes, res.Messages.Expunged, res.Messages.FlagsChanged)
+		if o.allMailbox != "" {
+			a.log.infof(u.name, "-a %s: %d saved messages read from a copy the written side already had", o.allMailbox, res.Local)
+		}
 	}
 }
 

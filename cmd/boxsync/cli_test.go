@@ -97,9 +97,6 @@ func TestNotImplemented(t *testing.T) {
 		args []string
 		want string // must name the option
 	}{
-		{[]string{"backup", "-a", "Virtual/All", dest}, "-a (virtual all-mail mailbox: boxsync does not read"},
-		{[]string{"backup", "-n", "", dest}, "-n (namespace selection)"},
-		{[]string{"backup", "-n", "INBOX/", "-n", "Shared/", dest}, "-n"},
 		{[]string{"backup", "-g", "", dest}, "-g '' (the mailbox tree without mail)"},
 		{[]string{"backup", "-D", dest}, "-D after the command"},
 		{[]string{"backup", "-S", "/run/dovecot/doveadm-server", dest}, "-S (running through a doveadm server)"},
@@ -130,9 +127,9 @@ func TestNotImplemented(t *testing.T) {
 // line of its own.
 func TestNotImplementedAll(t *testing.T) {
 	te := newTestEnv(t)
-	args := []string{"sync", "-a", "All", "-N", "tcp:host"}
+	args := []string{"sync", "-D", "-N", "tcp:host"}
 	r := te.run(t, args...)
-	r.expect(t, args, 64, "-a (", "-N (", "tcp:host")
+	r.expect(t, args, 64, "-D after", "-N (", "tcp:host")
 	if n := strings.Count(r.stderr, "boxsync: Error: "); n != 3 {
 		t.Errorf("%d error lines, want 3:\n%s", n, r.stderr)
 	}

@@ -84,9 +84,9 @@
 //	   -P, --purge-remote                                                   purge the destination after a successful run (mdbox; a no-op for other formats)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
-//	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
+//	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      sync the namespace with this PREFIX (repeatable) instead of the inbox namespace; one with its own location= is synced from there
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
-//	   -a MAILBOX, --all-mailbox MAILBOX                                    virtual all-mail MAILBOX (not implemented yet)
+//	   -a MAILBOX, --all-mailbox MAILBOX                                    mail to create is read from the written side's own copy (same GUID and size) in MAILBOX, not from the other side; a virtual all-mail mailbox (rules * and all) means every mailbox
 //	   -t DATE, --sync-since-time DATE                                      only new mail received since DATE
 //	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE
 //	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG
@@ -124,9 +124,9 @@
 //	   -P, --purge-remote                                                   purge the destination after a successful run (mdbox; a no-op for other formats)
 //	   -U, --replicator-notify                                              notify the remote's replicator (no effect on local destinations, as in doveadm)
 //	   -g GUID, --mailbox-guid GUID                                         only the mailbox with this GUID
-//	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      only the namespace with this PREFIX (not implemented yet)
+//	   -n PREFIX, --namespace PREFIX [ -n PREFIX, --namespace PREFIX ]      sync the namespace with this PREFIX (repeatable) instead of the inbox namespace; one with its own location= is synced from there
 //	   -N, --all-namespaces                                                 all visible namespaces (remote only) (not implemented yet)
-//	   -a MAILBOX, --all-mailbox MAILBOX                                    virtual all-mail MAILBOX (not implemented yet)
+//	   -a MAILBOX, --all-mailbox MAILBOX                                    mail to create is read from the written side's own copy (same GUID and size) in MAILBOX, not from the other side; a virtual all-mail mailbox (rules * and all) means every mailbox
 //	   -t DATE, --sync-since-time DATE                                      only new mail received since DATE
 //	   -e DATE, --sync-until-time DATE                                      only new mail received until DATE
 //	   -O FLAG, --sync-flags FLAG                                           only new mail with (-FLAG: without) FLAG

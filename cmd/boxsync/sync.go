@@ -48,9 +48,9 @@ func dsyncFlags(cmd string) []cli.Flag {
 		&cli.BoolFlag{Name: "P", Aliases: []string{"purge-remote"}, Usage: "purge the destination after a successful run (mdbox; a no-op for other formats)"},
 		&cli.BoolFlag{Name: "U", Aliases: []string{"replicator-notify"}, Usage: "notify the remote's replicator (no effect on local destinations, as in doveadm)"},
 		&cli.StringFlag{Name: "g", Aliases: []string{"mailbox-guid"}, Usage: "only the mailbox with this `GUID`"},
-		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "only the namespace with this `PREFIX`" + todo},
+		&cli.StringSliceFlag{Name: "n", Aliases: []string{"namespace"}, Usage: "sync the namespace with this `PREFIX` (repeatable) instead of the inbox namespace; one with its own location= is synced from there"},
 		&cli.BoolFlag{Name: "N", Aliases: []string{"all-namespaces"}, Usage: "all visible namespaces (remote only)" + todo},
-		&cli.StringFlag{Name: "a", Aliases: []string{"all-mailbox"}, Usage: "virtual all-mail `MAILBOX`" + todo},
+		&cli.StringFlag{Name: "a", Aliases: []string{"all-mailbox"}, Usage: "mail to create is read from the written side's own copy (same GUID and size) in `MAILBOX`, not from the other side; a virtual all-mail mailbox (rules * and all) means every mailbox"},
 		&cli.StringFlag{Name: "t", Aliases: []string{"sync-since-time"}, Usage: "only new mail received since `DATE`"},
 		&cli.StringFlag{Name: "e", Aliases: []string{"sync-until-time"}, Usage: "only new mail received until `DATE`"},
 		&cli.StringFlag{Name: "O", Aliases: []string{"sync-flags"}, Usage: "only new mail with (-FLAG: without) `FLAG`"},
@@ -90,6 +90,8 @@ type dsyncOpts struct {
 	lockTimeout    time.Duration
 	mailbox        string
 	mailboxGUID    formats.GUID
+	namespaces     []string // -n PREFIX...
+	allMailbox     string   // -a
 	exclude        []string
 	since, until   time.Time // -t, -e
 	maxSize        int64     // -I
@@ -111,21 +113,23 @@ type dsyncOpts struct {
 // (usage, 64), then everything boxsync cannot do yet (64, all reported).
 func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 	o := &dsyncOpts{
-		cmd:      cmd,
-		oneway:   cmd == "sync" && c.Bool("1"),
-		user:     c.String("u"),
-		userFile: c.String("F"),
-		source:   c.String("source"),
-		full:     c.Bool("f"),
-		reverse:  c.Bool("R"),
-		purge:    c.Bool("P"),
-		mailbox:  c.String("m"),
-		exclude:  c.StringSlice("x"),
-		rawlog:   c.String("r"),
-		notify:   c.Bool("U"),
-		dest:     c.Args().Slice(),
-		stateful: c.IsSet("s"),
-		state:    c.String("s"),
+		cmd:        cmd,
+		oneway:     cmd == "sync" && c.Bool("1"),
+		user:       c.String("u"),
+		userFile:   c.String("F"),
+		source:     c.String("source"),
+		full:       c.Bool("f"),
+		reverse:    c.Bool("R"),
+		purge:      c.Bool("P"),
+		mailbox:    c.String("m"),
+		exclude:    c.StringSlice("x"),
+		namespaces: c.StringSlice("n"),
+		allMailbox: c.String("a"),
+		rawlog:     c.String("r"),
+		notify:     c.Bool("U"),
+		dest:       c.Args().Slice(),
+		stateful:   c.IsSet("s"),
+		state:      c.String("s"),
 	}
 	o.dryRun = c.Bool("dry-run")
 	o.report = c.String("report")
@@ -220,12 +224,6 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		return nil, []error{fatalf("-N parameter requires syncing with remote host")}
 	}
 	for _, f := range []struct{ flag, what string }{
-		// dsync copies new mail it finds by GUID in a virtual "all
-		// mail" mailbox (Dovecot's virtual plugin) instead of
-		// transferring it: an optimisation for remote syncs that no
-		// boxsync driver can read.
-		{"a", "-a (virtual all-mail mailbox: boxsync does not read Dovecot's virtual plugin mailboxes)"},
-		{"n", "-n (namespace selection)"},
 		{"N", "-N (all visible namespaces)"},
 		{"D", "-D after the command (no mailbox renames; for debug logging put -D before the command)"},
 		{"S", "-S (running through a doveadm server)"},
@@ -233,6 +231,9 @@ func parseDsync(c *cli.Context, cmd string) (*dsyncOpts, []error) {
 		if c.IsSet(f.flag) {
 			no(f.what)
 		}
+	}
+	if c.IsSet("a") && o.allMailbox == "" {
+		errs = append(errs, &usageError{msg: "-a: empty mailbox name"})
 	}
 	if c.IsSet("g") && c.String("g") == "" {
 		no("-g '' (the mailbox tree without mail)")
