@@ -71,6 +71,8 @@ type run struct {
 
 	state *stateRun // nil without Options.State
 
+	lists [2]listing // each store's tree, by srcIdx and dstIdx (listing.go)
+
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run
 
@@ -84,8 +86,8 @@ type run struct {
 // GUID, dsync.md §1.2, §5).
 func (r *run) findGUID(ctx context.Context) error {
 	r.guidNames = map[string]bool{}
-	for _, s := range []formats.Store{r.src, r.dst} {
-		boxes, err := s.Mailboxes(ctx)
+	for i := range r.lists {
+		boxes, err := r.mailboxes(ctx, i)
 		if err != nil {
 			return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list mailboxes", "", 0, "")
 		}

@@ -43,7 +43,8 @@ import (
 //
 // QUIRK: a synced mailbox's messages are still all listed (metadata, not
 // bodies): the contract lists by UID, not by modseq. The cost of a
-// stateful run without changes is one Status per mailbox and side.
+// stateful run without changes is one listing of each tree (listing.go)
+// and one Status per mailbox and side.
 type stateRun struct {
 	old     state.State             // immutable
 	use     bool                    // Algorithm == Stateful: skip and merge from old
@@ -160,7 +161,7 @@ func (r *run) finishState(ctx context.Context) (string, error) {
 	if r.state.reset {
 		return "", nil // dsync prints an empty line: run a full sync
 	}
-	boxes, err := r.src.Mailboxes(ctx)
+	boxes, err := r.mailboxes(ctx, srcIdx)
 	if err != nil {
 		return "", formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list source mailboxes", "", 0, "")
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,6 +363,163 @@ func TestStatefulCost(t *testing.T) {
 				t.Fatalf("one mailbox changed: %d messages listed (want %d), %d bodies read, %d skipped",
 					listed, 2*perBox, bodies, res.Mailboxes.Skipped)
 			}
+		})
+	}
+}
+
+// treeCountingStore counts the tree listings and mailbox log reads
+// through it, and keeps the store's renames and directories, so the
+// tree sync (tree.go) runs through it.
+type treeCountingStore struct {
+	formats.Store
+	lists, logs *atomic.Int32
+}
+
+func (s treeCountingStore) Mailboxes(ctx context.Context) ([]formats.MailboxInfo, error) {
+	s.lists.Add(1)
+	return s.Store.Mailboxes(ctx)
+}
+
+func (s treeCountingStore) MailboxLog(ctx context.Context) ([]formats.MailboxLogRecord, error) {
+	s.logs.Add(1)
+	return s.Store.(formats.MailboxLogger).MailboxLog(ctx)
+}
+
+func (s treeCountingStore) Rename(ctx context.Context, from, to string) error {
+	return s.Store.(formats.Renamer).Rename(ctx, from, to)
+}
+
+func (s treeCountingStore) CreateDir(ctx context.Context, name string) error {
+	return s.Store.(formats.DirCreator).CreateDir(ctx, name)
+}
+
+// listCountingStore counts the tree listings of a store without a
+// mailbox log.
+type listCountingStore struct {
+	formats.Store
+	lists *atomic.Int32
+}
+
+func (s listCountingStore) Mailboxes(ctx context.Context) ([]formats.MailboxInfo, error) {
+	s.lists.Add(1)
+	return s.Store.Mailboxes(ctx)
+}
+
+// treeCounter wraps s to count its listings (and log reads).
+type treeCounter struct{ lists, logs atomic.Int32 }
+
+func (c *treeCounter) wrap(s formats.Store) formats.Store {
+	_, logs := s.(formats.MailboxLogger)
+	_, ren := s.(formats.Renamer)
+	_, dirs := s.(formats.DirCreator)
+	if logs && ren && dirs {
+		return treeCountingStore{s, &c.lists, &c.logs}
+	}
+	return listCountingStore{s, &c.lists}
+}
+
+// TestStatefulListsTreeOnce: a Sync lists each store's mailbox tree (and
+// reads its mailbox log) once per run when the run changes no tree: the
+// tree sync, the merge and the state share the listing. A run that
+// creates, renames or subscribes reads the changed tree again: the state
+// it prints has the mailboxes it created and renamed (a stale listing
+// would leave them out), and the next run skips them all.
+func TestStatefulListsTreeOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, k := range treeKinds() {
+		t.Run(k.name, func(t *testing.T) {
+			sc := &scenario{rng: rand.New(rand.NewPCG(5, 0))}
+			a, b := k.new(t), k.new(t)
+			for _, name := range []string{"INBOX", "Lists", "Lists/Go", "Work"} {
+				if err := a.Create(ctx, name, sc.guid(), 1000); err != nil {
+					t.Fatal(err)
+				}
+				mb, _ := a.Open(ctx, name)
+				tx, _ := mb.Begin(ctx)
+				for range 3 {
+					sc.save(t, tx, name, 0)
+				}
+				if err := tx.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+				mb.Close()
+			}
+			if err := a.SetSubscribed(ctx, "Lists/Go", true); err != nil {
+				t.Fatal(err)
+			}
+			res := run(t, a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Full, State: state.State{}})
+			_, logs := a.(formats.MailboxLogger)
+
+			// stateful runs the pair through counting wrappers and
+			// checks the counts of an unchanged pair.
+			stateful := func(what string, unchanged bool) convert.Result {
+				t.Helper()
+				var ca, cb treeCounter
+				res = run(t, ca.wrap(a), cb.wrap(b), convert.Options{Mode: convert.Sync, Algorithm: convert.Stateful, State: decodeState(t, res.State)})
+				if d := formatstest.Diff(dump(t, a), dump(t, b)); d != "" {
+					t.Fatalf("%s: sides differ:\n%s", what, d)
+				}
+				boxes, err := a.Mailboxes(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, selectable := decodeState(t, res.State), 0
+				for _, bx := range boxes {
+					if bx.NoSelect {
+						continue
+					}
+					selectable++
+					if _, ok := st[bx.GUID]; !ok {
+						t.Fatalf("%s: the new state lacks %q (%s): %v", what, bx.Name, bx.GUID, st)
+					}
+				}
+				if len(st) != selectable {
+					t.Fatalf("%s: the state has %d mailboxes, the store %d", what, len(st), selectable)
+				}
+				if !unchanged {
+					return res
+				}
+				wantLogs := int32(0)
+				if logs {
+					wantLogs = 1
+				}
+				for _, c := range []struct {
+					side string
+					n    *treeCounter
+				}{{"source", &ca}, {"destination", &cb}} {
+					if l, g := c.n.lists.Load(), c.n.logs.Load(); l != 1 || g != wantLogs {
+						t.Errorf("%s: the %s's tree was listed %d times and its mailbox log read %d times, want 1 and %d", what, c.side, l, g, wantLogs)
+					}
+				}
+				if !noOp(res) || res.Mailboxes.Skipped != selectable || res.Desync != "" {
+					t.Fatalf("%s: not a skipping no-op: %+v", what, res)
+				}
+				return res
+			}
+			stateful("unchanged", true)
+
+			// Tree changes on both sides: a new mailbox on b, a rename
+			// on a (stores with a log), a subscription on b.
+			if err := b.Create(ctx, "New", sc.guid(), 2000); err != nil {
+				t.Fatal(err)
+			}
+			mb, _ := b.Open(ctx, "New")
+			tx, _ := mb.Begin(ctx)
+			sc.save(t, tx, "New", 0) // an empty Maildir mailbox is merged each run, not skipped
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mb.Close()
+			if ren, ok := a.(formats.Renamer); ok && logs {
+				if err := ren.Rename(ctx, "Work", "Job"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.SetSubscribed(ctx, "Lists", true); err != nil {
+				t.Fatal(err)
+			}
+			stateful("tree changed", false)
+			stateful("unchanged after the tree changes", true)
 		})
 	}
 }

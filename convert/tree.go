@@ -54,6 +54,7 @@ import (
 
 // treeSide is one store's mailbox tree with the facts its log adds.
 type treeSide struct {
+	idx    int // srcIdx or dstIdx
 	label  string
 	store  formats.Store
 	byName map[string]formats.MailboxInfo
@@ -93,19 +94,19 @@ func (r *run) treeLogs() bool {
 }
 
 // loadTree lists a store and reads its log (dsync-mailbox-tree-fill.c).
-func (r *run) loadTree(ctx context.Context, s formats.Store, label string) (*treeSide, error) {
+// The listing and log are the run's (listing.go): read once until the
+// run changes that tree.
+func (r *run) loadTree(ctx context.Context, i int) (*treeSide, error) {
 	op := r.opt.Mode.String()
-	boxes, err := s.Mailboxes(ctx)
+	boxes, err := r.mailboxes(ctx, i)
 	if err != nil {
-		return nil, formats.Wrap(err, formats.KindTemp, op+": list "+label+" mailboxes", "", 0, "")
+		return nil, formats.Wrap(err, formats.KindTemp, op+": list "+label(i)+" mailboxes", "", 0, "")
 	}
-	var recs []formats.MailboxLogRecord
-	if lg, ok := s.(formats.MailboxLogger); ok {
-		if recs, err = lg.MailboxLog(ctx); err != nil {
-			return nil, formats.Wrap(err, formats.KindTemp, op+": read "+label+" mailbox log", "", 0, "")
-		}
+	recs, err := r.mailboxLog(ctx, i)
+	if err != nil {
+		return nil, formats.Wrap(err, formats.KindTemp, op+": read "+label(i)+" mailbox log", "", 0, "")
 	}
-	t := &treeSide{label: label, store: s, byName: map[string]formats.MailboxInfo{}, byGUID: map[formats.GUID]string{},
+	t := &treeSide{idx: i, label: label(i), store: r.store(i), byName: map[string]formats.MailboxInfo{}, byGUID: map[formats.GUID]string{},
 		byHash: map[formats.GUID]string{}, renamed: map[string]int64{}, subTS: map[string]int64{},
 		delBox: map[formats.GUID]int64{}, delDir: map[formats.GUID]int64{}, unsubDel: map[formats.GUID]int64{}}
 	for _, b := range boxes {
@@ -155,10 +156,10 @@ func (r *run) loadTree(ctx context.Context, s formats.Store, label string) (*tre
 }
 
 func (r *run) loadTrees(ctx context.Context) (a, b *treeSide, err error) {
-	if a, err = r.loadTree(ctx, r.src, "source"); err != nil {
+	if a, err = r.loadTree(ctx, srcIdx); err != nil {
 		return nil, nil, err
 	}
-	if b, err = r.loadTree(ctx, r.dst, "destination"); err != nil {
+	if b, err = r.loadTree(ctx, dstIdx); err != nil {
 		return nil, nil, err
 	}
 	return a, b, nil
@@ -197,7 +198,9 @@ func (r *run) applyDeletes(ctx context.Context, from, to *treeSide) (n int) {
 			continue
 		}
 		r.logf("%s: deleting on the %s (deleted on the %s)", name, to.label, from.label)
-		if err := to.store.Delete(ctx, name); err != nil {
+		err := to.store.Delete(ctx, name)
+		r.treeChanged(to.idx)
+		if err != nil {
 			if errors.Is(err, formats.ErrNotFound) {
 				r.desync("mailbox %q: deleted during the sync", name)
 				continue
@@ -398,7 +401,7 @@ func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to))
 	}
 	r.carrySubscriptions(ctx, side, orig, to)
-	boxes, err := side.store.Mailboxes(ctx)
+	boxes, err := r.mailboxes(ctx, side.idx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list "+side.label+" mailboxes", "", 0, "")
 	}
@@ -411,7 +414,9 @@ func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string
 			return err
 		}
 	}
-	if err := side.store.Delete(ctx, tmp); err != nil && !errors.Is(err, formats.ErrNotFound) {
+	err = side.store.Delete(ctx, tmp)
+	r.treeChanged(side.idx)
+	if err != nil && !errors.Is(err, formats.ErrNotFound) {
 		r.desync("directory %q left behind: %v", tmp, err)
 	}
 	return nil
@@ -435,7 +440,9 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 			continue
 		}
 		moved := to + name[len(from):]
-		if err := side.store.SetSubscribed(ctx, moved, true); err != nil {
+		err := side.store.SetSubscribed(ctx, moved, true)
+		r.treeChanged(side.idx)
+		if err != nil {
 			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", moved, 0, ""))
 		}
 	}
@@ -447,6 +454,7 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 func (r *run) rename(ctx context.Context, side *treeSide, from, to string) (bool, error) {
 	r.logf("%s: renaming to %q on the %s", from, to, side.label)
 	err := side.store.(formats.Renamer).Rename(ctx, from, to)
+	r.treeChanged(side.idx)
 	if err != nil {
 		if errors.Is(err, formats.ErrExists) || errors.Is(err, formats.ErrNotFound) {
 			r.desync("mailbox %q: rename to %q conflicted: %v", from, to, err)
@@ -506,7 +514,9 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 		if subTime(off, name) > subTime(on, name) {
 			set, target = false, on
 		}
-		if err := target.store.SetSubscribed(ctx, name, set); err != nil {
+		err := target.store.SetSubscribed(ctx, name, set)
+		r.treeChanged(target.idx)
+		if err != nil {
 			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
 		}
 	}
@@ -540,6 +550,7 @@ func (r *run) applyDirDeletes(ctx context.Context, from, to *treeSide) (n int) {
 			continue
 		}
 		err := to.store.Delete(ctx, name)
+		r.treeChanged(to.idx)
 		switch {
 		case err == nil:
 			r.logf("%s: directory deleted on the %s", name, to.label)
@@ -577,6 +588,7 @@ func (r *run) createDirs(ctx context.Context, from, to *treeSide) {
 			continue // made with its children, or maybe only a subscription
 		}
 		err := dc.CreateDir(ctx, name)
+		r.treeChanged(to.idx)
 		switch {
 		case err == nil:
 			r.logf("%s: directory created on the %s", name, to.label)

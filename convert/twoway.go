@@ -60,11 +60,11 @@ func (r *run) twoWay(ctx context.Context) error {
 			return err
 		}
 	}
-	srcBoxes, err := r.src.Mailboxes(ctx)
+	srcBoxes, err := r.mailboxes(ctx, srcIdx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list source mailboxes", "", 0, "")
 	}
-	dstBoxes, err := r.dst.Mailboxes(ctx)
+	dstBoxes, err := r.mailboxes(ctx, dstIdx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list destination mailboxes", "", 0, "")
 	}
@@ -100,7 +100,7 @@ func (r *run) twoWay(ctx context.Context) error {
 		}
 		switch {
 		case sSel && !dSel:
-			if err := r.createLike(ctx, r.src, r.dst, name, dstGUIDs); err != nil {
+			if err := r.createLike(ctx, srcIdx, dstIdx, name, dstGUIDs); err != nil {
 				r.fail(err)
 				continue
 			}
@@ -108,7 +108,7 @@ func (r *run) twoWay(ctx context.Context) error {
 			if oneWay {
 				continue // the source is read-only: nothing to merge
 			}
-			if err := r.createLike(ctx, r.dst, r.src, name, srcGUIDs); err != nil {
+			if err := r.createLike(ctx, dstIdx, srcIdx, name, srcGUIDs); err != nil {
 				r.fail(err)
 				continue
 			}
@@ -132,12 +132,16 @@ func (r *run) twoWay(ctx context.Context) error {
 		}
 		s, d := srcByName[name], dstByName[name]
 		if s.Subscribed && !d.Subscribed {
-			if err := r.dst.SetSubscribed(ctx, name, true); err != nil {
+			err := r.dst.SetSubscribed(ctx, name, true)
+			r.treeChanged(dstIdx)
+			if err != nil {
 				r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
 			}
 		}
 		if d.Subscribed && !s.Subscribed && !oneWay {
-			if err := r.src.SetSubscribed(ctx, name, true); err != nil {
+			err := r.src.SetSubscribed(ctx, name, true)
+			r.treeChanged(srcIdx)
+			if err != nil {
 				r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
 			}
 		}
@@ -148,8 +152,8 @@ func (r *run) twoWay(ctx context.Context) error {
 // createLike creates name in to with from's GUID and UIDVALIDITY; a GUID
 // already used in to by another mailbox is not repeated (the driver then
 // picks one), since GUIDs must be unique within a tree.
-func (r *run) createLike(ctx context.Context, from, to formats.Store, name string, toGUIDs map[formats.GUID]bool) error {
-	mb, err := from.Open(ctx, name)
+func (r *run) createLike(ctx context.Context, fromIdx, toIdx int, name string, toGUIDs map[formats.GUID]bool) error {
+	mb, err := r.store(fromIdx).Open(ctx, name)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": open", name, 0, "")
 	}
@@ -163,7 +167,9 @@ func (r *run) createLike(ctx context.Context, from, to formats.Store, name strin
 		guid = formats.GUID{}
 	}
 	r.logf("%s: creating", name)
-	if err := to.Create(ctx, name, guid, st.UIDValidity); err != nil && !errors.Is(err, formats.ErrExists) {
+	err = r.store(toIdx).Create(ctx, name, guid, st.UIDValidity)
+	r.treeChanged(toIdx)
+	if err != nil && !errors.Is(err, formats.ErrExists) {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": create", name, 0, "")
 	}
 	r.update(func(res *Result) { res.Mailboxes.Created++ })
@@ -480,11 +486,12 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 	// deleted (nor can a GUID be used twice in a tree): then the loser
 	// keeps its identity and receives the winner's mail by content, so
 	// both hold the same mail under their own UIDs (exit 2 every run).
-	loseStore := r.dst
+	loseIdx := dstIdx
 	if lose == a {
-		loseStore = r.src
+		loseIdx = srcIdx
 	}
-	boxes, err := loseStore.Mailboxes(ctx)
+	loseStore := r.store(loseIdx)
+	boxes, err := r.mailboxes(ctx, loseIdx)
 	if err != nil {
 		return false, formats.Wrap(err, formats.KindTemp, op+": list mailboxes", name, 0, "")
 	}
@@ -505,6 +512,7 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 				err = &recreateErr{err}
 			}
 		}
+		r.treeChanged(loseIdx)
 		var rerr *recreateErr
 		switch {
 		case errors.As(err, &rerr):

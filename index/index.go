@@ -57,6 +57,17 @@ type Options struct {
 
 	// Now is the clock (tests); nil: time.Now.
 	Now func() time.Time
+
+	// Open only: NoKeywords reads the index for a status (UIDVALIDITY,
+	// UIDNEXT, message count, HIGHESTMODSEQ, extension headers): the
+	// log's keyword changes after the first one are not applied, since
+	// setting each message's keyword bits is most of replaying a log
+	// of a mailbox with many keywords (issue 6: a stateful sync without
+	// changes opens every mailbox's index on both sides). The first one
+	// still registers the "keywords" extension, so later extensions keep
+	// the ids the log numbers them by. The view's keywords are then
+	// incomplete: Begin on such an Index fails.
+	NoKeywords bool
 }
 
 func (o *Options) now() time.Time {
@@ -224,6 +235,7 @@ func (ix *Index) load(head *log.File) (*loaded, error) {
 		initTail = l.indexTail
 	}
 	r := newReplay(st, logs)
+	r.noKeywords = ix.opt.NoKeywords
 	if st.tracking {
 		r.pos = from
 		r.catchUp()
@@ -274,6 +286,7 @@ func (ix *Index) advance(st *state, head *log.File) (*state, error) {
 func (ix *Index) advanceOwned(st *state, head *log.File) (*state, error) {
 	logs := &logSet{files: []*log.File{head}}
 	r := newReplay(st, logs)
+	r.noKeywords = ix.opt.NoKeywords
 	if st.tracking {
 		// mail_index_modseq_sync_begin: catch up if the modseq header
 		// lags (after a rotation it points at the previous log's end)

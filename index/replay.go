@@ -23,6 +23,8 @@ type replay struct {
 
 	hadDirty bool
 	logs     *logSet // the log files, for the modseq catch-up scan; may be nil
+
+	noKeywords bool // Options.NoKeywords
 }
 
 func newReplay(s *state, logs *logSet) *replay {
@@ -724,6 +726,9 @@ func (r *replay) keywordsHeaderAdd(name string) (int, error) {
 // mail_index_sync_keywords
 func (r *replay) keywordUpdate(remove bool, name string, ranges []byte) error {
 	s := r.s
+	if r.noKeywords && s.extIndex(ExtKeywords) >= 0 {
+		return nil // registered: it numbers the extensions after it
+	}
 	k := s.keywordIndex(name)
 	if k < 0 {
 		var err error
@@ -763,6 +768,9 @@ func (r *replay) keywordUpdate(remove bool, name string, ranges []byte) error {
 // mail_index_sync_keywords_reset
 func (r *replay) keywordReset(p []byte) error {
 	s := r.s
+	if r.noKeywords {
+		return nil
+	}
 	e := s.ext(ExtKeywords)
 	if e == nil {
 		return nil

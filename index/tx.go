@@ -64,9 +64,13 @@ func (ix *Index) BeginFlags(flags log.TypeFlags) *Tx {
 }
 
 func (ix *Index) begin(flags log.TypeFlags) *Tx {
-	return &Tx{ix: ix, flags: flags, appends: map[uint32]uint8{}, expunges: map[uint32][16]byte{},
+	tx := &Tx{ix: ix, flags: flags, appends: map[uint32]uint8{}, expunges: map[uint32][16]byte{},
 		flagOps: map[uint32]flagOp{}, kwOps: map[uint32]*kwOp{}, modseqs: map[uint32]uint64{},
 		preHdr: map[uint32][]byte{}, postHdr: map[uint32][]byte{}}
+	if ix.opt.NoKeywords {
+		tx.fail("opened without keywords (Options.NoKeywords): read only")
+	}
+	return tx
 }
 
 func (tx *Tx) fail(format string, args ...any) {

@@ -71,6 +71,7 @@ func runEnv(ctx context.Context, e env, args []string, stdin io.Reader, stdout, 
 	a := &app{env: e, stdin: stdin, stdout: stdout, log: &logger{w: stderr, tty: isTerminal(stderr, e.getenv)}, creds: processCreds}
 	a.args = args
 	c := a.cli(stderr)
+	namesOnce(c)
 	cmdSpecs := map[string]optionSpec{}
 	for _, cmd := range c.Commands {
 		cmdSpecs[cmd.Name] = specOf(cmd.Flags)

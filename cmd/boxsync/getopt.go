@@ -11,13 +11,17 @@ import (
 type optionSpec map[string]bool
 
 // specOf builds an optionSpec from urfave flags: every name and alias;
-// only boolean flags take no value.
+// only boolean flags take no value (TakesValue, which namesOnce's
+// wrappers keep).
 func specOf(flags []cli.Flag) optionSpec {
 	spec := optionSpec{}
 	for _, f := range flags {
-		_, isBool := f.(*cli.BoolFlag)
+		takes := true
+		if d, ok := f.(cli.DocGenerationFlag); ok {
+			takes = d.TakesValue()
+		}
 		for _, n := range f.Names() {
-			spec[n] = !isBool
+			spec[n] = takes
 		}
 	}
 	return spec

@@ -38,17 +38,16 @@ func (m *mailbox) quickStatus() (st formats.Status, ok bool) {
 	ix := m.ix
 	m.ixMu.Unlock()
 	if ix == nil {
+		// Without the messages' keywords (index.Options.NoKeywords),
+		// most of replaying the log of a mailbox with many keywords;
+		// such an index is kept by no one, so a mailbox that turns out
+		// changed reads its index again in full.
+		opt := *m.s.indexOptions()
+		opt.NoKeywords = true
 		var err error
-		if ix, err = index.Open(dir, index.Prefix, m.s.indexOptions()); err != nil {
+		if ix, err = index.Open(dir, index.Prefix, &opt); err != nil {
 			return st, false
 		}
-		m.ixMu.Lock()
-		if m.ix == nil {
-			m.ix = ix
-		} else {
-			ix = m.ix
-		}
-		m.ixMu.Unlock()
 	}
 	v, err := ix.View()
 	if err != nil {
