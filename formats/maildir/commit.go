@@ -39,7 +39,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	if t.done {
 		return nil
 	}
-	serr := t.settle()
 	t.finish()
 	m := t.m
 	sync := m.s.opt.Fsync != formats.FsyncNever
@@ -61,9 +60,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}()
 	if err := ctx.Err(); err != nil {
 		return wrap(err, "commit", m.b.name, 0, "")
-	}
-	if serr != nil {
-		return serr
 	}
 
 	l, err := m.lockUidlist(ctx)

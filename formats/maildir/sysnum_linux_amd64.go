@@ -3,6 +3,3 @@ package maildir
 // The frozen syscall package lacks SYS_SYNCFS on amd64 (linux
 // arch/x86/entry/syscalls/syscall_64.tbl: 306 syncfs).
 const sysSyncfs = 306
-
-// ... nor SYS_COPY_FILE_RANGE (syscall_64.tbl: 326 copy_file_range).
-const sysCopyFileRange = 326

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,11 +37,6 @@ type tx struct {
 	hms     uint64          // RaiseHighestModSeq's value
 	newKws  map[string]bool // keywords not yet in dovecot-keywords, ASCII-lowercased
 	buf     []byte          // 64 KiB copy buffer, reused by every Save
-
-	// Background saves (asyncsave.go): jobs feeds the workers, nil
-	// until the first; pending counts the saves not done yet.
-	jobs    chan *saveJob
-	pending sync.WaitGroup
 }
 
 type saveRec struct {
@@ -53,10 +47,8 @@ type saveRec struct {
 	flags       formats.Flags
 	keywords    []string
 	guid        string
-	uidl, order string   // POP3 UIDL and order (Ext 'P', 'O')
-	modseq      uint64   // the source's modseq, kept through the index
-	job         *saveJob // a background save not settled yet
-	failed      error    // the background save failed: there is no file
+	uidl, order string // POP3 UIDL and order (Ext 'P', 'O')
+	modseq      uint64 // the source's modseq, kept through the index
 }
 
 type flagSet struct {
@@ -142,11 +134,6 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	}
 
 	m := t.m
-	comp := m.s.zlib.Save
-	src, srcOff, inKernel := fileSection(r, msg, comp)
-	if inKernel && copyAsync() {
-		return t.saveAsync(sr, newKws, msg, src, srcOff)
-	}
 	f, path, err := t.create(&sr)
 	if err != nil {
 		return 0, wrap(err, "save", m.b.name, msg.UID, path)
@@ -163,7 +150,9 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		t.buf = make([]byte, 64<<10)
 	}
 	var size, vsize int64
+	comp := m.s.zlib.Save
 	var w io.WriteCloser
+	src, srcOff, inKernel := fileSection(r, msg, comp)
 	if inKernel {
 		size, err = t.copySection(f, src, srcOff, msg)
 		vsize = msg.VSize
@@ -194,10 +183,24 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	if err == nil && msg.Size > 0 && size != msg.Size {
 		err = t.failf("save", msg.UID, formats.KindInvalidData, "body has %d bytes, expected %d", size, msg.Size)
 	}
-	if err == nil {
-		err = t.finishFile(f, sr.file != nil, path, msg.Received)
-	} else if sr.file == nil {
-		f.Close()
+	if err == nil && m.s.opt.Fsync == formats.FsyncAlways {
+		err = f.Sync()
+	}
+	// INTERNALDATE is the file's mtime (maildir_save_finish_received_date),
+	// set through the descriptor where the system can.
+	mtimeLater := false
+	if err == nil && !msg.Received.IsZero() {
+		if err = setMtime(f, msg.Received); errors.Is(err, errors.ErrUnsupported) {
+			err, mtimeLater = nil, true
+		}
+	}
+	if sr.file == nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil && mtimeLater {
+		err = os.Chtimes(path, time.Now(), msg.Received)
 	}
 	if err != nil {
 		drop()
@@ -205,55 +208,19 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	}
 	sr.size, sr.vsize = size, vsize
 
-	uid, err := t.nextUID(msg)
-	if err != nil {
+	uid := uint32(msg.UID)
+	if uid == 0 || uid < t.next {
+		uid = t.next
+	}
+	if uid >= 0xffffffff {
 		drop()
-		return 0, err
+		return 0, t.failf("save", msg.UID, formats.KindLimit, "UIDs exhausted")
 	}
 	sr.uid = uid
 	t.next = uid + 1
 	t.saves = append(t.saves, sr)
 	t.addKeywords(newKws)
 	return formats.UID(uid), nil
-}
-
-// nextUID is the UID a save of msg gets: its own unless below the next.
-func (t *tx) nextUID(msg formats.Message) (uint32, error) {
-	uid := uint32(msg.UID)
-	if uid == 0 || uid < t.next {
-		uid = t.next
-	}
-	if uid >= 0xffffffff {
-		return 0, t.failf("save", msg.UID, formats.KindLimit, "UIDs exhausted")
-	}
-	return uid, nil
-}
-
-// finishFile completes a written body file f (at path, or unnamed):
-// fsynced with mail_fsync=always, its mtime the received date (INTERNALDATE
-// is the file's mtime, maildir_save_finish_received_date; set through the
-// descriptor where the system can), closed unless unnamed. It closes f in
-// any case unless unnamed.
-func (t *tx) finishFile(f *os.File, unnamed bool, path string, received time.Time) error {
-	var err error
-	if t.m.s.opt.Fsync == formats.FsyncAlways {
-		err = f.Sync()
-	}
-	mtimeLater := false
-	if err == nil && !received.IsZero() {
-		if err = setMtime(f, received); errors.Is(err, errors.ErrUnsupported) {
-			err, mtimeLater = nil, true
-		}
-	}
-	if !unnamed {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil && mtimeLater {
-		err = os.Chtimes(path, time.Now(), received)
-	}
-	return err
 }
 
 // unnamedOpen counts the unnamed files of every transaction, open until
@@ -316,11 +283,8 @@ func (t *tx) closeUnnamed(s *saveRec) error {
 	return err
 }
 
-// discard removes the body of a save that will not be committed (settled).
+// discard removes the body of a save that will not be committed.
 func (t *tx) discard(s *saveRec) error {
-	if s.failed != nil {
-		return nil // no file
-	}
 	if s.file != nil {
 		return t.closeUnnamed(s)
 	}
@@ -345,27 +309,18 @@ func fileSection(r io.Reader, msg formats.Message, comp zlib.Format) (*os.File, 
 // kernel cannot), refusing mail that looks compressed as the streaming
 // path does.
 func (t *tx) copySection(f, src *os.File, off int64, msg formats.Message) (int64, error) {
-	if err := t.checkHead(src, off, msg); err != nil {
+	head := make([]byte, zlib.MagicLen)
+	n, err := src.ReadAt(head, off)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, err
+	}
+	if zlib.LooksCompressed(head[:n]) {
+		return 0, t.failf("save", msg.UID, formats.KindNotPossible, "Saving mails compressed by client isn't supported")
 	}
 	if _, err := src.Seek(off, io.SeekStart); err != nil {
 		return 0, err
 	}
 	return f.ReadFrom(&io.LimitedReader{R: src, N: msg.Size})
-}
-
-// checkHead refuses mail at off of src that looks compressed, as the
-// streaming path does.
-func (t *tx) checkHead(src *os.File, off int64, msg formats.Message) error {
-	var head [zlib.MagicLen]byte
-	n, err := src.ReadAt(head[:], off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return wrap(err, "save", t.m.b.name, msg.UID, src.Name())
-	}
-	if zlib.LooksCompressed(head[:n]) {
-		return t.failf("save", msg.UID, formats.KindNotPossible, "Saving mails compressed by client isn't supported")
-	}
-	return nil
 }
 
 // createExcl creates path for writing, failing if it exists, like
@@ -447,7 +402,6 @@ func (t *tx) Expunge(uid formats.UID) error {
 	if t.done {
 		return t.failf("expunge", uid, formats.KindParams, "transaction is finished")
 	}
-	t.settle() // a failed save fails the Commit
 	for i := range t.saves {
 		if t.saves[i].uid == uint32(uid) {
 			t.discard(&t.saves[i])
@@ -487,7 +441,6 @@ func (t *tx) Rollback() error {
 	if t.done {
 		return nil
 	}
-	t.settle() // whether they worked or not, they are done
 	t.finish()
 	var errs []error
 	for i := range t.saves {
@@ -500,7 +453,6 @@ func (t *tx) Rollback() error {
 }
 
 func (t *tx) finish() {
-	t.stopWorkers()
 	t.done = true
 	t.m.mu.Lock()
 	if t.m.tx == t {
