@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -42,39 +43,67 @@ func openUnnamed(dir string, mode os.FileMode) (*os.File, error) {
 }
 
 // haveProcFD tells whether /proc/self/fd is there: linkUnnamed names a
-// file through it, since linkat(2) with AT_EMPTY_PATH needs
-// CAP_DAC_READ_SEARCH.
+// file through it where linkat(2) with AT_EMPTY_PATH is refused (before
+// Linux 6.10 it needs CAP_DAC_READ_SEARCH).
 var haveProcFD = sync.OnceValue(func() bool {
 	_, err := os.Stat("/proc/self/fd")
 	return err == nil
 })
 
-// linkUnnamed gives the unnamed file f the name path (linkat(2) of its
-// /proc/self/fd entry, following that link to the open file): the file
+// noEmptyPathLink is set once linkat(2) refused AT_EMPTY_PATH.
+var noEmptyPathLink atomic.Bool
+
+// linkUnnamed gives the unnamed file f the name path: linkat(2) of the
+// descriptor itself (AT_EMPTY_PATH) or, where that is refused, of its
+// /proc/self/fd entry, following that link to the open file. The file
 // appears there complete, at once, as a rename from tmp/ would make it.
 // An existing path is an error (EEXIST), never replaced.
 func linkUnnamed(f *os.File, path string) error {
+	p2, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	if !noEmptyPathLink.Load() {
+		empty := [1]byte{}
+		err := linkat(int(f.Fd()), &empty[0], p2, atEmptyPath)
+		if err != syscall.EPERM && err != syscall.ENOENT && err != syscall.EINVAL {
+			if err != nil {
+				return &os.LinkError{Op: "link", Old: f.Name(), New: path, Err: err}
+			}
+			return nil
+		}
+		noEmptyPathLink.Store(true)
+	}
 	from := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
 	p1, err := syscall.BytePtrFromString(from)
 	if err != nil {
 		return err
 	}
-	p2, err := syscall.BytePtrFromString(path)
-	if err != nil {
-		return err
+	if err := linkat(atFDCWD, p1, p2, atSymlinkFollow); err != nil {
+		return &os.LinkError{Op: "link", Old: from, New: path, Err: err}
 	}
+	return nil
+}
+
+// linkat is linkat(2) from (relative to the directory fd, or the
+// descriptor itself with AT_EMPTY_PATH) to to (relative to the working
+// directory).
+func linkat(fd int, from, to *byte, flags int) error {
 	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p1)),
-			uintptr(atFDCWD), uintptr(unsafe.Pointer(p2)), atSymlinkFollow, 0)
+		_, _, e := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(fd), uintptr(unsafe.Pointer(from)),
+			uintptr(atFDCWD), uintptr(unsafe.Pointer(to)), uintptr(flags), 0)
 		if e == syscall.EINTR {
 			continue
 		}
 		if e != 0 {
-			return &os.LinkError{Op: "link", Old: from, New: path, Err: e}
+			return e
 		}
 		return nil
 	}
 }
+
+// atEmptyPath is linkat(2)'s AT_EMPTY_PATH.
+const atEmptyPath = 0x1000
 
 // atFDCWD is AT_FDCWD (-100), a variable so that it converts to the
 // uintptr the system call takes.
