@@ -23,11 +23,12 @@ import (
 //
 //  1. sync: re-read dovecot-uidlist, scan new/ and cur/;
 //  2. write a new dovecot-keywords if a keyword needs a letter;
-//  3. make the tmp/ files durable: one syncfs(2) for all of them
+//  3. make the saved files durable: one syncfs(2) for all of them
 //     (mail_fsync=optimized; always fsynced each at Save; never: nothing);
-//  4. rename tmp/ → cur/, rename for flag changes, unlink expunged files,
-//     then fsync cur/ (and new/): no uidlist may name mail that is not on
-//     stable storage;
+//  4. link the unnamed files into cur/ (rename tmp/ → cur/ those saved
+//     there), rename for flag changes, unlink expunged files, then fsync
+//     cur/ (and new/): no uidlist may name mail that is not on stable
+//     storage;
 //  5. write dovecot-uidlist.tmp, fdatasync it, rename it over
 //     dovecot-uidlist and fsync the control directory;
 //  6. unlock.
@@ -49,11 +50,11 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			return
 		}
 		// Undo what no uidlist names yet: the saved files.
-		for i, s := range t.saves {
+		for i := range t.saves {
 			if i < moved {
 				os.Remove(filepath.Join(m.b.dir, "cur", finals[i]))
 			} else {
-				os.Remove(filepath.Join(m.b.dir, "tmp", s.tmp))
+				t.discard(&t.saves[i])
 			}
 		}
 	}()
@@ -144,7 +145,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		}
 	}
 
-	// The tmp/ files reach stable storage before anything names them.
+	// The saved files reach stable storage before anything names them.
 	if len(t.saves) > 0 {
 		if err := t.syncTmp(); err != nil {
 			return err
@@ -195,10 +196,25 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		}
 	}
 	curChanged, newChanged := false, false
-	for i, s := range t.saves {
+	for i := range t.saves {
+		s := &t.saves[i]
 		keepLock()
-		from := filepath.Join(m.b.dir, "tmp", s.tmp)
 		to := filepath.Join(m.b.dir, "cur", finals[i])
+		if s.file != nil {
+			// An unnamed file gets its name (an existing one is
+			// an error, never replaced), then its descriptor is
+			// closed.
+			if err := linkUnnamed(s.file, to); err != nil {
+				return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
+			}
+			moved++
+			curChanged = true
+			if err := t.closeUnnamed(s); err != nil {
+				return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
+			}
+			continue
+		}
+		from := filepath.Join(m.b.dir, "tmp", s.tmp)
 		// rename(2) itself: os.Rename would lstat the target first
 		// (a directory check no maildir file name needs), one more
 		// system call per message
@@ -336,7 +352,8 @@ func (t *tx) changedUIDs() []uint32 {
 // machine, the 80 fsyncs of the same run 40-100 ms].
 const syncFSMinFiles = 16
 
-// syncTmp makes the saved tmp/ files durable as the fsync mode says.
+// syncTmp makes the saved files durable as the fsync mode says (syncfs
+// covers the unnamed ones too: they are dirty inodes of the file system).
 func (t *tx) syncTmp() error {
 	m := t.m
 	switch m.s.opt.Fsync {
@@ -350,6 +367,12 @@ func (t *tx) syncTmp() error {
 		}
 	}
 	for _, s := range t.saves {
+		if s.file != nil {
+			if err := s.file.Sync(); err != nil {
+				return wrap(err, "commit", m.b.name, formats.UID(s.uid), s.file.Name())
+			}
+			continue
+		}
 		p := filepath.Join(dir, s.tmp)
 		if err := fsyncPath(p); err != nil {
 			return wrap(err, "commit", m.b.name, formats.UID(s.uid), p)

@@ -76,23 +76,31 @@
 // sorted by UID whose names live in one byte arena, about 95 bytes per
 // message all told (4.7 MB for 50,000 messages).
 //
-// A transaction (Tx) streams each saved body into tmp/ with a 64 KiB
+// A transaction (Tx) streams each saved body into a new file with a 64 KiB
 // buffer, counting the physical and virtual size on the way; a body that
 // is a plain range of a file (formats.FileSection: uncompressed mdbox
 // mail) whose source gives its virtual size is copied in the kernel
 // (copy_file_range) and ,W= is that size, the one Dovecot reports for the
-// source message (dbox 'V'); ,S= is what was copied. Commit works
-// as Dovecot's save commit does, all under dovecot-uidlist.lock: re-sync;
-// write dovecot-keywords if a keyword needs a letter; make the tmp/ files
-// durable; rename them into cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>",
-// rename files whose flags changed and unlink expunged ones; fsync cur/;
+// source message (dbox 'V'); ,S= is what was copied. On Linux the new
+// file is unnamed (O_TMPFILE in cur/), kept open until Commit links it
+// into cur/ under its final name, so that it appears complete and at once
+// as a rename from tmp/ makes it, without a tmp/ name to add, look up and
+// remove; where the file system cannot, and beyond a quarter of the
+// process's descriptors, the file is made in tmp/ as Dovecot does.
+// Commit works as Dovecot's save commit does, all under
+// dovecot-uidlist.lock: re-sync; write dovecot-keywords if a keyword needs
+// a letter; make the new files durable; link or rename them into cur/ as
+// "<base>,S=<size>,W=<vsize>:2,<flags>" (an existing name is an error
+// for a link, as for no rename), rename files whose flags changed and
+// unlink expunged ones; fsync cur/;
 // write the new uidlist to dovecot-uidlist.tmp, fdatasync it, rename it
 // over dovecot-uidlist and fsync its directory; unlock. No uidlist ever
 // names mail that is not on stable storage. With mail_fsync=optimized (the
 // default) one syncfs(2) makes all of a transaction's tmp/ files durable
 // instead of one fsync per file; "always" fsyncs each file as it is saved
-// as well; "never" syncs nothing. Rollback, and a failed Commit, remove the
-// tmp/ files; an interrupted run leaves only tmp/ files, which the next
+// as well; "never" syncs nothing. Rollback, and a failed Commit, close
+// the unnamed files (which frees them) and remove the tmp/ files; an
+// interrupted run leaves only tmp/ files, which the next
 // transaction on the mailbox removes (ours: named by a dead process of this
 // host; anyone's: older than 36 hours, as Dovecot does).
 //

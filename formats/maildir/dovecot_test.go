@@ -76,12 +76,27 @@ func compare(t *testing.T, d *dovecottest.Dovecot, s formats.Store) {
 // TestDovecotReadsOurs writes a store with every kind of metadata and
 // checks that Dovecot reads back the same UIDs, UIDVALIDITY, mailbox and
 // message GUIDs, flags, keywords, dates, sizes, bytes and subscriptions.
+// Bodies are saved as unnamed files (O_TMPFILE) linked into cur/ at
+// Commit, and in the last case through tmp/ and renamed, as where the
+// system has no unnamed files.
 func TestDovecotReadsOurs(t *testing.T) {
 	ctx := context.Background()
+	type layout struct {
+		name, opts string
+		throughTmp bool
+	}
+	var layouts []layout
 	for _, lay := range interopLayouts {
+		layouts = append(layouts, layout{lay.name, lay.opts, false})
+	}
+	layouts = append(layouts, layout{"maildir++/tmp", "", true})
+	for _, lay := range layouts {
 		t.Run(lay.name, func(t *testing.T) {
 			d, loc := interop(t, lay.opts)
 			store := openStore(t, loc, formats.OpenOptions{Create: true})
+			if lay.throughTmp {
+				maildir.SaveThroughTmp(store.(*maildir.Store))
+			}
 			base := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 			bodies := [][]byte{
 				[]byte("Subject: lf\n\nline\n"),

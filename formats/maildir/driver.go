@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
@@ -98,6 +99,10 @@ type Store struct {
 	zlib    zlib.Settings // immutable: how Save compresses
 
 	dirMode, fileMode os.FileMode // immutable after Open
+
+	// noUnnamed is set once saving an unnamed file (O_TMPFILE) failed
+	// as unsupported: later saves go through tmp/ straight away.
+	noUnnamed atomic.Bool
 
 	mu   sync.Mutex // guards memHdr
 	uidv mboxname.UIDValidity

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -350,28 +351,123 @@ func save(t *testing.T, tx formats.Tx, m formats.Message, body string) formats.U
 	return uid
 }
 
+// TestRollbackLeavesNothing saves two messages, unnamed (O_TMPFILE) and
+// through tmp/, and rolls back: nothing may show before, nothing remain
+// after.
 func TestRollbackLeavesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		throughTmp   bool
+		tmp, unnamed int // files in tmp/ and unnamed files open while saving
+	}{
+		{"unnamed", false, 0, 2},
+		{"tmp", true, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "Maildir")
+			s, mb := newInbox(t, formats.Location{Path: root})
+			s.noUnnamed.Store(tc.throughTmp)
+			open0 := unnamedOpen.Load()
+			tx, err := mb.Begin(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			save(t, tx, formats.Message{Flags: formats.FlagSeen, Keywords: []string{"kw"}}, "a")
+			save(t, tx, formats.Message{UID: 7}, "b")
+			if n := len(dirNames(t, filepath.Join(root, "tmp"))); n != tc.tmp {
+				t.Errorf("tmp/ holds %d files while saving, want %d", n, tc.tmp)
+			}
+			if n := unnamedOpen.Load() - open0; n != int64(tc.unnamed) {
+				t.Errorf("%d unnamed files open while saving, want %d", n, tc.unnamed)
+			}
+			if got := dirNames(t, filepath.Join(root, "cur")); len(got) != 0 {
+				t.Errorf("cur/ while saving = %q", got)
+			}
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range []string{"cur", "new", "tmp"} {
+				if got := dirNames(t, filepath.Join(root, sub)); len(got) != 0 {
+					t.Errorf("%s/ after Rollback = %q", sub, got)
+				}
+			}
+			if n := unnamedOpen.Load() - open0; n != 0 {
+				t.Errorf("%d unnamed files still open after Rollback", n)
+			}
+			if _, err := os.Stat(filepath.Join(root, "dovecot-keywords")); err == nil {
+				t.Errorf("Rollback left dovecot-keywords")
+			}
+		})
+	}
+}
+
+// TestSaveBeyondUnnamedLimit: once the process holds unnamedLimit
+// unnamed files, saves go through tmp/; a transaction mixing both commits
+// every message with its body and date, and an expunge in the
+// transaction drops either kind.
+func TestSaveBeyondUnnamedLimit(t *testing.T) {
+	if unnamedLimit() < 2 {
+		t.Skip("no unnamed files here (O_TMPFILE)")
+	}
+	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "Maildir")
 	_, mb := newInbox(t, formats.Location{Path: root})
-	tx, err := mb.Begin(context.Background())
+	// Leave room for two unnamed files.
+	fill := unnamedLimit() - 2 - unnamedOpen.Load()
+	unnamedOpen.Add(fill)
+	defer unnamedOpen.Add(-fill)
+	open0 := unnamedOpen.Load()
+
+	tx, err := mb.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	save(t, tx, formats.Message{Flags: formats.FlagSeen, Keywords: []string{"kw"}}, "a")
-	save(t, tx, formats.Message{UID: 7}, "b")
-	if n := len(dirNames(t, filepath.Join(root, "tmp"))); n != 2 {
-		t.Errorf("tmp/ holds %d files while saving, want 2", n)
+	date := func(i int) time.Time { return time.Date(2021, 3, 4, 5, 6, i, 0, time.UTC) }
+	var uids []formats.UID
+	for i := range 5 {
+		uids = append(uids, save(t, tx, formats.Message{Received: date(i)}, fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i)))
 	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
+	if n := len(dirNames(t, filepath.Join(root, "tmp"))); n != 3 {
+		t.Errorf("tmp/ holds %d files, want 3 (the saves beyond the limit)", n)
 	}
-	for _, sub := range []string{"cur", "new", "tmp"} {
-		if got := dirNames(t, filepath.Join(root, sub)); len(got) != 0 {
-			t.Errorf("%s/ after Rollback = %q", sub, got)
+	// Drop one of each kind.
+	for _, i := range []int{1, 3} {
+		if err := tx.Expunge(uids[i]); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, "dovecot-keywords")); err == nil {
-		t.Errorf("Rollback left dovecot-keywords")
+	if n := unnamedOpen.Load() - open0; n != 1 {
+		t.Errorf("%d unnamed files open after expunging one of two, want 1", n)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := unnamedOpen.Load() - open0; n != 0 {
+		t.Errorf("%d unnamed files open after Commit", n)
+	}
+	if got := dirNames(t, filepath.Join(root, "tmp")); len(got) != 0 {
+		t.Errorf("tmp/ after Commit = %q", got)
+	}
+	var got []string
+	for m, err := range mb.Messages(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body []byte
+		if err := mb.Body(ctx, m.UID, func(b formats.Body) (err error) {
+			body, err = io.ReadAll(b)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s %q", m.UID, m.Received.UTC().Format(time.RFC3339), body))
+	}
+	var want []string
+	for _, i := range []int{0, 2, 4} {
+		want = append(want, fmt.Sprintf("%d %s %q", uids[i], date(i).Format(time.RFC3339), fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i)))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after Commit:\n got %q\nwant %q", got, want)
 	}
 }
 
