@@ -50,9 +50,8 @@ func parseIndexFile(path string, data []byte) (*state, error) {
 		return nil, bad(len(data), "messages_count %d, but the file holds only %d records", h.MessagesCount, recBytes/uint64(h.RecordSize))
 	}
 	s := &state{
-		base:    slices.Clone(data[:h.BaseHeaderSize]),
-		recSize: int(h.RecordSize),
-		recs:    slices.Clone(data[h.HeaderSize : uint64(h.HeaderSize)+uint64(h.MessagesCount)*uint64(h.RecordSize)]),
+		base: slices.Clone(data[:h.BaseHeaderSize]),
+		recs: recordsOf(int(h.RecordSize), data[h.HeaderSize:uint64(h.HeaderSize)+uint64(h.MessagesCount)*uint64(h.RecordSize)]),
 	}
 	if h.Minor < 3 {
 		// pre-v2.2: the old unused fields are cleared (v1.x \Recent
@@ -127,7 +126,7 @@ func encodeIndexFile(s *state) []byte {
 	out := slices.Clone(s.base)
 	hs := s.headerSize()
 	le.PutUint32(out[offHeaderSize:], uint32(hs))
-	le.PutUint32(out[offRecordSize:], uint32(s.recSize))
+	le.PutUint32(out[offRecordSize:], uint32(s.recs.size))
 	le.PutUint32(out[offMessagesCount:], uint32(s.count()))
 	le.PutUint32(out[offLogFileTailOffset:], le.Uint32(out[offLogFileHeadOffset:]))
 	if len(s.exts) > 0 {
@@ -151,7 +150,7 @@ func encodeIndexFile(s *state) []byte {
 		}
 		out = append(out, e.hdr[:pad8(int(e.hdrSize))]...)
 	}
-	return append(out, s.recs...)
+	return s.recs.appendTo(out)
 }
 
 // writeIndexFile writes dovecot.index as Dovecot does: PATH.tmp, fsync

@@ -1,0 +1,83 @@
+package index
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestRecordsCopyOnWrite changes records at random (appends, writes,
+// expunged ranges) and clones them as states are cloned, checking each
+// against a flat copy: the records read what was written, and every
+// earlier clone still reads what it held when it was cloned, across chunk
+// boundaries.
+func TestRecordsCopyOnWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 2))
+	for iter := range 10 {
+		size := 8 + 4*rng.IntN(9)
+		cur := newRecords(size)
+		var flat []byte
+		type snapshot struct {
+			r    records
+			flat []byte
+		}
+		var snaps []snapshot
+		check := func(what string, r *records, want []byte) {
+			t.Helper()
+			if r.n*size != len(want) || !bytes.Equal(r.appendTo(nil), want) {
+				t.Fatalf("iter %d (size %d) %s: %d records differ from the model's %d", iter, size, what, r.n, len(want)/size)
+			}
+			for i := 0; i < r.n; i++ {
+				if !bytes.Equal(r.rec(i), want[i*size:(i+1)*size]) {
+					t.Fatalf("iter %d %s: record %d differs", iter, what, i)
+				}
+			}
+		}
+		for step := range 120 {
+			switch op := rng.IntN(10); {
+			case op < 3: // a commit's appends, as replay does them
+				n := rng.IntN(3 * chunkRecs / 2)
+				cur.grow(n)
+				for range n {
+					rec := cur.appendZero(1)
+					for j := range rec {
+						rec[j] = byte(rng.Uint32())
+					}
+					flat = append(flat, rec...)
+				}
+			case op < 6 && cur.n > 0: // changes in place
+				for range 1 + rng.IntN(20) {
+					i, j := rng.IntN(cur.n), rng.IntN(size)
+					v := byte(rng.Uint32())
+					cur.wrec(i)[j] = v
+					flat[i*size+j] = v
+				}
+			case op < 7 && cur.n > 0: // expunges
+				var rs [][2]int
+				for i := rng.IntN(cur.n); i < cur.n; i += 1 + rng.IntN(cur.n) {
+					end := min(cur.n, i+1+rng.IntN(chunkRecs+10))
+					rs = append(rs, [2]int{i, end})
+					i = end
+				}
+				var kept []byte
+				prev := 0
+				for _, x := range rs {
+					kept = append(kept, flat[prev*size:x[0]*size]...)
+					prev = x[1]
+				}
+				flat = append(kept, flat[prev*size:]...)
+				cur = cur.without(rs)
+			default: // publish: the current records become a snapshot, changes go on in a clone
+				snaps = append(snaps, snapshot{cur, bytes.Clone(flat)})
+				cur = cur.clone()
+			}
+			check(fmt.Sprintf("step %d", step), &cur, flat)
+		}
+		for k, s := range snaps {
+			check(fmt.Sprintf("snapshot %d", k), &s.r, s.flat)
+		}
+		fromFile := recordsOf(size, flat)
+		check("recordsOf", &fromFile, flat)
+	}
+}
