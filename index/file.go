@@ -123,6 +123,11 @@ func parseIndexFile(path string, data []byte) (*state, error) {
 // encodeIndexFile returns dovecot.index for s, as mail_index_recreate
 // writes it: the tail offset is set to the head offset.
 func encodeIndexFile(s *state) []byte {
+	return s.recs.appendTo(encodeIndexHeader(s))
+}
+
+// encodeIndexHeader is dovecot.index up to the records.
+func encodeIndexHeader(s *state) []byte {
 	out := slices.Clone(s.base)
 	hs := s.headerSize()
 	le.PutUint32(out[offHeaderSize:], uint32(hs))
@@ -150,7 +155,7 @@ func encodeIndexFile(s *state) []byte {
 		}
 		out = append(out, e.hdr[:pad8(int(e.hdrSize))]...)
 	}
-	return s.recs.appendTo(out)
+	return out
 }
 
 // writeIndexFile writes dovecot.index as Dovecot does: PATH.tmp, fsync
@@ -175,7 +180,20 @@ func writeIndexFile(path string, s *state, mode formats.FsyncMode) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(encodeIndexFile(s)); err != nil {
+	// A large index's records go chunk by chunk, not through one more
+	// copy of them in memory; a small index in one write.
+	hdr := encodeIndexHeader(s)
+	if s.recs.n*s.recs.size <= 64<<10 {
+		_, err = f.Write(s.recs.appendTo(hdr))
+	} else {
+		_, err = f.Write(hdr)
+		for _, c := range s.recs.chunks {
+			if err == nil {
+				_, err = f.Write(c.b)
+			}
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if mode != formats.FsyncNever {

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/boxsync/boxsync/formats"
 )
 
 // TestRecordsCopyOnWrite changes records at random (appends, writes,
@@ -79,5 +83,33 @@ func TestRecordsCopyOnWrite(t *testing.T) {
 		}
 		fromFile := recordsOf(size, flat)
 		check("recordsOf", &fromFile, flat)
+	}
+}
+
+// writeIndexFile writes a large index's records chunk by chunk and a
+// small one's at once; both are the bytes encodeIndexFile gives.
+func TestWriteIndexFileChunks(t *testing.T) {
+	for _, n := range []int{10, 5000} {
+		ix, dir := newTestIndex(t, Options{Extensions: []ExtDef{ExtDefGUID}})
+		tx := ix.Begin()
+		for uid := range n {
+			tx.Append(uint32(uid+1), FlagSeen)
+		}
+		commit(t, tx)
+		st := ix.st
+		if big := st.count()*st.recs.size > 64<<10; big != (n == 5000) {
+			t.Fatalf("%d messages: %d bytes of records", n, st.count()*st.recs.size)
+		}
+		path := filepath.Join(dir, "written.index")
+		if err := writeIndexFile(path, st, formats.FsyncNever); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, encodeIndexFile(st)) {
+			t.Errorf("%d messages: the file differs from encodeIndexFile (%d bytes, want %d)", n, len(got), len(encodeIndexFile(st)))
+		}
 	}
 }
