@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/boxsync/boxsync/formats"
@@ -111,5 +112,36 @@ func TestWriteIndexFileChunks(t *testing.T) {
 		if !bytes.Equal(got, encodeIndexFile(st)) {
 			t.Errorf("%d messages: the file differs from encodeIndexFile (%d bytes, want %d)", n, len(got), len(encodeIndexFile(st)))
 		}
+	}
+}
+
+// A commit reads the log once and replays its transaction in that same
+// array: it allocates about one log's size, not two (the log read, then
+// a copy of it with the transaction appended).
+func TestCommitCopiesLogOnce(t *testing.T) {
+	ix, dir := newTestIndex(t, Options{Extensions: []ExtDef{ExtDefGUID}, RewriteMaxLogBytes: -1,
+		LogRotateMaxSize: 64 << 20})
+	uid := uint32(1)
+	for range 40 {
+		tx := ix.Begin()
+		for range 500 {
+			tx.Append(uid, 0)
+			tx.ExtRecUpdate(ExtGUID, uid, bytes.Repeat([]byte{byte(uid)}, 16))
+			uid++
+		}
+		commit(t, tx)
+	}
+	fi, err := os.Stat(filepath.Join(dir, Prefix+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	tx := ix.Begin()
+	tx.UpdateFlags(1, FlagSeen, 0)
+	commit(t, tx)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > uint64(fi.Size())*3/2 {
+		t.Errorf("a one-flag commit allocated %d bytes with a %d-byte log", got, fi.Size())
 	}
 }
