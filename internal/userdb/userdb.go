@@ -4,6 +4,11 @@
 // default_fields and override_fields, %-variables in fields, the global
 // mail_home, and the iteration doveadm -A does.
 //
+// System users and groups (the passwd userdb, uid and gid fields by name)
+// come from /etc/passwd and /etc/group and, for what NSS serves from
+// elsewhere (LDAP, sssd), from getent(1): boxsync is built without cgo,
+// so without libc's NSS (system.go).
+//
 // It also rewrites one user's extra field in a passwd-file (SetPasswdField),
 // which is how `boxsync convert` switches a user's mail location, and puts
 // the line back as it was (PasswdLine, RestorePasswdLine) for a rollback.
