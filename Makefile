@@ -10,8 +10,12 @@ FUZZTIME ?= 20s
 
 all: build
 
+# A static binary without urfave/cli's doc generators: less memory (see
+# internal/build, which the tests and the bench build with; TestMakefile
+# keeps this line the same). Users and groups that NSS serves beyond
+# /etc/passwd and /etc/group come from getent (internal/userdb).
 build:
-	$(GO) build -o $(BIN) ./cmd/boxsync
+	CGO_ENABLED=0 $(GO) build -tags urfave_cli_no_docs -o $(BIN) ./cmd/boxsync
 
 # The whole suite: unit, conformance, property and Dovecot interop tests.
 test: vet

@@ -50,9 +50,8 @@ func parseIndexFile(path string, data []byte) (*state, error) {
 		return nil, bad(len(data), "messages_count %d, but the file holds only %d records", h.MessagesCount, recBytes/uint64(h.RecordSize))
 	}
 	s := &state{
-		base:    slices.Clone(data[:h.BaseHeaderSize]),
-		recSize: int(h.RecordSize),
-		recs:    slices.Clone(data[h.HeaderSize : uint64(h.HeaderSize)+uint64(h.MessagesCount)*uint64(h.RecordSize)]),
+		base: slices.Clone(data[:h.BaseHeaderSize]),
+		recs: recordsOf(int(h.RecordSize), data[h.HeaderSize:uint64(h.HeaderSize)+uint64(h.MessagesCount)*uint64(h.RecordSize)]),
 	}
 	if h.Minor < 3 {
 		// pre-v2.2: the old unused fields are cleared (v1.x \Recent
@@ -124,10 +123,15 @@ func parseIndexFile(path string, data []byte) (*state, error) {
 // encodeIndexFile returns dovecot.index for s, as mail_index_recreate
 // writes it: the tail offset is set to the head offset.
 func encodeIndexFile(s *state) []byte {
+	return s.recs.appendTo(encodeIndexHeader(s))
+}
+
+// encodeIndexHeader is dovecot.index up to the records.
+func encodeIndexHeader(s *state) []byte {
 	out := slices.Clone(s.base)
 	hs := s.headerSize()
 	le.PutUint32(out[offHeaderSize:], uint32(hs))
-	le.PutUint32(out[offRecordSize:], uint32(s.recSize))
+	le.PutUint32(out[offRecordSize:], uint32(s.recs.size))
 	le.PutUint32(out[offMessagesCount:], uint32(s.count()))
 	le.PutUint32(out[offLogFileTailOffset:], le.Uint32(out[offLogFileHeadOffset:]))
 	if len(s.exts) > 0 {
@@ -151,7 +155,7 @@ func encodeIndexFile(s *state) []byte {
 		}
 		out = append(out, e.hdr[:pad8(int(e.hdrSize))]...)
 	}
-	return append(out, s.recs...)
+	return out
 }
 
 // writeIndexFile writes dovecot.index as Dovecot does: PATH.tmp, fsync
@@ -176,7 +180,20 @@ func writeIndexFile(path string, s *state, mode formats.FsyncMode) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(encodeIndexFile(s)); err != nil {
+	// A large index's records go chunk by chunk, not through one more
+	// copy of them in memory; a small index in one write.
+	hdr := encodeIndexHeader(s)
+	if s.recs.n*s.recs.size <= 64<<10 {
+		_, err = f.Write(s.recs.appendTo(hdr))
+	} else {
+		_, err = f.Write(hdr)
+		for _, c := range s.recs.chunks {
+			if err == nil {
+				_, err = f.Write(c.b)
+			}
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if mode != formats.FsyncNever {

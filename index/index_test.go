@@ -885,14 +885,14 @@ func TestViewIsSnapshot(t *testing.T) {
 	uid := uint32(1)
 	for round := range 6 {
 		tx := ix.BeginFlags(log.External)
-		for range 50 {
+		for range 300 { // 1,800 messages in all: several record chunks (records.go)
 			tx.Append(uid, 0)
 			uid++
 		}
-		tx.UpdateFlags(uint32(round*50+1), FlagSeen, 0)
-		tx.UpdateKeywords(uint32(round*50+2), KeywordsAdd, fmt.Sprintf("kw%d", round))
+		tx.UpdateFlags(uint32(round*300+1), FlagSeen, 0)
+		tx.UpdateKeywords(uint32(round*300+2), KeywordsAdd, fmt.Sprintf("kw%d", round))
 		if round > 0 {
-			tx.Expunge(uint32(round*50-3), [16]byte{byte(round)})
+			tx.Expunge(uint32(round*300-3), [16]byte{byte(round)})
 		}
 		commit(t, tx)
 		v, err := ix.View()
@@ -902,7 +902,7 @@ func TestViewIsSnapshot(t *testing.T) {
 		views, snaps = append(views, v), append(snaps, take(v))
 		if _, err := ix.Update(func(v *View, tx *Tx) error {
 			s := take(v)
-			tx.UpdateFlags(uint32(round*50+3), FlagFlagged, 0)
+			tx.UpdateFlags(uint32(round*300+3), FlagFlagged, 0)
 			tx.Append(v.NextUID(), 0)
 			uid = v.NextUID() + 1
 			views, snaps = append(views, v), append(snaps, s)

@@ -2,7 +2,6 @@ package index
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/boxsync/boxsync/index/log"
@@ -71,8 +70,7 @@ func (r *replay) apply(raw log.Raw, path string, pos log.Pos, modseq uint64) err
 	ext := raw.Flags()&log.External != 0
 	switch t := raw.Type(); t {
 	case log.TypeAppend:
-		// one allocation for the whole record, not a doubling per append
-		r.s.recs = slices.Grow(r.s.recs, len(p)/8*r.s.recSize)
+		r.s.recs.grow(len(p) / 8)
 		for i := 0; i+8 <= len(p); i += 8 {
 			if err := r.append(p[i : i+8]); err != nil {
 				return err
@@ -169,9 +167,8 @@ func (r *replay) apply(raw log.Raw, path string, pos log.Pos, modseq uint64) err
 				return r.corrupt("modseqs updated before they were enabled")
 			}
 			m := uint64(le.Uint32(p[i+4:])) | uint64(le.Uint32(p[i+8:]))<<32
-			q := r.s.rec(j)[e.recOffset:]
-			if le.Uint64(q) <= m {
-				le.PutUint64(q, m)
+			if le.Uint64(r.s.rec(j)[e.recOffset:]) <= m {
+				le.PutUint64(r.s.wrec(j)[e.recOffset:], m)
 			}
 		}
 	case log.TypeIndexDeleted:
@@ -207,8 +204,7 @@ func (r *replay) append(rec []byte) error {
 	// the record gets the 8 bytes of the log's record (uid, flags and the
 	// padding), the rest zeroed
 	n := s.count()
-	s.recs = append(s.recs, make([]byte, s.recSize)...)
-	copy(s.recs[n*s.recSize:], rec[:8])
+	copy(s.recs.appendZero(1), rec[:8])
 	s.put(offMessagesCount, uint32(n+1))
 	s.put(offNextUID, uid+1)
 	if flags&FlagDirty != 0 {
@@ -286,16 +282,7 @@ func (r *replay) expunge(rs [][2]int) error {
 		}
 		s.put(offMessagesCount, s.get(offMessagesCount)-uint32(x[1]-x[0]))
 	}
-	// compact the records
-	dst := rs[0][0] * s.recSize
-	for k, x := range rs {
-		end := len(s.recs)
-		if k+1 < len(rs) {
-			end = rs[k+1][0] * s.recSize
-		}
-		dst += copy(s.recs[dst:], s.recs[x[1]*s.recSize:end])
-	}
-	s.recs = s.recs[:dst]
+	s.recs = s.recs.without(rs)
 	return nil
 }
 
@@ -315,7 +302,7 @@ func (r *replay) flagUpdate(u log.FlagChange) error {
 	counted := (u.Add|u.Remove)&(FlagSeen|FlagDeleted) != 0
 	next := s.get(offNextUID)
 	for i := i1; i < i2; i++ {
-		rec := s.rec(i)
+		rec := s.wrec(i)
 		old := rec[4]
 		rec[4] = old&^u.Remove | u.Add
 		if counted {
@@ -470,9 +457,10 @@ func (s *state) reorder(idx int, oldSize uint16) {
 	}
 	newSize := layoutRecords(s.exts)
 	n := s.count()
-	nb := make([]byte, n*newSize)
+	nb := newRecords(newSize)
+	nb.grow(n)
 	for i := 0; i < n; i++ {
-		src, dst := s.recs[i*s.recSize:(i+1)*s.recSize], nb[i*newSize:(i+1)*newSize]
+		src, dst := s.rec(i), nb.appendZero(1)
 		copy(dst[:8], src[:8])
 		for j, e := range s.exts {
 			if sizes[j] > 0 {
@@ -480,7 +468,7 @@ func (s *state) reorder(idx int, oldSize uint16) {
 			}
 		}
 	}
-	s.recs, s.recSize = nb, newSize
+	s.recs = nb
 }
 
 // mail_index_sync_ext_reset
@@ -495,7 +483,7 @@ func (r *replay) extReset(newResetID uint32, preserve bool) error {
 	if !preserve {
 		clear(e.hdr[:e.hdrSize])
 		for i := 0; i < s.count(); i++ {
-			clear(s.rec(i)[e.recOffset : int(e.recOffset)+int(e.recSize)])
+			clear(s.wrec(i)[e.recOffset : int(e.recOffset)+int(e.recSize)])
 		}
 	}
 	return nil
@@ -549,7 +537,7 @@ func (r *replay) extRecUpdate(p []byte) error {
 		if !ok {
 			continue
 		}
-		dst := s.rec(j)[e.recOffset : int(e.recOffset)+int(e.recSize)]
+		dst := s.wrec(j)[e.recOffset : int(e.recOffset)+int(e.recSize)]
 		copy(dst, p[i+4:i+4+r.curRecSize])
 		clear(dst[r.curRecSize:])
 	}
@@ -598,7 +586,7 @@ func (r *replay) extAtomicInc(p []byte) error {
 			}
 			maxV -= uint64(diff)
 		}
-		d := s.rec(j)[e.recOffset:]
+		d := s.wrec(j)[e.recOffset:]
 		var v uint64
 		switch size {
 		case 1:
@@ -756,9 +744,9 @@ func (r *replay) keywordUpdate(remove bool, name string, ranges []byte) error {
 		r.touch(i1, i2)
 		for j := i1; j < i2; j++ {
 			if remove {
-				s.recs[j*s.recSize+off] &^= mask
+				s.wrec(j)[off] &^= mask
 			} else {
-				s.recs[j*s.recSize+off] |= mask
+				s.wrec(j)[off] |= mask
 			}
 		}
 	}
@@ -782,7 +770,7 @@ func (r *replay) keywordReset(p []byte) error {
 		}
 		r.touch(i1, i2)
 		for j := i1; j < i2; j++ {
-			clear(s.rec(j)[e.recOffset : int(e.recOffset)+int(e.recSize)])
+			clear(s.wrec(j)[e.recOffset : int(e.recOffset)+int(e.recSize)])
 		}
 	}
 	return nil

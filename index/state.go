@@ -12,11 +12,10 @@ import (
 // state is an index map: what dovecot.index holds, plus what replaying
 // the log adds (Dovecot's struct mail_index_map with its record map).
 type state struct {
-	base    []byte // base header, len(base) = base_header_size >= 120
-	exts    []*ext
-	recSize int
-	recs    []byte   // messages_count records of recSize bytes, ascending UIDs
-	kw      []string // keyword names in header order (the "keywords" extension)
+	base []byte // base header, len(base) = base_header_size >= 120
+	exts []*ext
+	recs records  // messages_count records of record_size bytes, ascending UIDs
+	kw   []string // keyword names in header order (the "keywords" extension)
 
 	// Not stored in dovecot.index:
 	tracking   bool    // per-message modseqs are maintained (Dovecot: sync ctx mmap != NULL)
@@ -28,7 +27,7 @@ type state struct {
 }
 
 func newState(indexID uint32) *state {
-	s := &state{base: make([]byte, BaseHeaderSize), recSize: 8}
+	s := &state{base: make([]byte, BaseHeaderSize), recs: newRecords(8)}
 	// mail_index_header_init
 	s.base[offMajor], s.base[offMinor] = MajorVersion, MinorVersion
 	le.PutUint16(s.base[offBaseHeaderSize:], BaseHeaderSize)
@@ -49,18 +48,17 @@ func (s *state) clone() *state {
 	for i, e := range s.exts {
 		c.exts[i] = e.clone()
 	}
-	// Room for a commit's appends (2,000 messages of a map index fit
-	// in 64 KiB), so replaying them onto the copy does not copy again.
-	c.recs = append(make([]byte, 0, len(s.recs)+len(s.recs)/16+64<<10), s.recs...)
+	c.recs = s.recs.clone() // copy on write (records.go)
 	c.kw = slices.Clone(s.kw)
 	return &c
 }
 
 func (s *state) get(off int) uint32    { return le.Uint32(s.base[off:]) }
 func (s *state) put(off int, v uint32) { le.PutUint32(s.base[off:], v) }
-func (s *state) count() int            { return len(s.recs) / s.recSize }
-func (s *state) rec(i int) []byte      { return s.recs[i*s.recSize : (i+1)*s.recSize] }
-func (s *state) uid(i int) uint32      { return le.Uint32(s.recs[i*s.recSize:]) }
+func (s *state) count() int            { return s.recs.n }
+func (s *state) rec(i int) []byte      { return s.recs.rec(i) }  // to read
+func (s *state) wrec(i int) []byte     { return s.recs.wrec(i) } // to change
+func (s *state) uid(i int) uint32      { return le.Uint32(s.recs.rec(i)) }
 
 // headerSize is the size of base header plus extension blocks.
 func (s *state) headerSize() int {
@@ -167,9 +165,8 @@ func (s *state) raiseModSeqs(i1, i2 int, m uint64, nonzeros bool) {
 		return
 	}
 	for i := i1; i < i2; i++ {
-		p := s.rec(i)[e.recOffset:]
-		if cur := le.Uint64(p); cur == 0 || (nonzeros && cur < m) {
-			le.PutUint64(p, m)
+		if cur := le.Uint64(s.rec(i)[e.recOffset:]); cur == 0 || (nonzeros && cur < m) {
+			le.PutUint64(s.wrec(i)[e.recOffset:], m)
 		}
 	}
 }

@@ -29,7 +29,7 @@ type Message struct {
 func (v *View) Header() Header {
 	h := decodeHeader(v.st.base)
 	h.HeaderSize = uint32(v.st.headerSize())
-	h.RecordSize = uint32(v.st.recSize)
+	h.RecordSize = uint32(v.st.recs.size)
 	return h
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/internal/doveconf"
+	"github.com/boxsync/boxsync/internal/userdb"
 )
 
 // defaultConfig is where doveadm reads its configuration.
@@ -24,12 +25,17 @@ const defaultConfig = "/etc/dovecot/dovecot.conf"
 type env struct {
 	configPath string // the default config, used when it exists
 	getenv     func(string) string
-	lookupUser func(name string) (*user.User, error)
-	executable func() (string, error) // this program, for child runs (child.go)
+	// lookupUser and lookupGroup find system users and groups (the
+	// passwd userdb, mail_uid/mail_gid by name): internal/userdb's, which
+	// read /etc/passwd and /etc/group and ask getent for the rest, as
+	// the binary is static (no libc for NSS).
+	lookupUser  func(name string) (*user.User, error)
+	lookupGroup func(name string) (*user.Group, error)
+	executable  func() (string, error) // this program, for child runs (child.go)
 }
 
 func systemEnv() env {
-	e := env{configPath: defaultConfig, getenv: os.Getenv, lookupUser: user.Lookup, executable: os.Executable}
+	e := env{configPath: defaultConfig, getenv: os.Getenv, lookupUser: userdb.LookupUser, lookupGroup: userdb.LookupGroup, executable: os.Executable}
 	if p, ok := os.LookupEnv(childConfigEnv); ok {
 		e.configPath = p // a child reads what its parent read
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/all"
 	"github.com/boxsync/boxsync/formats/formatstest"
+	"github.com/boxsync/boxsync/internal/userdb"
 )
 
 // cliResult is one in-process run of the command line.
@@ -53,6 +54,7 @@ func newTestEnv(t *testing.T) *testEnv {
 			}
 			return &user.User{Username: name, HomeDir: home}, nil
 		},
+		lookupGroup: userdb.LookupGroup,
 	}
 	return te
 }

@@ -44,9 +44,7 @@ func TestConvertSwitchCmd(t *testing.T) {
 	srv.Chown(t, homes)
 	e := &convertEnv{srv: srv, users: []string{"sam"}, journal: filepath.Join(dir, "journal")}
 	e.bin = filepath.Join(dir, "boxsync")
-	if out, err := exec.Command("go", "build", "-o", e.bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildBinary(t, e.bin)
 	if m := userMail(t, srv, "sam"); m != "maildir:~/Maildir" {
 		t.Fatalf("before: mail=%s\n%s", m, srv.Log())
 	}

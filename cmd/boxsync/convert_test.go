@@ -64,9 +64,7 @@ func newConvertEnv(t *testing.T, users []string, msgs int) *convertEnv {
 		srv.Chown(t, srv.UserHome(u))
 	}
 	e.bin = filepath.Join(srv.Dir(), "boxsync")
-	if out, err := exec.Command("go", "build", "-o", e.bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildBinary(t, e.bin)
 	srv.Chown(t, srv.Dir())
 	return e
 }

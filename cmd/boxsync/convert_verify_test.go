@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,9 +30,7 @@ func newConvertEnvAt(t *testing.T, users []string, oldLoc, root string, msgs int
 		t.Fatal(err)
 	}
 	e.bin = filepath.Join(srv.Dir(), "boxsync")
-	if out, err := exec.Command("go", "build", "-o", e.bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildBinary(t, e.bin)
 	srv.Chown(t, srv.Dir())
 	return e
 }

@@ -23,9 +23,7 @@ func TestKilledBackupRerun(t *testing.T) {
 		t.Skip("-short: builds the binary and copies 40 MB")
 	}
 	bin := filepath.Join(t.TempDir(), "boxsync")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildBinary(t, bin)
 	dir := t.TempDir()
 	src := "maildir:" + filepath.Join(dir, "src")
 	fillSized(t, src, 2000)

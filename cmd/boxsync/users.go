@@ -56,7 +56,7 @@ type users struct {
 
 // newUsers reads the userdb chain and the uid settings of cfg.
 func (a *app) newUsers(cfg *doveconf.Config) (*users, error) {
-	sys := userdb.System{LookupUser: a.env.lookupUser}
+	sys := userdb.System{LookupUser: a.env.lookupUser, LookupGroup: a.env.lookupGroup}
 	db, err := userdb.New(cfg, sys)
 	if err != nil {
 		return nil, &formats.Error{Kind: formats.KindConfig, Err: err}
@@ -93,8 +93,11 @@ func (a *app) newUsers(cfg *doveconf.Config) (*users, error) {
 			return n, nil
 		}
 		pw, err := a.env.lookupUser(s)
-		if err != nil {
+		if errors.As(err, new(user.UnknownUserError)) {
 			return -1, fmt.Errorf("Unknown mail_uid user: %s", s)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("mail_uid user %s: %w", s, err)
 		}
 		return strconv.Atoi(pw.Uid)
 	}
@@ -102,9 +105,12 @@ func (a *app) newUsers(cfg *doveconf.Config) (*users, error) {
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
 			return n, nil
 		}
-		g, err := user.LookupGroup(s)
-		if err != nil {
+		g, err := a.env.lookupGroup(s)
+		if errors.As(err, new(user.UnknownGroupError)) {
 			return -1, fmt.Errorf("Unknown mail_gid group: %s", s)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("mail_gid group %s: %w", s, err)
 		}
 		return strconv.Atoi(g.Gid)
 	}

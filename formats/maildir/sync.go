@@ -394,7 +394,19 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	// The new table: the uidlist's records whose files exist, then the
 	// new files in Dovecot's order with UIDs from next
 	// (maildir_uidlist_assign_uids).
-	nt := &table{arena: make([]byte, 0, len(names)+len(old.arena)/4), recs: make([]rec, 0, len(old.recs)+len(fresh))}
+	// Its arena sized exactly: a commit's rescan finds most names in the
+	// old table, and growing an arena by appends left copies of a large
+	// mailbox's names behind (mdbox->Maildir's peak heap, issue 4).
+	need := 0
+	for i, f := range found {
+		if f.dir != dirNone {
+			need += int(f.n) + int(old.recs[i].extLen)
+		}
+	}
+	for _, f := range fresh {
+		need += int(f.n)
+	}
+	nt := &table{arena: make([]byte, 0, need), recs: make([]rec, 0, len(old.recs)+len(fresh))}
 	for i := range old.recs {
 		f := found[i]
 		if f.dir == dirNone {

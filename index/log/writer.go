@@ -129,8 +129,13 @@ func (w *Writer) reload() error {
 	if err != nil {
 		return err
 	}
-	data := make([]byte, fi.Size())
-	if _, err := io.ReadFull(io.NewSectionReader(w.f, 0, fi.Size()), data); err != nil {
+	// Room for a transaction past the end: an index commit replays its
+	// transaction on the log's bytes followed by it, in this very array
+	// when it has room (index.commitLocked), rather than in a copy of
+	// the whole log (1 MB for a large mdbox map) per commit.
+	size := fi.Size()
+	data := make([]byte, size, size+size/8+32<<10)
+	if _, err := io.ReadFull(io.NewSectionReader(w.f, 0, size), data); err != nil {
 		return fmt.Errorf("log: read %s: %w", w.path, err)
 	}
 	w.file, err = Parse(w.path, data)

@@ -4,16 +4,19 @@
 // default_fields and override_fields, %-variables in fields, the global
 // mail_home, and the iteration doveadm -A does.
 //
+// System users and groups (the passwd userdb, uid and gid fields by name)
+// come from /etc/passwd and /etc/group and, for what NSS serves from
+// elsewhere (LDAP, sssd), from getent(1): boxsync is built without cgo,
+// so without libc's NSS (system.go).
+//
 // It also rewrites one user's extra field in a passwd-file (SetPasswdField),
 // which is how `boxsync convert` switches a user's mail location, and puts
 // the line back as it was (PasswdLine, RestorePasswdLine) for a rollback.
 package userdb
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"os/user"
 	"strings"
 
@@ -45,23 +48,28 @@ func (e *UnknownUserError) Error() string        { return fmt.Sprintf("unknown u
 func (e *UnknownUserError) Is(target error) bool { return target == ErrUnknownUser }
 
 // System is the operating system's user database; zero fields mean the
-// real one.
+// real one (system.go: the files, then getent).
 type System struct {
 	LookupUser  func(name string) (*user.User, error)
 	LookupGroup func(name string) (*user.Group, error)
-	// PasswdPath is the file iterated for the passwd userdb (/etc/passwd).
-	PasswdPath string
+	// PasswdPath and GroupPath are the files read before asking getent
+	// (/etc/passwd, /etc/group); PasswdPath is also the first part of
+	// the passwd userdb's iteration.
+	PasswdPath, GroupPath string
 }
 
 func (s System) withDefaults() System {
-	if s.LookupUser == nil {
-		s.LookupUser = user.Lookup
-	}
-	if s.LookupGroup == nil {
-		s.LookupGroup = user.LookupGroup
-	}
 	if s.PasswdPath == "" {
 		s.PasswdPath = "/etc/passwd"
+	}
+	if s.GroupPath == "" {
+		s.GroupPath = "/etc/group"
+	}
+	if s.LookupUser == nil {
+		s.LookupUser = s.lookupSysUser
+	}
+	if s.LookupGroup == nil {
+		s.LookupGroup = s.lookupSysGroup
 	}
 	return s
 }
@@ -273,7 +281,8 @@ func (db *DB) initStatic(b *backend) error {
 	return nil
 }
 
-// initPasswd: the system's getpwnam, iterated from /etc/passwd within
+// initPasswd: the system's getpwnam, iterated as getpwent does (the
+// lines of /etc/passwd, then what getent enumerates) within
 // first_valid_uid..last_valid_uid (userdb-passwd.c).
 func (db *DB) initPasswd(b *backend) {
 	b.lookup = func(name string) (map[string]string, string, bool, error) {
@@ -288,28 +297,13 @@ func (db *DB) initPasswd(b *backend) {
 		return map[string]string{"uid": u.Uid, "gid": u.Gid, "home": u.HomeDir}, "passwd", true, nil
 	}
 	b.iterate = func() ([]string, error) {
-		f, err := os.Open(db.sys.PasswdPath)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
 		var names []string
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			p := strings.Split(sc.Text(), ":")
-			if len(p) < 3 || p[0] == "" || strings.HasPrefix(p[0], "#") {
-				continue
+		err := db.sys.passwdDB().list(func(e sysEntry) {
+			if e.id >= db.firstUID && (db.lastUID == 0 || e.id <= db.lastUID) {
+				names = append(names, e.name)
 			}
-			var uid int
-			if _, err := fmt.Sscan(p[2], &uid); err != nil {
-				continue
-			}
-			if uid < db.firstUID || (db.lastUID != 0 && uid > db.lastUID) {
-				continue
-			}
-			names = append(names, p[0])
-		}
-		return names, sc.Err()
+		})
+		return names, err
 	}
 }
 

@@ -193,6 +193,8 @@ userdb {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// NSS's other sources: sysu again (listed once), and ldapu.
+	fakeGetent(t, map[string]string{"passwd": "sysu:x:1001:1001::/home/sysu:/bin/sh\nldapu:*:2000:2000::/home/ldapu:/bin/sh\n"})
 	db, err := New(cfg, fakeSystem(passwd))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +226,7 @@ userdb {
 		}
 	}
 	// root is listed (Dovecot iterates it; its lookup then fails), nobody
-	// is above last_valid_uid.
+	// is above last_valid_uid, ldapu comes from getent.
 	// passwd-file home is taken as written: Dovecot doesn't expand the
 	// home column, only extra fields (checked against doveadm user in
 	// TestDoveadmUserAgrees).
@@ -232,7 +234,7 @@ userdb {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(names, " "); got != "alice@example.com bob@example.com passonly root sysu" {
+	if got := strings.Join(names, " "); got != "alice@example.com bob@example.com passonly root sysu ldapu" {
 		t.Errorf("Users() = %q", got)
 	}
 	if p, _ := db.PasswdFile("alice@example.com"); p != users {
