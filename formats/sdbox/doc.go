@@ -36,17 +36,29 @@
 // dates and sizes from the files, and whatever an old (or backup) index
 // still knows — UIDVALIDITY, mailbox GUID, flags, keywords, modseqs.
 //
-// Writing: a transaction (Tx) streams each saved body into a new
-// .temp.<…> file in dbox-Mails (header line, message header, body with
-// size and virtual size counted on the way, metadata). Commit makes them
-// durable with one syncfs(2) (mail_fsync=optimized; "always" fsyncs each
-// file at Save, "never" nothing), takes Dovecot's index log lock, assigns
-// UIDs from the index, gives each file its u.<uid> name with link(2) so
-// that no existing file is ever replaced, fsyncs the directory, and only
-// then appends one transaction to dovecot.index.log (EXTERNAL, fsynced).
-// No index record ever names a file that is not on stable storage.
-// Expunges are logged first and their files unlinked after, as Dovecot
-// does. Rollback, and a failed Commit, remove the files again.
+// Writing: a transaction (Tx) writes each saved message into a new file
+// (header line, message header, body with size and virtual size counted
+// on the way, metadata). The file is unnamed (O_TMPFILE on dbox-Mails'
+// file system, package formats/internal/unnamed), held open until
+// Commit, or, where the kernel or file system has no unnamed files or a
+// quarter of the descriptors are already held, a .temp.<…> file in
+// dbox-Mails as Dovecot makes. A body that is a plain range of a file
+// (formats.FileSection: a Maildir file, an uncompressed mdbox message)
+// whose source knows its virtual size is copied in the kernel
+// (copy_file_range): one write for the header line and message header,
+// the copy, one write for the metadata, with the source's virtual size
+// as 'V' (what Dovecot reports for the source message). Commit makes the
+// files durable with one syncfs(2) (mail_fsync=optimized; "always"
+// fsyncs each file at Save, "never" nothing), takes Dovecot's index log
+// lock, assigns UIDs from the index, gives each file its u.<uid> name
+// with linkat(2) (link(2) and unlink of the temporary name) so that no
+// existing file is ever replaced and no reader sees a partial file,
+// fsyncs the directory, and only then appends one transaction to
+// dovecot.index.log (EXTERNAL, fsynced). No index record ever names a
+// file that is not on stable storage. Expunges are logged first and
+// their files unlinked after, as Dovecot does. Rollback, and a failed
+// Commit, remove the files again; an unnamed file of a crashed run
+// vanishes with the process.
 //
 // # On-disk format
 //
