@@ -66,8 +66,9 @@
 // and descriptors opened without os.OpenFile's poller setup took the
 // system calls per message (source and destination, without the
 // runtime's futex/nanosleep) from 25 to 15 (cp -a: 18.5) and user CPU from
-// 0.25 s to 0.12 s; CPU (user+sys) from 2.2-2.3x cp's to 1.7-2.0x, wall
-// from 2.0x to 1.3-1.5x. What is left is mostly the kernel's: ext4 inode
+// 0.20-0.25 s to 0.11-0.12 s; CPU (user+sys) from 2.2-2.4x cp's to
+// 1.7-2.05x (about 1.96x in three of four runs: not yet safely under 2x),
+// wall from 2.0-2.1x to 1.3-1.95x. What is left is mostly the kernel's: ext4 inode
 // allocation (which, without a journal, skips recently deleted inodes
 // one by one and then costs cp as much) and the page copies.
 //
