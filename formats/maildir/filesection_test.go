@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
 
 // sectionBody is a body that is a range of a file (formats.FileSection),
@@ -178,5 +179,50 @@ func TestSaveFileSectionShort(t *testing.T) {
 	}
 	if got := dirNames(t, filepath.Join(root, "tmp")); len(got) != 0 {
 		t.Errorf("tmp/ = %q", got)
+	}
+}
+
+// TestBodyFileSection: the body of a plain message file is the whole file
+// as a file range (formats.FileSection), so that a destination copies it
+// in the kernel; a compressed file's body is not (it reads decompressed).
+func TestBodyFileSection(t *testing.T) {
+	dir := t.TempDir()
+	plain := []byte("Subject: plain\n\nbody\n")
+	var gz bytes.Buffer
+	zw, err := zlib.NewWriter(&gz, zlib.Gzip, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(plain)
+	zw.Close()
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		section bool
+	}{{"plain", plain, true}, {"gzip", gz.Bytes(), false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(p, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := openRead(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			b, _, closeBody, err := openBody(f, int64(len(plain)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeBody()
+			sf, off, ok := b.FileSection()
+			if ok != tc.section || (ok && (sf != f || off != 0)) {
+				t.Errorf("FileSection() = %v, %d, %v; want the file at 0: %v", sf, off, ok, tc.section)
+			}
+			got, err := io.ReadAll(b)
+			if err != nil || !bytes.Equal(got, plain) || b.Size() != int64(len(plain)) {
+				t.Errorf("body reads %q (size %d), %v; want %q", got, b.Size(), err, plain)
+			}
+		})
 	}
 }

@@ -301,9 +301,15 @@ func parseSize(s string) (int64, bool) {
 type body struct {
 	io.Reader
 	size int64
+	file *os.File // the plain (uncompressed) message file, or nil
 }
 
 func (b body) Size() int64 { return b.size }
+
+// FileSection implements formats.FileSection for a plain message file:
+// the whole file, from offset 0, so that a destination can copy it in
+// the kernel.
+func (b body) FileSection() (*os.File, int64, bool) { return b.file, 0, b.file != nil }
 
 // Body streams the exact bytes of message uid, decompressed when the file
 // is compressed (detected by its magic bytes, as Dovecot's zlib plugin
@@ -320,7 +326,7 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 		if i >= 0 {
 			r := &st.t.recs[i]
 			path := m.path(st, r)
-			f, err := os.Open(path)
+			f, err := openRead(path)
 			if err == nil {
 				defer f.Close()
 				b, _, closeBody, err := openBody(f, namedSize(st.t.base(r), st.t.ext(r)))

@@ -340,6 +340,21 @@ func createExcl(path string, mode os.FileMode) (*os.File, error) {
 	}
 }
 
+// openRead opens path for reading, like os.Open but without its attempt
+// to make a regular file non-blocking and poll it (see createExcl).
+func openRead(path string) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+}
+
 // copyCounting copies r to w through buf and returns the size and the
 // virtual size (every LF not preceded by CR counted as two bytes).
 func copyCounting(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (size, vsize int64, err error) {

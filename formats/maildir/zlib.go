@@ -57,7 +57,7 @@ func openBody(f *os.File, named int64) (b body, format zlib.Format, close func()
 		if err != nil {
 			return body{}, zlib.None, nil, err
 		}
-		return body{Reader: f, size: fi.Size()}, zlib.None, func() error { return nil }, nil
+		return body{Reader: f, size: fi.Size(), file: f}, zlib.None, func() error { return nil }, nil
 	}
 	size := named
 	if size < 0 {

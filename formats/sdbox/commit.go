@@ -11,6 +11,7 @@ import (
 	"github.com/boxsync/boxsync/formats/internal/dbox"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxlist"
 	"github.com/boxsync/boxsync/formats/internal/dbox/dboxtx"
+	"github.com/boxsync/boxsync/formats/internal/unnamed"
 	"github.com/boxsync/boxsync/index"
 	"github.com/boxsync/boxsync/index/log"
 )
@@ -18,15 +19,17 @@ import (
 // Commit makes the transaction visible, in the order of Dovecot's sdbox
 // save commit (sdbox_transaction_save_commit_pre/post) and expunge sync:
 //
-//  1. make the .temp.* files durable: one syncfs(2) for all of them
+//  1. make the saved files durable: one syncfs(2) for all of them
 //     (mail_fsync=optimized; always: each was fsynced at Save; never:
 //     nothing);
 //  2. take Dovecot's log lock, read the index as it is now and give the
 //     saved messages their UIDs (the ones Save promised unless someone
 //     took them meanwhile);
 //  3. name each file u.<uid> without ever replacing an existing file
-//     (sdbox_file_assign_uid refuses one too), then fsync dbox-Mails: no
-//     index record may name a file that is not on stable storage;
+//     (sdbox_file_assign_uid refuses one too): an unnamed file by
+//     linkat(2) of its descriptor, a .temp.* file by link(2) and unlink
+//     of the temporary name (Dovecot renames it); then fsync dbox-Mails:
+//     no index record may name a file that is not on stable storage;
 //  4. append one transaction to dovecot.index.log under Dovecot's log
 //     lock, EXTERNAL (the files are already there) and fsynced: appends
 //     with flags, keywords and modseqs, flag and keyword changes,
@@ -35,7 +38,11 @@ import (
 //     gone, as dbox_sync_expunge_files does).
 //
 // If anything fails before the index is written, the files are removed
-// again; nothing is visible.
+// again (unnamed ones vanish when closed); nothing is visible. As in
+// Dovecot, a crash between steps 3 and 4 leaves u.<uid> files that no
+// index record names: invisible until a rebuild, never replaced (a later
+// save takes the next UID), and with mail_fsync=never possibly partial
+// after a power loss, which Dovecot's rebuild reports as corrupted.
 func (t *tx) Commit(ctx context.Context) (err error) {
 	if t.Done {
 		return nil
@@ -45,14 +52,16 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	op := "commit"
 	written := false
 	defer func() {
+		defer t.closeFiles()
 		if err == nil || written {
 			return
 		}
 		// Undo what no index names: the saved files. A file whose UID
 		// the index has meanwhile (someone rebuilt it) stays.
 		v, verr := m.ix.View()
-		for _, s := range t.Saves {
-			os.Remove(filepath.Join(m.b.MailDir, s.tmp))
+		for i := range t.Saves {
+			s := &t.Saves[i]
+			t.discard(s)
 			if s.final == "" {
 				continue
 			}
@@ -94,7 +103,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			s.UID = max(s.UID, next)
 			for {
 				final := mailFile(m.b, s.UID)
-				err := dboxlist.LinkNoReplace(filepath.Join(m.b.MailDir, s.tmp), final)
+				err := t.name(s, final)
 				if err == nil {
 					s.final = final
 					break
@@ -151,6 +160,28 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	return nil
 }
 
+// name gives the saved file of s the name final, never replacing an
+// existing file (fs.ErrExist). A .temp.* file is linked and its temporary
+// name removed (dboxlist.LinkNoReplace); an unnamed one is linked by its
+// descriptor and, named now, closed.
+func (t *tx) name(s *saveRec, final string) error {
+	if s.file == nil {
+		return dboxlist.LinkNoReplace(filepath.Join(t.m.b.MailDir, s.tmp), final)
+	}
+	if err := unnamed.Link(s.file, final); err != nil {
+		return err
+	}
+	s.tmp = ""
+	return nil
+}
+
+// closeFiles closes the unnamed files of the saves, all named by now.
+func (t *tx) closeFiles() {
+	for i := range t.Saves {
+		t.closeUnnamed(&t.Saves[i])
+	}
+}
+
 // guid128 returns the 128-bit GUID of an existing message for its
 // EXPUNGE_GUID record, or zero when its file cannot be read.
 func (t *tx) guid128(uid uint32) [16]byte {
@@ -166,7 +197,7 @@ func (t *tx) guid128(uid uint32) [16]byte {
 	return dbox.GUID128(g)
 }
 
-// syncTemps makes the saved .temp.* files durable: one syncfs for the
+// syncTemps makes the saved files durable: one syncfs for the
 // filesystem, or an fsync per file where there is none.
 func (t *tx) syncTemps() error {
 	m := t.m
@@ -174,6 +205,12 @@ func (t *tx) syncTemps() error {
 		return nil
 	}
 	for _, s := range t.Saves {
+		if s.file != nil {
+			if err := s.file.Sync(); err != nil {
+				return wrap(err, "commit", m.b.Name, formats.UID(s.UID), m.b.MailDir)
+			}
+			continue
+		}
 		p := filepath.Join(m.b.MailDir, s.tmp)
 		if err := dboxlist.FsyncPath(p); err != nil {
 			return wrap(err, "commit", m.b.Name, formats.UID(s.UID), p)

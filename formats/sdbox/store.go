@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dbox"
@@ -76,6 +77,10 @@ type Store struct {
 	l    *dboxlist.Layout // immutable
 	opt  formats.OpenOptions
 	zlib zlib.Settings // immutable: how Save compresses
+
+	// noUnnamed is set once dbox-Mails' file system refused an unnamed
+	// file (O_TMPFILE): Save then writes .temp.* files.
+	noUnnamed atomic.Bool
 }
 
 var (
