@@ -344,12 +344,21 @@ func (t *tx) syncTmp() error {
 		return nil
 	}
 	dir := filepath.Join(m.b.dir, "tmp")
-	if haveSyncFS && len(t.saves) > syncFSMinFiles {
+	written := 0
+	for _, s := range t.saves {
+		if !s.linked {
+			written++
+		}
+	}
+	if haveSyncFS && written > syncFSMinFiles {
 		if err := syncFS(dir); err == nil {
 			return nil
 		}
 	}
 	for _, s := range t.saves {
+		if s.linked {
+			continue // the source's file, not written by us (saveLink)
+		}
 		p := filepath.Join(dir, s.tmp)
 		if err := fsyncPath(p); err != nil {
 			return wrap(err, "commit", m.b.name, formats.UID(s.uid), p)

@@ -81,7 +81,13 @@
 // is a plain range of a file (formats.FileSection: uncompressed mdbox
 // mail) whose source gives its virtual size is copied in the kernel
 // (copy_file_range) and ,W= is that size, the one Dovecot reports for the
-// source message (dbox 'V'); ,S= is what was copied. Commit works
+// source message (dbox 'V'); ,S= is what was copied. A body that is a
+// whole plain Maildir file (another Maildir's message on the same file
+// system, with our owner and file mode and its mtime as the date to keep,
+// nothing to compress) is hard-linked into tmp/ instead, as Dovecot's
+// maildir_copy_hardlink does by default; ,W= is then counted by reading
+// the source, and, as in Dovecot, the linked file is not fsynced (no byte
+// of it is ours). Commit works
 // as Dovecot's save commit does, all under dovecot-uidlist.lock: re-sync;
 // write dovecot-keywords if a keyword needs a letter; make the tmp/ files
 // durable; rename them into cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>",

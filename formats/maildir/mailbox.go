@@ -305,6 +305,14 @@ type body struct {
 
 func (b body) Size() int64 { return b.size }
 
+// FileSection implements formats.FileSection for a plain (uncompressed)
+// file: the body is the whole file, which a Maildir destination on the
+// same file system links instead of copying (tx.saveLink).
+func (b body) FileSection() (*os.File, int64, bool) {
+	f, ok := b.Reader.(*os.File)
+	return f, 0, ok
+}
+
 // Body streams the exact bytes of message uid, decompressed when the file
 // is compressed (detected by its magic bytes, as Dovecot's zlib plugin
 // does); Size is then the uncompressed size, the file name's ,S=. If its file is gone
