@@ -66,7 +66,9 @@
 // coarse clock, at most one tick behind); dovecot-uidlist is parsed again
 // unless it is the same version (inode, size and mtime; Dovecot replaces
 // it by rename or appends to it), including a version we just wrote under
-// its lock. A rename, delivery or removal by a mail client or Dovecot
+// its lock; when all three are unchanged the previous read's table is
+// taken whole (only dovecot-keywords is read again). A rename, delivery
+// or removal by a mail client or Dovecot
 // moves the directory's mtime and is seen by the next read. Messages
 // stats each file for its dates (INTERNALDATE is the mtime);
 // MessagesWithoutDates (formats.LazyDates) skips that when the name or

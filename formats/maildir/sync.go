@@ -278,6 +278,20 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	if err := m.readKeywords(st); err != nil {
 		return nil, false, err
 	}
+	if prev != nil && old == prev.t && prev.listed && h.Version == uidlistVersion && h.HasGUID &&
+		prev.dirUnchanged(dirNew, look) && prev.dirUnchanged(dirCur, look) {
+		// Nothing changed since prev: the uidlist is the version
+		// prev holds exactly and neither directory moved (the same
+		// guards the per-directory reuse below takes), so the table
+		// the loop below would rebuild record by record is prev's.
+		// Only dovecot-keywords is read again.
+		st.t, st.listed, st.uidlistID = prev.t, true, uidlistID
+		st.idx = idx
+		st.idxOnce.Do(func() {})
+		st.kwUsed = prev.kwUsed // the letters in the names of prev.t
+		nameKeywords(st)
+		return st, false, nil
+	}
 	dirty = h.Version != uidlistVersion || !h.HasGUID
 	if h.Version == 0 {
 		st.hdr = uidlistHeader{Version: uidlistVersion, NextUID: 1}
@@ -458,6 +472,12 @@ func (m *mailbox) fillKeywords(st *state) {
 		_, kws := parseFlags(st.t.name(&st.t.recs[i]))
 		st.kwUsed |= kws
 	}
+	nameKeywords(st)
+}
+
+// nameKeywords names the keyword letters in use (st.kwUsed) as Dovecot
+// shows them: dovecot-keywords' names, "unknown-<n>" for the others.
+func nameKeywords(st *state) {
 	st.kwNames = st.kw
 	for i := 0; i < maxKeywords; i++ {
 		if st.kwUsed&(1<<i) != 0 && st.kwNames[i] == "" {
