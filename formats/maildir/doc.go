@@ -93,9 +93,10 @@
 // as Dovecot's save commit does, all under dovecot-uidlist.lock: re-sync;
 // write dovecot-keywords if a keyword needs a letter; make the tmp/ files
 // durable; rename them into cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>",
-// rename files whose flags changed and unlink expunged ones; fsync cur/;
-// write the new uidlist to dovecot-uidlist.tmp, fdatasync it, rename it
-// over dovecot-uidlist and fsync its directory; unlock. No uidlist ever
+// rename files whose flags changed and unlink expunged ones; fsync cur/
+// while the new uidlist is written to dovecot-uidlist.tmp and fdatasynced;
+// once both are durable, rename it over dovecot-uidlist and fsync its
+// directory; unlock. No uidlist ever
 // names mail that is not on stable storage. With mail_fsync=optimized (the
 // default) one syncfs(2) makes all of a transaction's tmp/ files durable
 // instead of one fsync per file; "always" fsyncs each file as it is saved

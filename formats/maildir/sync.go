@@ -159,7 +159,7 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	defer l.Release()
 	st, dirty, err = m.scan(ctx, l, st)
 	if err == nil && dirty {
-		if err = m.writeUidlist(st, false); isNoWrite(err) {
+		if err = m.writeUidlist(st, false, nil); isNoWrite(err) {
 			err = nil // in memory only
 		} else if err == nil {
 			// Still under the lock: this version is ours, and st.t
@@ -559,8 +559,10 @@ func (m *mailbox) fixDuplicate(name string, dir uint8, first string, addName fun
 // writeUidlist replaces dovecot-uidlist with st's records, under the lock
 // (maildir_uidlist_recreate): the new file is written to
 // dovecot-uidlist.tmp, made durable unless mail_fsync=never, and renamed
-// over the old one. dirSync also syncs the control directory.
-func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
+// over the old one. dirSync also syncs the control directory. A non-nil
+// beforeRename runs once the new file is durable, before the rename; its
+// error fails the write.
+func (m *mailbox) writeUidlist(st *state, dirSync bool, beforeRename func() error) error {
 	path := filepath.Join(m.b.ctl, uidlistName)
 	tmp := path + ".tmp"
 	sync := m.s.opt.Fsync != formats.FsyncNever
@@ -569,6 +571,15 @@ func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
 		return writeUidlist(w, st.hdr, st.t)
 	}); err != nil {
 		return wrap(err, "write uidlist", m.b.name, 0, tmp)
+	}
+	if beforeRename != nil {
+		if err := beforeRename(); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	if durableHook != nil {
+		durableHook("rename " + path)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
