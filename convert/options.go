@@ -75,8 +75,9 @@ type Options struct {
 	CommitBytes int64
 
 	// Workers is how many mailboxes are synced at once; 0 means one per
-	// CPU, at most 4. Drivers' stores are safe for concurrent use on
-	// different mailboxes.
+	// CPU, at most 4 (Sync and OneWay: at least 3, as their merges wait
+	// on fsyncs more than they compute). Drivers' stores are safe for
+	// concurrent use on different mailboxes.
 	Workers int
 
 	// State, when not nil, asks for a new sync state in Result.State

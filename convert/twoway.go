@@ -181,7 +181,12 @@ func (r *run) createLike(ctx context.Context, fromIdx, toIdx int, name string, t
 func (r *run) forEachMailbox(ctx context.Context, names []string, fn func(context.Context, string) error) error {
 	workers := r.opt.Workers
 	if workers <= 0 {
-		workers = min(runtime.GOMAXPROCS(0), 4)
+		// At least 3 even with fewer CPUs: a merge mostly waits on
+		// its commits' fsyncs, which overlap across mailboxes (one
+		// journal commit serves several), so a third mailbox in
+		// flight shortens an incremental sync on 2 CPUs while its
+		// metadata costs about 0.5 MB (issue 6: speed and memory).
+		workers = max(min(runtime.GOMAXPROCS(0), 4), 3)
 	}
 	r.progress(func(l *liveProgress) { l.mailboxes = len(names) })
 	work := make(chan string)
@@ -275,14 +280,35 @@ func (r *run) openPair(ctx context.Context, name string) (*side, *side, error) {
 		a.box.Close()
 		return nil, nil, formats.Wrap(err, formats.KindTemp, op+": open destination", name, 0, "")
 	}
-	for _, s := range []*side{a, b} {
-		if s.st, err = s.box.Status(ctx); err != nil {
+	// Both sides at once: each may wait on its file system (a Maildir
+	// records new mail's UIDs and fsyncs them), and they are separate
+	// stores.
+	errs := bothSides(a, b, func(s *side) (err error) {
+		s.st, err = s.box.Status(ctx)
+		return err
+	})
+	for i, s := range []*side{a, b} {
+		if errs[i] != nil {
 			a.box.Close()
 			b.box.Close()
-			return nil, nil, formats.Wrap(err, formats.KindTemp, op+": "+s.name+" status", name, 0, "")
+			return nil, nil, formats.Wrap(errs[i], formats.KindTemp, op+": "+s.name+" status", name, 0, "")
 		}
 	}
 	return a, b, nil
+}
+
+// bothSides runs fn on a in a goroutine and on b in this one, and
+// returns their errors.
+func bothSides(a, b *side, fn func(*side) error) [2]error {
+	var errs [2]error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errs[0] = fn(a)
+	}()
+	errs[1] = fn(b)
+	<-done
+	return errs
 }
 
 // mergeOpen merges one opened pair; again asks for a fresh pass after a
@@ -307,8 +333,8 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 		return false, nil
 	}
 	r.logf("%s: merging (%d/%d messages, UIDNEXT %d/%d)", name, a.st.Messages, b.st.Messages, a.st.UIDNext, b.st.UIDNext)
-	for _, s := range []*side{a, b} {
-		if err := r.load(ctx, s); err != nil {
+	for _, err := range bothSides(a, b, func(s *side) error { return r.load(ctx, s) }) {
+		if err != nil {
 			return false, err
 		}
 	}

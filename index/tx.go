@@ -31,6 +31,7 @@ type Tx struct {
 	preHdr   map[uint32][]byte // offset → data, before appends
 	postHdr  map[uint32][]byte
 	exts     []*extTx
+	hint     bool // Hint: appended without an fsync
 }
 
 type flagOp struct{ add, remove uint8 }
@@ -288,6 +289,13 @@ func (tx *Tx) Rollback() error {
 	return nil
 }
 
+// Hint marks the transaction as a cache hint that need not survive a
+// crash (a maildir header's directory mtimes: losing it only forces a
+// rescan): Commit then appends it without an fsync, as Dovecot writes its
+// log under mail_fsync=optimized. A later synced commit makes it durable
+// with everything before it.
+func (tx *Tx) Hint() { tx.hint = true }
+
 // Commit appends the transaction to the log under Dovecot's log lock. The
 // changes are first replayed on a copy of the index: if Dovecot would
 // consider them corrupt, nothing is written. Afterwards the log may be
@@ -308,6 +316,9 @@ func (tx *Tx) Commit() (log.Pos, error) {
 	w, err := ix.openWriter()
 	if err != nil {
 		return log.Pos{}, err
+	}
+	if tx.hint {
+		w.SetFsync(formats.FsyncNever)
 	}
 	pos, err := ix.commitLocked(tx, w)
 	if cerr := w.Close(); err == nil && cerr != nil {

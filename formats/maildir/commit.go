@@ -274,18 +274,35 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			}
 		}
 	}
-	if sync {
-		for _, d := range []struct {
-			changed bool
-			sub     string
-		}{{curChanged, "cur"}, {newChanged, "new"}} {
-			if d.changed {
-				if err := fsyncPath(filepath.Join(m.b.dir, d.sub)); err != nil {
-					return wrap(err, "commit", m.b.name, 0, filepath.Join(m.b.dir, d.sub))
+	// cur/ and new/ are synced while the uidlist is written: both must
+	// be durable before the uidlist is renamed into place, not one
+	// after the other (two fsyncs waited for at once).
+	dirsSynced := make(chan error, 1)
+	go func() {
+		if sync {
+			for _, d := range []struct {
+				changed bool
+				sub     string
+			}{{curChanged, "cur"}, {newChanged, "new"}} {
+				if d.changed {
+					if err := fsyncPath(filepath.Join(m.b.dir, d.sub)); err != nil {
+						dirsSynced <- wrap(err, "commit", m.b.name, 0, filepath.Join(m.b.dir, d.sub))
+						return
+					}
 				}
 			}
 		}
+		dirsSynced <- nil
+	}()
+	waited := false
+	waitDirs := func() error {
+		if waited {
+			return nil
+		}
+		waited = true
+		return <-dirsSynced
 	}
+	defer waitDirs() // no fsync outlives Commit
 
 	// The new table and dovecot-uidlist.
 	nt := &table{arena: make([]byte, 0, len(st.t.arena)+len(t.saves)*80), recs: make([]rec, 0, len(st.t.recs)+len(t.saves))}
@@ -313,13 +330,16 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	ns.hdr.NextUID = next
 	m.fillKeywords(ns)
 	if dirty || len(t.saves) > 0 || len(gone) > 0 || next != st.hdr.NextUID {
-		if err := m.writeUidlist(ns, true); err != nil {
+		if err := m.writeUidlist(ns, true, waitDirs); err != nil {
 			return err
 		}
 		// Still under the lock: ns lists this version exactly.
 		ns.uidlistID = statID(filepath.Join(m.b.ctl, uidlistName))
 	} else {
 		ns.uidlistID = st.uidlistID // same records; renames change no base name
+	}
+	if err := waitDirs(); err != nil {
+		return err
 	}
 	committed = true
 	m.setState(ns)
@@ -361,7 +381,13 @@ func (t *tx) syncTmp() error {
 		return nil
 	}
 	dir := filepath.Join(m.b.dir, "tmp")
-	if haveSyncFS && len(t.saves) > syncFSMinFiles {
+	written := 0
+	for _, s := range t.saves {
+		if !s.linked {
+			written++
+		}
+	}
+	if haveSyncFS && written > syncFSMinFiles {
 		if err := syncFS(dir); err == nil {
 			return nil
 		}
@@ -372,6 +398,9 @@ func (t *tx) syncTmp() error {
 				return wrap(err, "commit", m.b.name, formats.UID(s.uid), s.file.Name())
 			}
 			continue
+		}
+		if s.linked {
+			continue // the source's file, not written by us (saveLink)
 		}
 		p := filepath.Join(dir, s.tmp)
 		if err := fsyncPath(p); err != nil {

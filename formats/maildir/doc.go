@@ -66,7 +66,9 @@
 // coarse clock, at most one tick behind); dovecot-uidlist is parsed again
 // unless it is the same version (inode, size and mtime; Dovecot replaces
 // it by rename or appends to it), including a version we just wrote under
-// its lock. A rename, delivery or removal by a mail client or Dovecot
+// its lock; when all three are unchanged the previous read's table is
+// taken whole (only dovecot-keywords is read again). A rename, delivery
+// or removal by a mail client or Dovecot
 // moves the directory's mtime and is seen by the next read. Messages
 // stats each file for its dates (INTERNALDATE is the mtime);
 // MessagesWithoutDates (formats.LazyDates) skips that when the name or
@@ -86,14 +88,19 @@
 // into cur/ under its final name, so that it appears complete and at once
 // as a rename from tmp/ makes it, without a tmp/ name to add, look up and
 // remove; where the file system cannot, and beyond a quarter of the
-// process's descriptors, the file is made in tmp/ as Dovecot does.
-// Commit works as Dovecot's save commit does, all under
-// dovecot-uidlist.lock: re-sync; write dovecot-keywords if a keyword needs
-// a letter; make the new files durable; link or rename them into cur/ as
-// "<base>,S=<size>,W=<vsize>:2,<flags>" (an existing name is an error
-// for a link, as for no rename), rename files whose flags changed and
-// unlink expunged ones; fsync cur/;
-// write the new uidlist to dovecot-uidlist.tmp, fdatasync it, rename it
+// process's descriptors, the file is made in tmp/ as Dovecot does. A body
+// that is a whole plain Maildir file (another Maildir's message on the
+// same file system, with our owner and file mode and its mtime as the
+// date to keep, nothing to compress) is hard-linked into tmp/ instead, as
+// Dovecot's maildir_copy_hardlink does by default; ,W= is then counted by
+// reading the source, and, as in Dovecot, the linked file is not fsynced
+// (no byte of it is ours). Commit works as Dovecot's save commit does, all
+// under dovecot-uidlist.lock: re-sync; write dovecot-keywords if a keyword
+// needs a letter; make the new files durable; link or rename them into
+// cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>" (an existing name is an
+// error for a link, as for no rename), rename files whose flags changed
+// and unlink expunged ones; fsync cur/ while the new uidlist is written
+// to dovecot-uidlist.tmp and fdatasynced; once both are durable, rename it
 // over dovecot-uidlist and fsync its directory; unlock. No uidlist ever
 // names mail that is not on stable storage. With mail_fsync=optimized (the
 // default) one syncfs(2) makes all of a transaction's tmp/ files durable

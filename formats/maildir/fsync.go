@@ -7,6 +7,11 @@ import (
 	"os"
 )
 
+// durableHook, when set (by tests), is called with each path fsyncPath
+// made durable, once it is, and with "rename "+path before dovecot-uidlist
+// is renamed into place: the order of the two is what Commit promises.
+var durableHook func(event string)
+
 // fsyncPath makes a file or directory durable (Dovecot's fdatasync_path for
 // directories).
 func fsyncPath(path string) error {
@@ -15,6 +20,9 @@ func fsyncPath(path string) error {
 		return err
 	}
 	serr := f.Sync()
+	if durableHook != nil && serr == nil {
+		durableHook(path)
+	}
 	cerr := f.Close()
 	if errors.Is(serr, fs.ErrInvalid) {
 		serr = nil // some filesystems cannot fsync a directory

@@ -308,7 +308,7 @@ func (b body) Size() int64 { return b.size }
 
 // FileSection implements formats.FileSection for a plain message file:
 // the whole file, from offset 0, so that a destination can copy it in
-// the kernel.
+// the kernel, or a Maildir on the same file system link it (tx.saveLink).
 func (b body) FileSection() (*os.File, int64, bool) { return b.file, 0, b.file != nil }
 
 // Body streams the exact bytes of message uid, decompressed when the file

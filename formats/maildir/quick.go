@@ -164,6 +164,7 @@ func (m *mailbox) markSynced(look dirLook, ms modseqInfo) {
 	}
 	tx := ix.Begin()
 	defer tx.Rollback()
+	tx.Hint() // a cache: lost in a crash, it only costs a rescan
 	if had {
 		tx.ExtHdrUpdate(index.ExtMaildir, 0, h.Encode())
 	} else {

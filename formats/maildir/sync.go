@@ -159,7 +159,7 @@ func (m *mailbox) load(ctx context.Context) (*state, error) {
 	defer l.Release()
 	st, dirty, err = m.scan(ctx, l, st)
 	if err == nil && dirty {
-		if err = m.writeUidlist(st, false); isNoWrite(err) {
+		if err = m.writeUidlist(st, false, nil); isNoWrite(err) {
 			err = nil // in memory only
 		} else if err == nil {
 			// Still under the lock: this version is ours, and st.t
@@ -277,6 +277,20 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	st = &state{hdr: h, next: next, look: look}
 	if err := m.readKeywords(st); err != nil {
 		return nil, false, err
+	}
+	if prev != nil && old == prev.t && prev.listed && h.Version == uidlistVersion && h.HasGUID &&
+		prev.dirUnchanged(dirNew, look) && prev.dirUnchanged(dirCur, look) {
+		// Nothing changed since prev: the uidlist is the version
+		// prev holds exactly and neither directory moved (the same
+		// guards the per-directory reuse below takes), so the table
+		// the loop below would rebuild record by record is prev's.
+		// Only dovecot-keywords is read again.
+		st.t, st.listed, st.uidlistID = prev.t, true, uidlistID
+		st.idx = idx
+		st.idxOnce.Do(func() {})
+		st.kwUsed = prev.kwUsed // the letters in the names of prev.t
+		nameKeywords(st)
+		return st, false, nil
 	}
 	dirty = h.Version != uidlistVersion || !h.HasGUID
 	if h.Version == 0 {
@@ -470,6 +484,12 @@ func (m *mailbox) fillKeywords(st *state) {
 		_, kws := parseFlags(st.t.name(&st.t.recs[i]))
 		st.kwUsed |= kws
 	}
+	nameKeywords(st)
+}
+
+// nameKeywords names the keyword letters in use (st.kwUsed) as Dovecot
+// shows them: dovecot-keywords' names, "unknown-<n>" for the others.
+func nameKeywords(st *state) {
 	st.kwNames = st.kw
 	for i := 0; i < maxKeywords; i++ {
 		if st.kwUsed&(1<<i) != 0 && st.kwNames[i] == "" {
@@ -551,8 +571,10 @@ func (m *mailbox) fixDuplicate(name string, dir uint8, first string, addName fun
 // writeUidlist replaces dovecot-uidlist with st's records, under the lock
 // (maildir_uidlist_recreate): the new file is written to
 // dovecot-uidlist.tmp, made durable unless mail_fsync=never, and renamed
-// over the old one. dirSync also syncs the control directory.
-func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
+// over the old one. dirSync also syncs the control directory. A non-nil
+// beforeRename runs once the new file is durable, before the rename; its
+// error fails the write.
+func (m *mailbox) writeUidlist(st *state, dirSync bool, beforeRename func() error) error {
 	path := filepath.Join(m.b.ctl, uidlistName)
 	tmp := path + ".tmp"
 	sync := m.s.opt.Fsync != formats.FsyncNever
@@ -561,6 +583,15 @@ func (m *mailbox) writeUidlist(st *state, dirSync bool) error {
 		return writeUidlist(w, st.hdr, st.t)
 	}); err != nil {
 		return wrap(err, "write uidlist", m.b.name, 0, tmp)
+	}
+	if beforeRename != nil {
+		if err := beforeRename(); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	if durableHook != nil {
+		durableHook("rename " + path)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)

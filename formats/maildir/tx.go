@@ -49,6 +49,7 @@ type saveRec struct {
 	guid        string
 	uidl, order string // POP3 UIDL and order (Ext 'P', 'O')
 	modseq      uint64 // the source's modseq, kept through the index
+	linked      bool   // a hard link to the source's file (saveLink)
 }
 
 type flagSet struct {
@@ -134,6 +135,12 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	}
 
 	m := t.m
+	if _, ok, err := t.saveLink(ctx, msg, r, &sr); ok || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return t.planned(msg, sr, newKws)
+	}
 	f, path, err := t.create(&sr)
 	if err != nil {
 		return 0, wrap(err, "save", m.b.name, msg.UID, path)
@@ -207,13 +214,18 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 		return 0, wrap(err, "save", m.b.name, msg.UID, path)
 	}
 	sr.size, sr.vsize = size, vsize
+	return t.planned(msg, sr, newKws)
+}
 
+// planned gives a message whose file waits for Commit (unnamed, or in
+// tmp/ as sr.tmp) its UID and plans it.
+func (t *tx) planned(msg formats.Message, sr saveRec, newKws []string) (formats.UID, error) {
 	uid := uint32(msg.UID)
 	if uid == 0 || uid < t.next {
 		uid = t.next
 	}
 	if uid >= 0xffffffff {
-		drop()
+		t.discard(&sr)
 		return 0, t.failf("save", msg.UID, formats.KindLimit, "UIDs exhausted")
 	}
 	sr.uid = uid
@@ -289,6 +301,101 @@ func (t *tx) discard(s *saveRec) error {
 		return t.closeUnnamed(s)
 	}
 	return os.Remove(filepath.Join(t.m.b.dir, "tmp", s.tmp))
+}
+
+// saveLink saves a copy of another Maildir's message as a hard link
+// to its file in tmp/, as Dovecot's maildir_copy_hardlink does
+// (maildir_copy_with_hardlinks=yes, the default): no bytes are written
+// and, as with Dovecot, the linked file is not fsynced (its data is the
+// source's; Commit still syncs cur/ and the uidlist). It links only when
+// the body is a whole plain file (formats.FileSection at offset 0 of
+// msg.Size bytes; the maildir driver's uncompressed bodies), nothing is
+// to be compressed, the file is the owner's and mode our files get (it
+// becomes ours too), and its mtime is already the INTERNALDATE to keep
+// (the link shares the inode, so Save must not change it). ok false
+// without an error means "copy instead"; so does a link that fails
+// (another file system, a file renamed meanwhile).
+func (t *tx) saveLink(ctx context.Context, msg formats.Message, r io.Reader, sr *saveRec) (name string, ok bool, err error) {
+	m := t.m
+	sec, isSec := r.(formats.FileSection)
+	if !isSec || m.s.zlib.Save != zlib.None {
+		return "", false, nil
+	}
+	src, off, isSec := sec.FileSection()
+	if !isSec || off != 0 {
+		return "", false, nil
+	}
+	fi, err := src.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != msg.Size || fi.Mode().Perm() != m.s.fileMode.Perm() ||
+		(!msg.Received.IsZero() && !fi.ModTime().Equal(msg.Received)) || !ownFile(fi) {
+		return "", false, nil
+	}
+	vsize := msg.VSize
+	if vsize < msg.Size {
+		// The virtual size for ,W=: counted from the source, which
+		// is read but not copied.
+		if vsize, err = countVSize(ctx, src, msg.Size, t.buffer()); err != nil {
+			return "", false, nil
+		}
+	}
+	for {
+		name = newBaseName()
+		path := filepath.Join(m.b.dir, "tmp", name)
+		err := os.Link(src.Name(), path)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", false, nil // copy instead
+		}
+		lfi, err := os.Stat(path)
+		if err != nil || !os.SameFile(fi, lfi) {
+			// The source's name now holds another file.
+			os.Remove(path)
+			return "", false, nil
+		}
+		if m.s.opt.Fsync == formats.FsyncAlways {
+			if err := fsyncPath(path); err != nil {
+				os.Remove(path)
+				return "", true, wrap(err, "save", m.b.name, msg.UID, path)
+			}
+		}
+		sr.tmp, sr.size, sr.vsize, sr.linked = name, msg.Size, vsize, true
+		return name, true, nil
+	}
+}
+
+// ownFile tells whether a file has the owner and group this process
+// gives the files it creates.
+func ownFile(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid()
+}
+
+// countVSize counts the virtual size of the first size bytes of f
+// (every LF not preceded by CR counted twice) without moving its offset.
+func countVSize(ctx context.Context, f *os.File, size int64, buf []byte) (int64, error) {
+	var vs formats.VSizeCounter
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		vs.Write(buf[:n])
+		off += int64(n)
+		if err != nil && !(errors.Is(err, io.EOF) && off == size) {
+			return 0, err
+		}
+	}
+	return vs.VSize(), nil
+}
+
+// buffer is the transaction's 64 KiB copy buffer.
+func (t *tx) buffer() []byte {
+	if t.buf == nil {
+		t.buf = make([]byte, 64<<10)
+	}
+	return t.buf
 }
 
 // fileSection says whether the body can be copied in the kernel: it is

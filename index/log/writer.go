@@ -193,6 +193,9 @@ func (w *Writer) Append(recs []Record) (Pos, error) {
 	return pos, nil
 }
 
+// SetFsync changes whether the Writer's later appends are fsynced.
+func (w *Writer) SetFsync(m formats.FsyncMode) { w.opt.Fsync = m }
+
 // EncodeTransaction encodes recs as Append writes them.
 func EncodeTransaction(recs []Record) ([]byte, error) {
 	var buf []byte
