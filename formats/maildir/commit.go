@@ -16,6 +16,7 @@ import (
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/formats/internal/dotlock"
+	"github.com/boxsync/boxsync/formats/internal/unnamed"
 )
 
 // Commit makes the transaction visible, in the order of Dovecot's save
@@ -204,7 +205,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			// An unnamed file gets its name (an existing one is
 			// an error, never replaced), then its descriptor is
 			// closed.
-			if err := linkUnnamed(s.file, to); err != nil {
+			if err := unnamed.Link(s.file, to); err != nil {
 				return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
 			}
 			moved++

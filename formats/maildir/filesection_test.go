@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/unnamed"
 	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
 
@@ -66,7 +67,7 @@ func TestSaveFileSections(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "Maildir")
 			s, mb := newInbox(t, formats.Location{Path: root})
 			s.noUnnamed.Store(tc.throughTmp)
-			open0 := unnamedOpen.Load()
+			open0 := unnamed.Held()
 			tx, err := mb.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -96,7 +97,7 @@ func TestSaveFileSections(t *testing.T) {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n := unnamedOpen.Load() - open0; n != 0 {
+			if n := unnamed.Held() - open0; n != 0 {
 				t.Errorf("%d unnamed files open after Commit", n)
 			}
 			if got := dirNames(t, filepath.Join(root, "tmp")); len(got) != 0 {
@@ -155,7 +156,7 @@ func TestSaveFileSectionShort(t *testing.T) {
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "Maildir")
 	_, mb := newInbox(t, formats.Location{Path: root})
-	open0 := unnamedOpen.Load()
+	open0 := unnamed.Held()
 	tx, err := mb.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +169,7 @@ func TestSaveFileSectionShort(t *testing.T) {
 	if _, err := tx.Save(ctx, formats.Message{Size: 100, VSize: 100}, short); formats.KindOf(err) != formats.KindInvalidData {
 		t.Errorf("short body: Save = %v, want KindInvalidData", err)
 	}
-	if n := unnamedOpen.Load() - open0; n != 3 {
+	if n := unnamed.Held() - open0; n != 3 {
 		t.Errorf("%d unnamed files open after the failed Save, want 3", n)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/unnamed"
 )
 
 func writeFiles(t *testing.T, root string, files map[string]string) {
@@ -367,7 +368,7 @@ func TestRollbackLeavesNothing(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "Maildir")
 			s, mb := newInbox(t, formats.Location{Path: root})
 			s.noUnnamed.Store(tc.throughTmp)
-			open0 := unnamedOpen.Load()
+			open0 := unnamed.Held()
 			tx, err := mb.Begin(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -377,7 +378,7 @@ func TestRollbackLeavesNothing(t *testing.T) {
 			if n := len(dirNames(t, filepath.Join(root, "tmp"))); n != tc.tmp {
 				t.Errorf("tmp/ holds %d files while saving, want %d", n, tc.tmp)
 			}
-			if n := unnamedOpen.Load() - open0; n != int64(tc.unnamed) {
+			if n := unnamed.Held() - open0; n != int64(tc.unnamed) {
 				t.Errorf("%d unnamed files open while saving, want %d", n, tc.unnamed)
 			}
 			if got := dirNames(t, filepath.Join(root, "cur")); len(got) != 0 {
@@ -391,7 +392,7 @@ func TestRollbackLeavesNothing(t *testing.T) {
 					t.Errorf("%s/ after Rollback = %q", sub, got)
 				}
 			}
-			if n := unnamedOpen.Load() - open0; n != 0 {
+			if n := unnamed.Held() - open0; n != 0 {
 				t.Errorf("%d unnamed files still open after Rollback", n)
 			}
 			if _, err := os.Stat(filepath.Join(root, "dovecot-keywords")); err == nil {
@@ -401,22 +402,25 @@ func TestRollbackLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestSaveBeyondUnnamedLimit: once the process holds unnamedLimit
+// TestSaveBeyondUnnamedLimit: once the process holds unnamed.Limit
 // unnamed files, saves go through tmp/; a transaction mixing both commits
 // every message with its body and date, and an expunge in the
 // transaction drops either kind.
 func TestSaveBeyondUnnamedLimit(t *testing.T) {
-	if unnamedLimit() < 2 {
+	if unnamed.Limit() < 2 {
 		t.Skip("no unnamed files here (O_TMPFILE)")
 	}
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "Maildir")
 	_, mb := newInbox(t, formats.Location{Path: root})
 	// Leave room for two unnamed files.
-	fill := unnamedLimit() - 2 - unnamedOpen.Load()
-	unnamedOpen.Add(fill)
-	defer unnamedOpen.Add(-fill)
-	open0 := unnamedOpen.Load()
+	for unnamed.Held() < unnamed.Limit()-2 {
+		if !unnamed.Reserve() {
+			t.Fatal("unnamed.Reserve refused below the limit")
+		}
+		defer unnamed.Release()
+	}
+	open0 := unnamed.Held()
 
 	tx, err := mb.Begin(ctx)
 	if err != nil {
@@ -436,13 +440,13 @@ func TestSaveBeyondUnnamedLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := unnamedOpen.Load() - open0; n != 1 {
+	if n := unnamed.Held() - open0; n != 1 {
 		t.Errorf("%d unnamed files open after expunging one of two, want 1", n)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := unnamedOpen.Load() - open0; n != 0 {
+	if n := unnamed.Held() - open0; n != 0 {
 		t.Errorf("%d unnamed files open after Commit", n)
 	}
 	if got := dirNames(t, filepath.Join(root, "tmp")); len(got) != 0 {

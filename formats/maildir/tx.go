@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/internal/unnamed"
 	"github.com/boxsync/boxsync/formats/internal/zlib"
 )
 
@@ -235,12 +235,8 @@ func (t *tx) planned(msg formats.Message, sr saveRec, newKws []string) (formats.
 	return formats.UID(uid), nil
 }
 
-// unnamedOpen counts the unnamed files of every transaction, open until
-// their Commit or Rollback (unnamedLimit).
-var unnamedOpen atomic.Int64
-
 // create makes the file a Save writes the body into and gives sr its base
-// name. Where the system can (Linux, O_TMPFILE, see unnamedLimit) that is
+// name. Where the system can (Linux, O_TMPFILE, within unnamed.Limit) that is
 // an unnamed file on cur/'s file system, kept open in sr.file until Commit
 // links it into cur/ under its final name: the message appears complete
 // and at once, as it would by rename from tmp/, but the file never has a
@@ -251,20 +247,20 @@ var unnamedOpen atomic.Int64
 func (t *tx) create(sr *saveRec) (f *os.File, path string, err error) {
 	m := t.m
 	if !m.s.noUnnamed.Load() {
-		if unnamedOpen.Add(1) <= unnamedLimit() {
+		if unnamed.Reserve() {
 			sr.tmp = newBaseName()
 			path = filepath.Join(m.b.dir, "cur")
-			f, err = openUnnamed(path, m.s.fileMode)
+			f, err = unnamed.Open(path, m.s.fileMode)
 			if err == nil {
 				sr.file = f
 				return f, path, nil
 			}
-			if errors.Is(err, errUnnamedUnsupported) {
+			if errors.Is(err, unnamed.ErrUnsupported) {
 				m.s.noUnnamed.Store(true)
 			}
 			// A missing cur/ or an unsupported file system: tmp/.
+			unnamed.Release()
 		}
-		unnamedOpen.Add(-1)
 	}
 	for {
 		sr.tmp = newBaseName()
@@ -291,7 +287,7 @@ func (t *tx) closeUnnamed(s *saveRec) error {
 	}
 	err := s.file.Close()
 	s.file = nil
-	unnamedOpen.Add(-1)
+	unnamed.Release()
 	return err
 }
 

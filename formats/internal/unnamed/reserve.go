@@ -19,3 +19,11 @@ func Reserve() bool {
 
 // Release gives back what Reserve reserved.
 func Release() { held.Add(-1) }
+
+// Held is how many unnamed files are reserved now (for tests and
+// diagnostics).
+func Held() int64 { return held.Load() }
+
+// Limit is how many unnamed files the process may hold at once; 0 where
+// there are none.
+func Limit() int64 { return limit() }
