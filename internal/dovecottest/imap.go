@@ -1,12 +1,14 @@
 package dovecottest
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +64,29 @@ func ServeIMAPWith(t testing.TB, withTLS bool, passwd func(d *Dovecot, def strin
 		}
 		t.Skip("dovecot binary missing (install dovecot-core)")
 	}
-	port := FreePort(t)
+	// A port from FreePort can be handed to a test in another package
+	// (go test runs packages at once) before this Dovecot binds it; then
+	// this Dovecot exits and the other one answers on the port. The
+	// greeting carries a token of this server, and a start that lost its
+	// port is made again on another one.
+	for attempt := 1; ; attempt++ {
+		srv, err := startIMAP(t, withTLS, passwd, extraConf)
+		if err == nil {
+			return srv
+		}
+		if attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; starting again on another port", err)
+	}
+}
+
+// startIMAP is one try of ServeIMAPWith: errLostPort when another server
+// answered on the port this one was to listen on.
+func startIMAP(t testing.TB, withTLS bool, passwd func(d *Dovecot, def string) string, extraConf []string) (*IMAPServer, error) {
+	t.Helper()
+	port := freePort(t)
+	token := fmt.Sprintf("dovecottest-%x", randomBytes(8))
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	passwdPath := filepath.Join(dir, "passwd")
@@ -89,6 +114,7 @@ func ServeIMAPWith(t testing.TB, withTLS bool, passwd func(d *Dovecot, def strin
 		fmt.Sprintf("service imap-login {\n  chroot =\n  inet_listener imap {\n    port = %d\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}", port),
 		// No penalty delays after the failed logins tests make.
 		"service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
+		"login_greeting = " + token,
 	}
 	if withTLS {
 		cert, key := selfSigned(t, dir)
@@ -123,31 +149,67 @@ func ServeIMAPWith(t testing.TB, withTLS bool, passwd func(d *Dovecot, def strin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(10 * time.Second):
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
+			<-exited
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			break
+		greeting, err := readGreeting(port)
+		switch {
+		case err == nil && strings.Contains(greeting, token):
+			return &IMAPServer{Dovecot: d, Port: port, PasswdPath: passwdPath}, nil
+		case err == nil:
+			// Another server: this one lost the port (and exits,
+			// bind failed) or has not bound it yet.
+			select {
+			case <-exited:
+				return nil, fmt.Errorf("%w %d: another server answers %q", errLostPort, port, greeting)
+			case <-time.After(50 * time.Millisecond):
+			}
+		default:
+			time.Sleep(50 * time.Millisecond)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("dovecot did not listen on %d: %v\n%s", port, err, d.Log())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	return &IMAPServer{Dovecot: d, Port: port, PasswdPath: passwdPath}
 }
+
+// errLostPort: another server took the port meant for a test's Dovecot.
+var errLostPort = errors.New("dovecottest: lost the port")
+
+// readGreeting dials 127.0.0.1:port and reads the server's first line.
+func readGreeting(port int) (string, error) {
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	return line, nil
+}
+
+// randomBytes returns n random bytes.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// freePort is FreePort; a test makes it hand out a taken port.
+var freePort = FreePort
 
 // FreePort returns a loopback TCP port nothing listens on right now.
 func FreePort(t testing.TB) int {
