@@ -156,7 +156,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	// right ,S= and ,W=) becomes the file's name, as Dovecot's
 	// maildir_save_set_dest_basename does; otherwise the GUID goes to
 	// the uidlist's G field.
-	idx := st.t.byBase()
+	idx := st.baseIndex()
 	used := map[string]bool{}
 	exts := make([]string, len(t.saves))
 	for i, s := range t.saves {

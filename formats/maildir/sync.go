@@ -397,6 +397,19 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	// Its arena sized exactly: a commit's rescan finds most names in the
 	// old table, and growing an arena by appends left copies of a large
 	// mailbox's names behind (mdbox->Maildir's peak heap, issue 4).
+	// When every record's file is where old has it, under the same
+	// name, and nothing is new, the new table is old itself (tables are
+	// never changed): a commit's rescan of a large mailbox then holds
+	// two tables at once, the old and the committed one, not three.
+	same := len(fresh) == 0
+	for i := 0; same && i < len(found); i++ {
+		f, r := found[i], &old.recs[i]
+		same = f.inOld && f.dir == r.dir && f.off == r.nameOff && f.n == r.nameLen
+	}
+	if same {
+		st.t = old
+		return m.scanned(st, old, uidlistID, idx, dirty, len(dups) == 0)
+	}
 	need := 0
 	for i, f := range found {
 		if f.dir != dirNone {
@@ -438,10 +451,16 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		dirty = true
 	}
 	st.t = nt
-	st.listed = len(dups) == 0
-	if !dirty && len(nt.recs) == len(old.recs) {
-		// Every record's file was found and none is new: nt is the
-		// file's records in the file's order.
+	return m.scanned(st, old, uidlistID, idx, dirty, len(dups) == 0)
+}
+
+// scanned completes st, whose table scan has built from old (the
+// uidlist's records, version uidlistID, indexed by idx).
+func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx []int32, dirty, listed bool) (*state, bool, error) {
+	st.listed = listed
+	if !dirty && len(st.t.recs) == len(old.recs) {
+		// Every record's file was found and none is new: st.t is
+		// the file's records in the file's order.
 		st.uidlistID = uidlistID
 		st.idx = idx
 		st.idxOnce.Do(func() {})
