@@ -305,7 +305,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	}
 	nameOf := func(f nameRef) []byte {
 		if f.inOld {
-			return old.arena[f.off : f.off+uint32(f.n)]
+			return old.bytes(f.off, f.n)
 		}
 		return names[f.off : f.off+uint32(f.n)]
 	}
@@ -316,7 +316,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		case f.dir == dirNone,
 			f.dir == dirNew && dir == dirCur,                     // moved to cur/ while we read
 			f.pass < pass && !(f.dir == dirCur && dir == dirNew): // renamed since the last pass
-			if o != nil && o.dir == dir && string(old.arena[o.nameOff:o.nameOff+uint32(o.nameLen)]) == name {
+			if o != nil && o.dir == dir && string(old.bytes(o.nameOff, o.nameLen)) == name {
 				// Unchanged since the table we hold (a commit's
 				// rescan): point at its name rather than copy it.
 				*f = nameRef{off: o.nameOff, n: o.nameLen, dir: dir, pass: pass, inOld: true}
@@ -419,14 +419,15 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	for _, f := range fresh {
 		need += int(f.n)
 	}
-	nt := &table{arena: make([]byte, 0, need), recs: make([]rec, 0, len(old.recs)+len(fresh))}
+	nt := &table{recs: make([]rec, 0, len(old.recs)+len(fresh))}
+	nt.reserve(need)
 	for i := range old.recs {
 		f := found[i]
 		if f.dir == dirNone {
 			continue
 		}
 		r := &old.recs[i]
-		if err := nt.addBytes(r.uid, nameOf(f), old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
+		if err := nt.addBytes(r.uid, nameOf(f), old.extBytes(r), f.dir); err != nil {
 			return nil, false, err
 		}
 	}
