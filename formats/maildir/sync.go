@@ -394,9 +394,6 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	// The new table: the uidlist's records whose files exist, then the
 	// new files in Dovecot's order with UIDs from next
 	// (maildir_uidlist_assign_uids).
-	// Its arena sized exactly: a commit's rescan finds most names in the
-	// old table, and growing an arena by appends left copies of a large
-	// mailbox's names behind (mdbox->Maildir's peak heap, issue 4).
 	// When every record's file is where old has it, under the same
 	// name, and nothing is new, the new table is old itself (tables are
 	// never changed): a commit's rescan of a large mailbox then holds
@@ -410,6 +407,9 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		st.t = old
 		return m.scanned(st, old, uidlistID, idx, dirty, len(dups) == 0)
 	}
+	// Its arena sized exactly: a commit's rescan finds most names in the
+	// old table, and growing an arena by appends left copies of a large
+	// mailbox's names behind (mdbox->Maildir's peak heap, issue 4).
 	need := 0
 	for i, f := range found {
 		if f.dir != dirNone {
