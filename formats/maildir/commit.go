@@ -157,7 +157,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	// right ,S= and ,W=) becomes the file's name, as Dovecot's
 	// maildir_save_set_dest_basename does; otherwise the GUID goes to
 	// the uidlist's G field.
-	idx := st.t.byBase()
+	idx := st.baseIndex()
 	used := map[string]bool{}
 	exts := make([]string, len(t.saves))
 	for i, s := range t.saves {
@@ -227,10 +227,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 
 	// Flag changes and expunges of existing messages.
-	type movedTo struct {
-		name string
-		dir  uint8
-	}
 	renamed := map[uint32]movedTo{}
 	gone := map[uint32]bool{}
 	for _, uid := range t.changedUIDs() {
@@ -306,20 +302,15 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	defer waitDirs() // no fsync outlives Commit
 
 	// The new table and dovecot-uidlist.
-	nt := &table{arena: make([]byte, 0, len(st.t.arena)+len(t.saves)*80), recs: make([]rec, 0, len(st.t.recs)+len(t.saves))}
-	for i := range st.t.recs {
-		r := &st.t.recs[i]
-		if gone[r.uid] {
-			continue
-		}
-		name, dir := st.t.name(r), r.dir
-		if mv, ok := renamed[r.uid]; ok {
-			name, dir = mv.name, mv.dir
-		}
-		if err := nt.add(r.uid, name, st.t.ext(r), dir); err != nil {
-			return wrap(err, "commit", m.b.name, formats.UID(r.uid), "")
-		}
+	nt, err := st.t.extend(gone, renamed, len(t.saves))
+	if err != nil {
+		return wrap(err, "commit", m.b.name, 0, "")
 	}
+	need := 0
+	for i := range t.saves {
+		need += len(finals[i]) + len(exts[i])
+	}
+	nt.reserve(need)
 	for i, s := range t.saves {
 		if err := nt.add(s.uid, finals[i], exts[i], dirCur); err != nil {
 			return wrap(err, "commit", m.b.name, formats.UID(s.uid), "")

@@ -75,8 +75,12 @@
 // the uidlist gives the size, and Dates stats one message.
 //
 // A mailbox's state after a sync is one immutable table: 20-byte records
-// sorted by UID whose names live in one byte arena, about 95 bytes per
-// message all told (4.7 MB for 50,000 messages).
+// sorted by UID whose names live in a byte arena, about 95 bytes per
+// message all told (4.7 MB for 50,000 messages). The arena is in pieces of
+// up to 64 KiB: a commit's table shares the pieces of the table it
+// replaces and adds its own, and a rescan that finds nothing changed
+// keeps the table it has, so a commit to a large mailbox holds its names
+// once.
 //
 // A transaction (Tx) streams each saved body into a new file with a 64 KiB
 // buffer, counting the physical and virtual size on the way; a body that

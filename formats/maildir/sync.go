@@ -319,7 +319,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	}
 	nameOf := func(f nameRef) []byte {
 		if f.inOld {
-			return old.arena[f.off : f.off+uint32(f.n)]
+			return old.bytes(f.off, f.n)
 		}
 		return names[f.off : f.off+uint32(f.n)]
 	}
@@ -330,7 +330,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		case f.dir == dirNone,
 			f.dir == dirNew && dir == dirCur,                     // moved to cur/ while we read
 			f.pass < pass && !(f.dir == dirCur && dir == dirNew): // renamed since the last pass
-			if o != nil && o.dir == dir && string(old.arena[o.nameOff:o.nameOff+uint32(o.nameLen)]) == name {
+			if o != nil && o.dir == dir && string(old.bytes(o.nameOff, o.nameLen)) == name {
 				// Unchanged since the table we hold (a commit's
 				// rescan): point at its name rather than copy it.
 				*f = nameRef{off: o.nameOff, n: o.nameLen, dir: dir, pass: pass, inOld: true}
@@ -408,6 +408,19 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	// The new table: the uidlist's records whose files exist, then the
 	// new files in Dovecot's order with UIDs from next
 	// (maildir_uidlist_assign_uids).
+	// When every record's file is where old has it, under the same
+	// name, and nothing is new, the new table is old itself (tables are
+	// never changed): a commit's rescan of a large mailbox then holds
+	// two tables at once, the old and the committed one, not three.
+	same := len(fresh) == 0
+	for i := 0; same && i < len(found); i++ {
+		f, r := found[i], &old.recs[i]
+		same = f.inOld && f.dir == r.dir && f.off == r.nameOff && f.n == r.nameLen
+	}
+	if same {
+		st.t = old
+		return m.scanned(st, old, uidlistID, idx, dirty, len(dups) == 0)
+	}
 	// Its arena sized exactly: a commit's rescan finds most names in the
 	// old table, and growing an arena by appends left copies of a large
 	// mailbox's names behind (mdbox->Maildir's peak heap, issue 4).
@@ -420,14 +433,15 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	for _, f := range fresh {
 		need += int(f.n)
 	}
-	nt := &table{arena: make([]byte, 0, need), recs: make([]rec, 0, len(old.recs)+len(fresh))}
+	nt := &table{recs: make([]rec, 0, len(old.recs)+len(fresh))}
+	nt.reserve(need)
 	for i := range old.recs {
 		f := found[i]
 		if f.dir == dirNone {
 			continue
 		}
 		r := &old.recs[i]
-		if err := nt.addBytes(r.uid, nameOf(f), old.arena[r.extOff:r.extOff+uint32(r.extLen)], f.dir); err != nil {
+		if err := nt.addBytes(r.uid, nameOf(f), old.extBytes(r), f.dir); err != nil {
 			return nil, false, err
 		}
 	}
@@ -452,10 +466,16 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		dirty = true
 	}
 	st.t = nt
-	st.listed = len(dups) == 0
-	if !dirty && len(nt.recs) == len(old.recs) {
-		// Every record's file was found and none is new: nt is the
-		// file's records in the file's order.
+	return m.scanned(st, old, uidlistID, idx, dirty, len(dups) == 0)
+}
+
+// scanned completes st, whose table scan has built from old (the
+// uidlist's records, version uidlistID, indexed by idx).
+func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx []int32, dirty, listed bool) (*state, bool, error) {
+	st.listed = listed
+	if !dirty && len(st.t.recs) == len(old.recs) {
+		// Every record's file was found and none is new: st.t is
+		// the file's records in the file's order.
 		st.uidlistID = uidlistID
 		st.idx = idx
 		st.idxOnce.Do(func() {})

@@ -20,7 +20,9 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // TestWindowReader: random reads through the window return what the file
-// has, io.EOF included; reads in order reach the file once per window.
+// has, io.EOF included, also right after a Release (and with a window of
+// another size in the pool); reads in order reach the file once per
+// window.
 func TestWindowReader(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -31,7 +33,15 @@ func TestWindowReader(t *testing.T) {
 	}
 	file := &countingReaderAt{r: bytes.NewReader(data)}
 	w := NewWindowReader(file, int64(len(data)), 4096)
-	for range 5000 {
+	other := NewWindowReader(bytes.NewReader(data), int64(len(data)), 1000)
+	for i := range 5000 {
+		switch rnd.IntN(20) {
+		case 0:
+			w.Release()
+		case 1:
+			other.ReadAt(make([]byte, 10), int64(i))
+			other.Release()
+		}
 		off := rnd.Int64N(int64(len(data)) + 10)
 		p := make([]byte, 1+rnd.IntN(9000))
 		n, err := w.ReadAt(p, off)
