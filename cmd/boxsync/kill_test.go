@@ -30,26 +30,38 @@ func TestKilledBackupRerun(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
+	command := func(dst string) *exec.Cmd {
+		cmd := exec.Command(bin, "backup", "--source", src, dst)
+		cmd.Env = []string{"USER=jane", "HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+		return cmd
+	}
+	// How long a whole run takes here: the kills fall within it.
+	start := time.Now()
+	if out, err := command("maildir:" + filepath.Join(dir, "timed")).CombinedOutput(); err != nil {
+		t.Fatalf("a whole run: %v\n%s", err, out)
+	}
+	whole := time.Since(start)
 	killed := 0
 	for i := 0; i < 4; i++ {
 		dst := "maildir:" + filepath.Join(dir, fmt.Sprintf("dst%d", i))
-		run := func() *exec.Cmd {
-			cmd := exec.Command(bin, "backup", "--source", src, dst)
-			cmd.Env = []string{"USER=jane", "HOME=" + dir, "PATH=" + os.Getenv("PATH")}
-			return cmd
-		}
+		run := func() *exec.Cmd { return command(dst) }
 		// Kill it once or twice, at random moments.
 		for k := 0; k <= i%2; k++ {
 			cmd := run()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond)
+			// Anywhere from start-up to near the end of a whole run.
+			time.Sleep(whole/20 + time.Duration(rng.Int64N(int64(whole*17/20))))
 			cmd.Process.Signal(syscall.SIGKILL)
 			if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
 				killed++
 			}
 		}
+		// A run killed while it wrote dovecot-uidlist leaves
+		// dovecot-uidlist.lock holding the new uidlist, not a pid; the
+		// rerun then waits for it to go stale (2 minutes), as Dovecot
+		// does after a crash there.
 		if out, err := run().CombinedOutput(); err != nil {
 			t.Fatalf("rerun after kill: %v\n%s", err, out)
 		}
