@@ -58,12 +58,15 @@ func TestKilledBackupRerun(t *testing.T) {
 				killed++
 			}
 		}
-		// A run killed while it wrote dovecot-uidlist leaves
-		// dovecot-uidlist.lock holding the new uidlist, not a pid; the
-		// rerun then waits for it to go stale (2 minutes), as Dovecot
-		// does after a crash there.
+		// KNOWN: a lock the killed run left without its pid (seen:
+		// one of 10 runs) is taken over only after its stale timeout
+		// (2-3 minutes), so a rerun may wait that long; it is logged.
+		rerun := time.Now()
 		if out, err := run().CombinedOutput(); err != nil {
 			t.Fatalf("rerun after kill: %v\n%s", err, out)
+		}
+		if d := time.Since(rerun); d > whole*10+10*time.Second {
+			t.Logf("rerun %d took %v (a whole run %v): it waited out a lock the killed run left", i, d, whole)
 		}
 		if d := diffLines(dump(t, src), dump(t, dst)); d != "" {
 			t.Fatalf("after kill and rerun %d:\n%s", i, d)

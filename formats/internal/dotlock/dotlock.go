@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/boxsync/boxsync/formats/internal/unnamed"
 )
 
 // Suffix is appended to the protected file's path to name its lock file
@@ -41,8 +43,9 @@ type Options struct {
 	// Mode is the lock file's permission (before the umask); zero means
 	// 0600.
 	Mode fs.FileMode
-	// KeepOpen keeps the lock file open, empty, so that Replace can write
-	// the protected file's new content into it (file_dotlock_open).
+	// KeepOpen keeps the lock file open, holding our pid, so that
+	// Replace can write the protected file's new content into it
+	// (file_dotlock_open).
 	KeepOpen bool
 }
 
@@ -129,7 +132,7 @@ func create(ctx context.Context, path string, opt Options) (*Lock, error) {
 	wait := minWait
 	var st staleState
 	for {
-		f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
+		f, err := openLockFile(lockPath, mode)
 		if err == nil {
 			return finish(f, path, lockPath, opt.KeepOpen)
 		}
@@ -161,16 +164,46 @@ func create(ctx context.Context, path string, opt Options) (*Lock, error) {
 	}
 }
 
+// openLockFile creates the lock file holding our pid (file_write_pid:
+// "<pid>:<hostname>", no newline); fs.ErrExist when a lock exists. Where
+// the system can, the pid goes into an unnamed file (O_TMPFILE) that is
+// then linked as the lock, so that no lock of ours is ever without its
+// pid: one created empty by O_EXCL and left so by a kill before the write
+// is stale only after the whole stale timeout (2 minutes for
+// dovecot-uidlist.lock), not after the pid check's 2 s.
+func openLockFile(lockPath string, mode fs.FileMode) (*os.File, error) {
+	pid := strconv.Itoa(os.Getpid()) + ":" + Hostname()
+	if f, err := unnamed.Open(filepath.Dir(lockPath), mode); err == nil {
+		_, err = f.WriteString(pid)
+		if err == nil {
+			err = unnamed.Link(f, lockPath)
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(pid); err != nil {
+		f.Close()
+		os.Remove(lockPath)
+		return nil, err
+	}
+	return f, nil
+}
+
 func finish(f *os.File, path, lockPath string, keepOpen bool) (*Lock, error) {
 	fail := func(err error) (*Lock, error) {
 		f.Close()
 		os.Remove(lockPath)
 		return nil, err
 	}
-	// file_write_pid: "<pid>:<hostname>", no newline.
-	_, werr := f.WriteString(strconv.Itoa(os.Getpid()) + ":" + Hostname())
-	fi, serr := f.Stat()
-	if err := errors.Join(werr, serr); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return fail(err)
 	}
 	l := &Lock{path: path, lockPath: lockPath}
@@ -182,12 +215,11 @@ func finish(f *os.File, path, lockPath string, keepOpen bool) (*Lock, error) {
 		}
 		return l, nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail(err)
-	}
-	if err := f.Truncate(0); err != nil {
-		return fail(err)
-	}
+	// The pid stays in the file until Replace writes the new content
+	// over it. Dovecot leaves a file_dotlock_open lock empty; ours names
+	// its owner, so that a holder killed before Replace leaves a lock
+	// that the next run (or Dovecot) sees as stale by its dead pid after
+	// STALE_PID_CHECK_SECS, not only after the whole stale timeout.
 	l.file = f
 	return l, nil
 }
@@ -367,7 +399,10 @@ func (l *Lock) Replace(data []byte, sync bool, after time.Time) (err error) {
 	if f == nil {
 		return fmt.Errorf("dotlock %s: not opened for writing", l.lockPath)
 	}
-	_, werr := f.Write(data)
+	_, werr := f.WriteAt(data, 0)
+	if werr == nil {
+		werr = f.Truncate(int64(len(data))) // the pid written at lock time
+	}
 	var serr error
 	if werr == nil && sync {
 		serr = f.Sync()

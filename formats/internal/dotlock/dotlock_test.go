@@ -390,8 +390,10 @@ func TestReplace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readFile(t, path+Suffix); got != "" {
-				t.Errorf("open lock file holds %q, want nothing", got)
+			// Until Replace, the lock names its owner: a holder killed
+			// before Replace leaves a lock stale by its pid.
+			if got, want := readFile(t, path+Suffix), owner(os.Getpid()); got != want {
+				t.Errorf("open lock file holds %q, want %q", got, want)
 			}
 			if err := l.Replace([]byte("new"), true, after); err != nil {
 				t.Fatal(err)
