@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -193,11 +194,11 @@ func (r *run) fail(err error) {
 }
 
 func (r *run) backup(ctx context.Context) error {
-	srcBoxes, err := r.src.Mailboxes(ctx)
+	srcBoxes, err := r.mailboxes(ctx, srcIdx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, "backup: list source mailboxes", "", 0, "")
 	}
-	dstBoxes, err := r.dst.Mailboxes(ctx)
+	dstBoxes, err := r.mailboxes(ctx, dstIdx)
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, "backup: list destination mailboxes", "", 0, "")
 	}
@@ -263,13 +264,14 @@ func (r *run) backup(ctx context.Context) error {
 	}
 	// Subscriptions of names the source does not have, renamed-away
 	// names included: a rename keeps the old name subscribed.
-	for _, d := range append(dstBoxes, listed...) {
+	for _, d := range slices.Concat(dstBoxes, listed) {
 		if _, ok := srcByName[d.Name]; !ok && d.Subscribed && r.wanted(d.Name) {
 			if err := r.dst.SetSubscribed(ctx, d.Name, false); err != nil {
 				r.fail(formats.Wrap(err, formats.KindTemp, "backup: unsubscribe", d.Name, 0, ""))
 			}
 		}
 	}
+	r.treeChanged(dstIdx) // deletes, creates and subscriptions above
 	return nil
 }
 
@@ -327,8 +329,9 @@ func (r *run) backupRenames(ctx context.Context, srcBoxes, dstBoxes []formats.Ma
 		if !renamed {
 			return dstBoxes, nil
 		}
+		r.treeChanged(dstIdx)
 		var err error
-		if dstBoxes, err = r.dst.Mailboxes(ctx); err != nil {
+		if dstBoxes, err = r.mailboxes(ctx, dstIdx); err != nil {
 			return nil, formats.Wrap(err, formats.KindTemp, "backup: list destination mailboxes", "", 0, "")
 		}
 	}
