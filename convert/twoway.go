@@ -218,6 +218,7 @@ feed:
 // side is one mailbox of a merged pair.
 type side struct {
 	name   string // "source" or "destination"
+	idx    int    // srcIdx or dstIdx: r.store(idx) is the side's store
 	box    formats.Mailbox
 	st     formats.Status
 	msgs   []formats.Message
@@ -232,14 +233,6 @@ type side struct {
 	pendingBytes int64
 	errs         int
 	closed       bool
-}
-
-// storeOf is the store s belongs to.
-func (r *run) storeOf(s *side) formats.Store {
-	if s.name == "source" {
-		return r.src
-	}
-	return r.dst
 }
 
 func (s *side) close() {
@@ -270,8 +263,8 @@ func (r *run) mergeMailbox(ctx context.Context, name string) error {
 
 func (r *run) openPair(ctx context.Context, name string) (*side, *side, error) {
 	op := r.opt.Mode.String()
-	a := &side{name: "source", write: r.opt.Mode == Sync, hashes: map[formats.UID]string{}}
-	b := &side{name: "destination", write: true, hashes: map[formats.UID]string{}}
+	a := &side{name: "source", idx: srcIdx, write: r.opt.Mode == Sync, hashes: map[formats.UID]string{}}
+	b := &side{name: "destination", idx: dstIdx, write: true, hashes: map[formats.UID]string{}}
 	var err error
 	if a.box, err = r.src.Open(ctx, name); err != nil {
 		return nil, nil, formats.Wrap(err, formats.KindTemp, op+": open source", name, 0, "")
@@ -1100,7 +1093,7 @@ func (m *merger) save(ctx context.Context, to, from *side, msg formats.Message, 
 		msg.Received, msg.Saved, err = ld.Dates(ctx, old)
 	}
 	if err == nil {
-		err = m.r.body(ctx, m.r.storeOf(to), m.name, from.box, formats.Message{UID: old, GUID: msg.GUID, Size: msg.Size}, func(b formats.Body) error {
+		err = m.r.body(ctx, m.r.store(to.idx), m.name, from.box, formats.Message{UID: old, GUID: msg.GUID, Size: msg.Size}, func(b formats.Body) error {
 			msg.Size = b.Size()
 			sr := &sourceReader{r: b}
 			var err error
