@@ -135,7 +135,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	}
 
 	m := t.m
-	if _, ok, err := t.saveLink(ctx, msg, r, &sr); ok || err != nil {
+	if ok, err := t.saveLink(ctx, msg, r, &sr); ok || err != nil {
 		if err != nil {
 			return 0, err
 		}
@@ -311,53 +311,53 @@ func (t *tx) discard(s *saveRec) error {
 // (the link shares the inode, so Save must not change it). ok false
 // without an error means "copy instead"; so does a link that fails
 // (another file system, a file renamed meanwhile).
-func (t *tx) saveLink(ctx context.Context, msg formats.Message, r io.Reader, sr *saveRec) (name string, ok bool, err error) {
+func (t *tx) saveLink(ctx context.Context, msg formats.Message, r io.Reader, sr *saveRec) (ok bool, err error) {
 	m := t.m
 	sec, isSec := r.(formats.FileSection)
 	if !isSec || m.s.zlib.Save != zlib.None {
-		return "", false, nil
+		return false, nil
 	}
 	src, off, isSec := sec.FileSection()
 	if !isSec || off != 0 {
-		return "", false, nil
+		return false, nil
 	}
 	fi, err := src.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != msg.Size || fi.Mode().Perm() != m.s.fileMode.Perm() ||
 		(!msg.Received.IsZero() && !fi.ModTime().Equal(msg.Received)) || !ownFile(fi) {
-		return "", false, nil
+		return false, nil
 	}
 	vsize := msg.VSize
 	if vsize < msg.Size {
 		// The virtual size for ,W=: counted from the source, which
 		// is read but not copied.
 		if vsize, err = countVSize(ctx, src, msg.Size, t.buffer()); err != nil {
-			return "", false, nil
+			return false, nil
 		}
 	}
 	for {
-		name = newBaseName()
+		name := newBaseName()
 		path := filepath.Join(m.b.dir, "tmp", name)
 		err := os.Link(src.Name(), path)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return "", false, nil // copy instead
+			return false, nil // copy instead
 		}
 		lfi, err := os.Stat(path)
 		if err != nil || !os.SameFile(fi, lfi) {
 			// The source's name now holds another file.
 			os.Remove(path)
-			return "", false, nil
+			return false, nil
 		}
 		if m.s.opt.Fsync == formats.FsyncAlways {
 			if err := fsyncPath(path); err != nil {
 				os.Remove(path)
-				return "", true, wrap(err, "save", m.b.name, msg.UID, path)
+				return true, wrap(err, "save", m.b.name, msg.UID, path)
 			}
 		}
 		sr.tmp, sr.size, sr.vsize, sr.linked = name, msg.Size, vsize, true
-		return name, true, nil
+		return true, nil
 	}
 }
 
