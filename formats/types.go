@@ -56,9 +56,10 @@ const (
 	FlagDeleted  Flags = 0x04
 	FlagSeen     Flags = 0x08
 	FlagDraft    Flags = 0x10
-	// FlagRecent is session state in IMAP; drivers never store it and the
-	// engine never copies it. It exists so values read from Dovecot's
-	// records can be masked.
+	// FlagRecent is session state in IMAP: it never appears in
+	// Message.Flags (see Message.Recent for what a store at rest keeps
+	// of it). It exists so values read from Dovecot's records and IMAP
+	// servers can be masked.
 	FlagRecent Flags = 0x20
 
 	// SystemFlags are the flags a store keeps.
@@ -112,6 +113,38 @@ type Message struct {
 	ModSeq   ModSeq
 	Flags    Flags    // system flags only (never FlagRecent)
 	Keywords []string // sorted, no duplicates; see NormalizeKeywords
+	// Recent: no session has claimed the message's \Recent yet, as
+	// Dovecot counts it for a store at rest: the next session to
+	// select the mailbox read-write (IMAP SELECT) sees the message as
+	// \Recent. dsync copies it (its exporter reports MAIL_RECENT in a
+	// new mail's flags and the importer saves with them), so Save takes
+	// it where the store can keep it (Caps.SaveRecent). It is not a
+	// flag: FlagRecent never appears in Flags, and a change of Recent
+	// alone (a Maildir file moving from new/ to cur/) is no flag change
+	// to sync, as it is none for dsync (its transaction-log scan sees
+	// no flag record for it).
+	//
+	// In Dovecot's formats the recent messages are the UIDs from the
+	// index header's first_recent_uid up (index_mailbox_get_recent),
+	// so Recent holds for a suffix of the UIDs: saving a message that
+	// is not Recent claims \Recent of every lower UID too (Maildir), as
+	// it does in Dovecot.
+	//   - Maildir: UID >= first_recent_uid for mail in dovecot.index;
+	//     mail the index does not have yet is recent when its file is in
+	//     new/ and no such file in cur/ has a higher UID (Dovecot's sync
+	//     raises first_recent_uid past mail it first finds in cur/,
+	//     maildir-sync-index.c). Without a usable index: files in new/
+	//     above the last file in cur/. See formats/maildir/doc.go.
+	//   - sdbox, mdbox: UID >= first_recent_uid. Dovecot's dbox save
+	//     drops MAIL_RECENT and leaves first_recent_uid alone, so every
+	//     saved message is Recent until a session claims it, whatever
+	//     Message.Recent said (Caps.SaveRecent false).
+	//   - mbox, imapc: always false. mbox keeps it in the index as well
+	//     (the Status header's O is not read for it); an IMAP server
+	//     reports \Recent per session, and a connection of ours that
+	//     selected the mailbox read-write claimed it itself.
+	//   - mem: what Save was given.
+	Recent bool
 	// Received is IMAP INTERNALDATE. Saved is Dovecot's save date; a
 	// zero value means "unknown" (a driver then uses the time of saving).
 	Received, Saved time.Time
@@ -187,6 +220,10 @@ type Caps struct {
 	ModSeqs   bool // modseqs are persistent
 	Keywords  bool // keywords are kept
 	SaveDate  bool // Message.Saved is kept
+	// SaveRecent: Tx.Save keeps Message.Recent, as Dovecot's save does
+	// for MAIL_RECENT (Maildir: new/ or cur/ and first_recent_uid;
+	// dbox saves are always recent).
+	SaveRecent bool
 	// MailboxIsFile: a mailbox is a file, so it cannot have children
 	// (mbox). Creating a child of a mailbox, or turning a container
 	// into a mailbox, fails with KindNotPossible, as in Dovecot.

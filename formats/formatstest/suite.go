@@ -86,6 +86,7 @@ func Run(t *testing.T, h Harness) {
 		{"ReadOnly", nil, testReadOnly},
 		{"ManyMessages", nil, testMany},
 		{"ManyKeywords", needCap("Keywords", func(c formats.Caps) bool { return c.Keywords }), testManyKeywords},
+		{"SaveRecent", needCap("SaveRecent", func(c formats.Caps) bool { return c.SaveRecent }), testSaveRecent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -955,4 +956,64 @@ func testMailboxLog(t *testing.T, e *env) {
 			t.Errorf("record %d: %v %s %v, want %v %s now", i, got[i].Change, got[i].GUID, got[i].Time, want[i].Change, want[i].GUID)
 		}
 	}
+}
+
+// testSaveRecent saves mail with and without Message.Recent and reads it
+// back: Recent is kept whatever the flags and keywords (Maildir: new/ for
+// a flagless one, cur/ and the index for the others), survives a flag
+// change (no session claimed it), and is never a flag. Non-Recent mail
+// comes first: in Dovecot's formats Recent holds for a suffix of the
+// UIDs (formats.Message.Recent).
+func testSaveRecent(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	want := []formats.Message{
+		{Flags: formats.FlagSeen},
+		{},
+		{Flags: formats.FlagSeen},
+		{Keywords: []string{"$Label1"}},
+		{},
+	}
+	for i := 1; i < len(want); i++ {
+		want[i].Recent = true
+	}
+	if !e.caps.Keywords {
+		want[3].Keywords = nil
+	}
+	for i, m := range want {
+		_, body := e.sampleBody(i)
+		e.save(t, tx, m, body)
+	}
+	e.commit(t, tx)
+	e.reopen(t)
+	mb = e.mailbox(t, "INBOX")
+	check := func(when string) {
+		t.Helper()
+		got := e.messages(t, mb)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d messages, want %d", when, len(got), len(want))
+		}
+		for i, m := range got {
+			if m.Recent != want[i].Recent || m.Flags != want[i].Flags || !formats.EqualKeywords(m.Keywords, want[i].Keywords) {
+				t.Errorf("%s: message %d (uid %d): Recent %v flags %q kw %q, want Recent %v flags %q kw %q", when, i, m.UID,
+					m.Recent, m.Flags, m.Keywords, want[i].Recent, want[i].Flags, want[i].Keywords)
+			}
+		}
+	}
+	check("after save")
+	// A flag change claims nothing.
+	msgs := e.messages(t, mb)
+	tx = e.begin(t, mb)
+	if err := tx.SetFlags(msgs[1].UID, formats.FlagFlagged, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SetFlags(msgs[2].UID, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(t, tx)
+	want[1].Flags, want[2].Flags = formats.FlagFlagged, 0
+	e.reopen(t)
+	mb = e.mailbox(t, "INBOX")
+	check("after flag changes")
 }

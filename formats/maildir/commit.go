@@ -26,10 +26,11 @@ import (
 //  2. write a new dovecot-keywords if a keyword needs a letter;
 //  3. make the saved files durable: one syncfs(2) for all of them
 //     (mail_fsync=optimized; always fsynced each at Save; never: nothing);
-//  4. link the unnamed files into cur/ (rename tmp/ → cur/ those saved
+//  4. link the unnamed files into cur/, or new/ for a Recent message
+//     without flags or keywords (rename tmp/ → cur/ or new/ those saved
 //     there), rename for flag changes, unlink expunged files, then fsync
-//     cur/ (and new/): no uidlist may name mail that is not on stable
-//     storage;
+//     whichever of cur/ and new/ changed: no uidlist may name mail that
+//     is not on stable storage;
 //  5. write dovecot-uidlist.tmp, fdatasync it, rename it over
 //     dovecot-uidlist and fsync the control directory;
 //  6. unlock.
@@ -46,6 +47,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	moved := 0         // saves renamed into cur/ so far
 	committed := false // the uidlist names them: nothing to undo
 	finals := make([]string, len(t.saves))
+	dirs := make([]uint8, len(t.saves)) // dirCur or dirNew
 	defer func() {
 		if err == nil || committed {
 			return
@@ -53,7 +55,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		// Undo what no uidlist names yet: the saved files.
 		for i := range t.saves {
 			if i < moved {
-				os.Remove(filepath.Join(m.b.dir, "cur", finals[i]))
+				os.Remove(filepath.Join(m.b.dir, subdir(dirs[i]), finals[i]))
 			} else {
 				t.discard(&t.saves[i])
 			}
@@ -173,7 +175,13 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			base = s.tmp + ",S=" + strconv.FormatInt(s.size, 10) + ",W=" + strconv.FormatInt(s.vsize, 10)
 		}
 		used[base] = true
-		finals[i] = setFlags(base, s.flags, saveLetters[i])
+		dirs[i], finals[i] = dirCur, setFlags(base, s.flags, saveLetters[i])
+		if s.recent && s.flags == 0 && len(s.keywords) == 0 {
+			// dovecot 2.3.19.1 maildir-save.c maildir_get_dest_filename:
+			// flags exactly MAIL_RECENT, no keyword (index-only ones
+			// included) → new/ under the bare base name, no ":2,".
+			dirs[i], finals[i] = dirNew, base
+		}
 		var fields []string
 		if s.guid != "" && s.guid != base {
 			fields = append(fields, string(rune(extGUID))+s.guid)
@@ -187,7 +195,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 		exts[i] = strings.Join(fields, " ")
 	}
 
-	// Into cur/. A long commit keeps its lock fresh, as Dovecot touches
+	// Into cur/ or new/. A long commit keeps its lock fresh, as Dovecot touches
 	// it every MAILDIR_LOCK_TOUCH_SECS.
 	touched := time.Now()
 	keepLock := func() {
@@ -200,7 +208,12 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	for i := range t.saves {
 		s := &t.saves[i]
 		keepLock()
-		to := filepath.Join(m.b.dir, "cur", finals[i])
+		to := filepath.Join(m.b.dir, subdir(dirs[i]), finals[i])
+		if dirs[i] == dirNew {
+			newChanged = true
+		} else {
+			curChanged = true
+		}
 		if s.file != nil {
 			// An unnamed file gets its name (an existing one is
 			// an error, never replaced), then its descriptor is
@@ -209,7 +222,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 				return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
 			}
 			moved++
-			curChanged = true
 			if err := t.closeUnnamed(s); err != nil {
 				return wrap(err, "commit", m.b.name, formats.UID(s.uid), to)
 			}
@@ -223,7 +235,6 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 			return wrap(&os.LinkError{Op: "rename", Old: from, New: to, Err: err}, "commit", m.b.name, formats.UID(s.uid), to)
 		}
 		moved++
-		curChanged = true
 	}
 
 	// Flag changes and expunges of existing messages.
@@ -312,7 +323,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	nt.reserve(need)
 	for i, s := range t.saves {
-		if err := nt.add(s.uid, finals[i], exts[i], dirCur); err != nil {
+		if err := nt.add(s.uid, finals[i], exts[i], dirs[i]); err != nil {
 			return wrap(err, "commit", m.b.name, formats.UID(s.uid), "")
 		}
 	}

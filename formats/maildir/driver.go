@@ -36,7 +36,7 @@ func (Driver) Name() string { return "maildir" }
 // under INDEX=MEMORY); the save date is the file's ctime, which cannot be
 // set.
 func (Driver) Caps() formats.Caps {
-	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true})
+	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveRecent: true})
 }
 
 // Open opens the store at loc.Path. See the package documentation for the

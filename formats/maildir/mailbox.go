@@ -163,6 +163,7 @@ func (m *mailbox) messages(ctx context.Context, from formats.UID, dates bool) it
 			r := &st.t.recs[i]
 			if !dates && namedSize(st.t.base(r), st.t.ext(r)) >= 0 {
 				msg := message(st, r, nil)
+				msg.Recent = r.uid >= ms.recentFrom
 				if ms.known {
 					msg.ModSeq = formats.ModSeq(ms.per[i])
 				}
@@ -193,6 +194,7 @@ func (m *mailbox) messages(ctx context.Context, from formats.UID, dates bool) it
 				return
 			}
 			msg := message(st, r, fi)
+			msg.Recent = r.uid >= ms.recentFrom
 			if !dates {
 				msg.Received, msg.Saved = time.Time{}, time.Time{}
 			}

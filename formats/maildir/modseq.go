@@ -123,6 +123,9 @@ type modseqInfo struct {
 	// extra holds, by position in st.t.recs, the message's keywords
 	// that live in the index only (state.indexOnly); nil for most.
 	extra [][]string
+	// recentFrom is the first UID Dovecot's next session counts as
+	// \Recent (formats.Message.Recent), known with or without an index.
+	recentFrom uint32
 }
 
 // modseqs reads the modseqs of st's messages from the index. Messages
@@ -136,7 +139,7 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 	_, v, err := m.indexView(st)
 	m.setIndexErr(err)
 	if v == nil {
-		return modseqInfo{}
+		return modseqInfo{recentFrom: recentFrom(st, nil)}
 	}
 	kwBit := map[string]uint32{}
 	for _, n := range v.Keywords() {
@@ -187,6 +190,7 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 		highest = p
 	}
 	info.highest = highest
+	info.recentFrom = recentFrom(st, v)
 	_, hasModSeqs := v.Ext(index.ExtModSeq)
 	info.inSync = !pending && matched == v.Count() && hasModSeqs
 	info.view = v
@@ -199,6 +203,34 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 		}
 	}
 	return info
+}
+
+// recentFrom is the first UID of st that Dovecot's next session reports
+// as \Recent, v the mailbox's usable index or nil. dovecot 2.3.19.1
+// maildir-sync-index.c maildir_sync_index: first_recent_uid starts at
+// the index header's (at least 1; an index reset for a new UIDVALIDITY,
+// or built afresh, starts at 1) and is raised past every message it
+// appends to the index that the uidlist does not mark recent. A file the
+// maildir scan finds in new/ is marked recent (maildir-sync.c
+// maildir_scan_dir), and so is a file the uidlist did not have, but we
+// record every file's UID in dovecot-uidlist before Dovecot sees it, so
+// of the messages new to the index exactly those in cur/ are not recent
+// [verified: doveadm fetch flags]. Messages the index has keep its
+// verdict, wherever their files are.
+func recentFrom(st *state, v *index.View) uint32 {
+	first, next := uint32(1), uint32(0)
+	if v != nil {
+		first, next = max(v.Header().FirstRecentUID, 1), v.NextUID()
+	}
+	for i := range st.t.recs {
+		r := &st.t.recs[i]
+		// Below the index's next UID: in the index, or a UID
+		// Dovecot would not append (maildir_handle_uid_insertion).
+		if r.dir == dirCur && r.uid >= first && r.uid >= next {
+			first = r.uid + 1
+		}
+	}
+	return first
 }
 
 // keywordMask maps index keyword names to file name letters, leaving out
@@ -248,6 +280,9 @@ func (st *state) indexOnly(names []string) []string {
 func (m *mailbox) modseqCaps(info modseqInfo) formats.Caps {
 	c := Driver{}.Caps()
 	c.ModSeqs = info.known || (!m.s.opt.ReadOnly && m.s.indexDir(m.b) != "" && m.IndexError() == nil)
+	// Without an index only new/ says \Recent: a Recent message with
+	// flags (cur/) is not (recentFrom).
+	c.SaveRecent = m.s.indexDir(m.b) != ""
 	return c
 }
 
@@ -350,10 +385,16 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 		}
 		return append(out, extra[uid]...)
 	}
+	// Recent saves keep \Recent (Message.Recent); the others claim it.
+	savedRecent := make(map[uint32]bool, len(t.saves))
+	for _, s := range t.saves {
+		savedRecent[s.uid] = s.recent
+	}
+	hdrFirstRecent := max(v.Header().FirstRecentUID, 1)
+	firstRecent := hdrFirstRecent
 	tx := ix.Begin()
 	defer tx.Rollback()
 	changes := 0
-	appended := false
 	for i := range ns.t.recs {
 		r := &ns.t.recs[i]
 		flags, kws := parseFlags(ns.t.name(r))
@@ -370,7 +411,18 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 				tx.UpdateKeywords(r.uid, index.KeywordsAdd, names...)
 			}
 			changes++
-			appended = true
+			// dovecot 2.3.19.1 maildir-save.c
+			// maildir_save_sync_index: first_recent_uid goes past
+			// the last save without MAIL_RECENT (last_nonrecent_uid);
+			// maildir-sync-index.c does the same for mail it first
+			// indexes from cur/ (see recentFrom).
+			recent, saved := savedRecent[r.uid]
+			if !saved {
+				recent = r.dir == dirNew
+			}
+			if !recent && r.uid >= firstRecent {
+				firstRecent = r.uid + 1
+			}
 		case ok && t.flags != nil:
 			if _, mine := t.flags[r.uid]; !mine {
 				continue
@@ -460,8 +512,9 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 		tx.SetHeader(index.FieldNextUID, ns.next)
 		changes++
 	}
-	if appended {
-		tx.SetHeader(index.FieldFirstRecentUID, ns.next)
+	if firstRecent > hdrFirstRecent {
+		tx.SetHeader(index.FieldFirstRecentUID, firstRecent)
+		changes++
 	}
 	if changes == 0 {
 		return nil

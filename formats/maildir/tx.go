@@ -50,6 +50,7 @@ type saveRec struct {
 	uidl, order string // POP3 UIDL and order (Ext 'P', 'O')
 	modseq      uint64 // the source's modseq, kept through the index
 	linked      bool   // a hard link to the source's file (saveLink)
+	recent      bool   // Message.Recent: new/ when flagless, first_recent_uid kept
 }
 
 type flagSet struct {
@@ -118,7 +119,7 @@ func (t *tx) Save(ctx context.Context, msg formats.Message, r io.Reader) (format
 	if err != nil {
 		return 0, err
 	}
-	sr := saveRec{flags: msg.Flags & formats.SystemFlags, keywords: kws, guid: msg.GUID, modseq: uint64(msg.ModSeq)}
+	sr := saveRec{flags: msg.Flags & formats.SystemFlags, keywords: kws, guid: msg.GUID, modseq: uint64(msg.ModSeq), recent: msg.Recent}
 	if sr.guid != "" && !validExtValue(sr.guid) {
 		return 0, t.failf("save", msg.UID, formats.KindNotPossible, "message GUID %q cannot be stored in dovecot-uidlist", sr.guid)
 	}

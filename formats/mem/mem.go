@@ -51,7 +51,7 @@ var _ formats.Driver = Driver{}
 func (Driver) Name() string { return "mem" }
 
 func (Driver) Caps() formats.Caps {
-	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveDate: true})
+	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: true, SaveUIDs: true, ModSeqs: true, Keywords: true, SaveDate: true, SaveRecent: true})
 }
 
 var (

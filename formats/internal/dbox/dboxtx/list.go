@@ -24,9 +24,13 @@ func Status(v *index.View, guid [16]byte, caps formats.Caps) formats.Status {
 
 // List yields the messages of v with UID >= from. Each is what msg makes
 // of message i from base, the message as the index alone has it (UID,
-// modseq, flags, keywords; sizes -1). It stops, yielding the error, when
-// ctx ends.
+// modseq, flags, keywords, Recent; sizes -1). It stops, yielding the
+// error, when ctx ends. Recent is UID >= the header's first_recent_uid:
+// dovecot 2.3.19.1 sdbox-sync.c sdbox_sync_index and mdbox-sync.c mark
+// those recent in the session that syncs them (and index-sync.c
+// index_sync_update_recent_count in one that does not drop \Recent).
 func List(ctx context.Context, v *index.View, from formats.UID, yield func(formats.Message, error) bool, msg func(i int, base formats.Message) formats.Message) {
+	firstRecent := v.Header().FirstRecentUID
 	start := sort.Search(v.Count(), func(i int) bool { return v.Message(i).UID >= uint32(from) })
 	for i := start; i < v.Count(); i++ {
 		if err := ctx.Err(); err != nil {
@@ -39,6 +43,7 @@ func List(ctx context.Context, v *index.View, from formats.UID, yield func(forma
 			ModSeq:   formats.ModSeq(rec.ModSeq),
 			Flags:    formats.Flags(rec.Flags) & formats.SystemFlags,
 			Keywords: formats.NormalizeKeywords(slices.Clone(rec.Keywords)),
+			Recent:   rec.UID >= firstRecent,
 			Size:     -1,
 			VSize:    -1,
 		}
