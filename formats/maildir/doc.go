@@ -101,9 +101,12 @@
 // (no byte of it is ours). Commit works as Dovecot's save commit does, all
 // under dovecot-uidlist.lock: re-sync; write dovecot-keywords if a keyword
 // needs a letter; make the new files durable; link or rename them into
-// cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>" (an existing name is an
+// cur/ as "<base>,S=<size>,W=<vsize>:2,<flags>", or into new/ as
+// "<base>,S=<size>,W=<vsize>" for a message saved with Message.Recent and
+// neither flags nor keywords (see Recent below; an existing name is an
 // error for a link, as for no rename), rename files whose flags changed
-// and unlink expunged ones; fsync cur/ while the new uidlist is written
+// and unlink expunged ones; fsync cur/ and new/ (those that changed)
+// while the new uidlist is written
 // to dovecot-uidlist.tmp and fdatasynced; once both are durable, rename it
 // over dovecot-uidlist and fsync its directory; unlock. No uidlist ever
 // names mail that is not on stable storage. With mail_fsync=optimized (the
@@ -225,6 +228,26 @@
 //     dropped as Dovecot drops them.
 //   - Messages in new/ stay there (Dovecot moves them to cur/ only when
 //     an IMAP session claims \Recent); flag changes rename them in place.
+//   - Recent (formats.Message.Recent): Dovecot counts a message \Recent
+//     when its UID is at least the index header's first_recent_uid, and
+//     its sync raises that past each message it first indexes from cur/
+//     (maildir-sync-index.c maildir_sync_index; new/ files, and files
+//     the uidlist did not have, are recent). Reading: messages in the
+//     index by its first_recent_uid, the others by that rule (we record
+//     every file in dovecot-uidlist before Dovecot sees it); without a
+//     usable index, files in new/ above the last one in cur/ [verified:
+//     doveadm fetch flags, recent_test.go]. Writing, as Dovecot's save
+//     does with MAIL_RECENT (maildir-save.c): a Recent message without
+//     flags or keywords goes to new/ under its bare base name
+//     (maildir_get_dest_filename), any other to cur/; the log raises
+//     first_recent_uid past the last message saved without Recent
+//     (last_nonrecent_uid) and past mail first indexed from cur/, and
+//     leaves it alone otherwise, so a Recent message with flags stays
+//     \Recent in cur/ (Caps.SaveRecent false with INDEX=MEMORY, where
+//     only new/ says it). Recent holds for a suffix of the UIDs: a
+//     message saved without it claims \Recent of every lower UID, as in
+//     Dovecot. A move from new/ to cur/ is no flag change, and changes
+//     no modseq.
 //   - The INBOX cannot be deleted (KindNotPossible, as in Dovecot). A
 //     Maildir++ mailbox is deleted by renaming it to "..DOVECOT-TRASH"
 //     first, as Dovecot does; a Maildir++ mailbox is created under a
