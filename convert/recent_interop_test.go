@@ -1,0 +1,238 @@
+package convert_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/boxsync/boxsync/convert"
+	"github.com/boxsync/boxsync/formats"
+	"github.com/boxsync/boxsync/formats/formatstest"
+	"github.com/boxsync/boxsync/internal/dovecottest"
+)
+
+// recentSource has Dovecot build a Maildir whose mail is \Recent in
+// every way dsync carries it: INBOX has mail an IMAP SELECT claimed
+// (moved to cur/, one with \Seen), then new deliveries in new/: one
+// plain, one given \Seen and one a keyword there (renamed in place,
+// "new/...:2,S"). Work has files a delivery agent left, one of them in
+// cur/ without flags (":2,"), which Dovecot finds first, so it is \Recent
+// in cur/. Dovecot indexes both mailboxes before the test copies the
+// store, so that doveadm and boxsync start from the same state.
+func recentSource(t *testing.T) *dovecottest.Dovecot {
+	t.Helper()
+	d := dovecottest.New(t, "maildir:~/Maildir")
+	d.MustDoveadm(t, "mailbox", "create", "-s", "Work")
+	d.Save(t, "INBOX", []byte("Subject: one\nMessage-ID: <1@x>\n\nbody one\n"))
+	d.Save(t, "INBOX", []byte("Subject: two\nMessage-ID: <2@x>\n\nbody two\n"))
+	imapSelect(t, d, "maildir:~/Maildir", "INBOX")
+	d.MustDoveadm(t, "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "2")
+	for _, s := range []string{"three", "four", "five"} {
+		d.Save(t, "INBOX", []byte("Subject: "+s+"\nMessage-ID: <"+s+"@x>\n\nbody "+s+"\n"))
+	}
+	d.MustDoveadm(t, "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "4")
+	d.MustDoveadm(t, "flags", "add", `$Label1`, "mailbox", "INBOX", "uid", "5")
+	work := filepath.Join(d.Root(), ".Work")
+	for i, f := range []string{"new/1600000001.M1P1.mx", "cur/1600000002.M1P1.mx:2,", "new/1600000003.M1P1.mx"} {
+		p := filepath.Join(work, f)
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("Subject: work %d\n\nbody\n", i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Unix(1600000001+int64(i), 0)
+		os.Chtimes(p, mt, mt)
+	}
+	for _, box := range []string{"INBOX", "Work"} {
+		d.MustDoveadm(t, "fetch", "uid", "mailbox", box, "all")
+	}
+	return d
+}
+
+// imapSelect has an IMAP session SELECT mailbox at loc, claiming \Recent.
+func imapSelect(t *testing.T, d *dovecottest.Dovecot, loc, mailbox string) {
+	t.Helper()
+	c := d.Cmd(t, "-o", "mail_location="+loc, "exec", "imap")
+	c.Stdin = strings.NewReader("a select " + mailbox + "\r\nb logout\r\n")
+	if out, err := c.Output(); err != nil || !strings.Contains(string(out), "a OK") {
+		t.Fatalf("imap select %s: %v\n%s", mailbox, err, out)
+	}
+}
+
+// placement lists where a Maildir mailbox keeps each message, by UID
+// (from dovecot-uidlist): "UID new/" or "UID cur/:2,FLAGS", the flag part
+// of its file name. Base names are left out: Dovecot keeps a source base
+// name without ,S= for a hard-linked copy, which we rename (a difference
+// that is not about \Recent).
+func placement(t *testing.T, dir string) []string {
+	t.Helper()
+	where := map[string]string{}
+	for _, sub := range []string{"cur", "new"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			base, info, ok := strings.Cut(e.Name(), ":")
+			if ok {
+				info = ":" + info
+			}
+			where[base] = sub + "/" + info
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		fields, base, ok := strings.Cut(line, " :")
+		if i == 0 || !ok {
+			continue
+		}
+		uid, _, _ := strings.Cut(fields, " ")
+		if w, ok := where[base]; ok {
+			out = append(out, uid+" "+w)
+		}
+	}
+	return out
+}
+
+// recentUIDs is what `doveadm fetch flags` reports \Recent in a mailbox
+// of the store at loc, as "uid uid ...".
+func recentUIDs(t *testing.T, d *dovecottest.Dovecot, loc, mailbox string) string {
+	t.Helper()
+	out := d.MustDoveadm(t, "-o", "mail_location="+loc, "-f", "tab", "fetch", "uid flags", "mailbox", mailbox, "all")
+	var uids []string
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		uid, flags, _ := strings.Cut(line, "\t")
+		if i > 0 && slices.Contains(strings.Fields(flags), `\Recent`) {
+			uids = append(uids, uid)
+		}
+	}
+	return strings.Join(uids, " ")
+}
+
+// ourRecentUIDs is the UIDs our maildir driver reports Recent.
+func ourRecentUIDs(t *testing.T, root, mailbox string) string {
+	t.Helper()
+	s := openMaildir(t, root, formats.OpenOptions{ReadOnly: true})
+	mb, err := s.Open(context.Background(), mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	var uids []string
+	for m, err := range mb.Messages(context.Background(), 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Recent {
+			uids = append(uids, fmt.Sprint(m.UID))
+		}
+	}
+	return strings.Join(uids, " ")
+}
+
+// TestInteropRecentDifferential runs doveadm backup / sync and boxsync
+// backup / sync / sync -1 from identical copies of a Maildir with \Recent
+// mail in new/ (plain, with \Seen, with a keyword), claimed mail in cur/
+// (":2," and ":2,S") and \Recent mail in cur/, into an empty Maildir, then
+// delivers one more message into the source's new/ and syncs again: the
+// replicas must have the same files (new/ vs cur/, base names and flag
+// parts), Dovecot must report \Recent on the same UIDs in both, and our
+// reader must agree with it.
+func TestInteropRecentDifferential(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		doveadm []string
+		mode    convert.Mode
+	}{
+		{"backup", []string{"backup"}, convert.Backup},
+		{"sync", []string{"sync"}, convert.Sync},
+		{"sync -1", []string{"sync", "-1"}, convert.OneWay},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := recentSource(t)
+			home := d.Home()
+			if out, err := exec.Command("cp", "-a", filepath.Join(home, "Maildir"), filepath.Join(home, "Maildir2")).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v\n%s", err, out)
+			}
+			run := func() {
+				t.Helper()
+				d.MustDoveadm(t, append(tc.doveadm, "maildir:~/Replica")...)
+				a := openMaildir(t, filepath.Join(home, "Maildir2"), formats.OpenOptions{ReadOnly: tc.mode != convert.Sync})
+				b := openMaildir(t, filepath.Join(home, "Replica2"), formats.OpenOptions{Create: true})
+				res, err := convert.Run(context.Background(), a, b, convert.Options{Mode: tc.mode, Algorithm: convert.Full})
+				if err != nil || len(res.Errors) > 0 {
+					t.Fatalf("Run = %v %v", err, res.Errors)
+				}
+				a.Close()
+				b.Close()
+			}
+			compare := func(when string) {
+				t.Helper()
+				for _, box := range []struct{ name, dir string }{{"INBOX", ""}, {"Work", ".Work"}} {
+					theirs := placement(t, filepath.Join(home, "Replica", box.dir))
+					ours := placement(t, filepath.Join(home, "Replica2", box.dir))
+					if fmt.Sprint(theirs) != fmt.Sprint(ours) {
+						t.Errorf("%s: %s: doveadm's replica has\n\t%q\nboxsync's\n\t%q", when, box.name, theirs, ours)
+					}
+					src := recentUIDs(t, d, "maildir:~/Maildir", box.name)
+					theirRecent := recentUIDs(t, d, "maildir:~/Replica", box.name)
+					ourRecent := recentUIDs(t, d, "maildir:~/Replica2", box.name)
+					if theirRecent != ourRecent {
+						t.Errorf("%s: %s: Dovecot reports \\Recent on UIDs %q of doveadm's replica, %q of boxsync's (source %q)",
+							when, box.name, theirRecent, ourRecent, src)
+					}
+					if got := ourRecentUIDs(t, filepath.Join(home, "Replica2"), box.name); got != ourRecent {
+						t.Errorf("%s: %s: we read Recent on UIDs %q of our replica, Dovecot %q", when, box.name, got, ourRecent)
+					}
+					if got := ourRecentUIDs(t, filepath.Join(home, "Replica"), box.name); got != theirRecent {
+						t.Errorf("%s: %s: we read Recent on UIDs %q of doveadm's replica, Dovecot %q", when, box.name, got, theirRecent)
+					}
+				}
+				fields := formatstest.FieldsBackup &^ formatstest.FieldVSize
+				theirs, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, "Replica"), formats.OpenOptions{ReadOnly: true}), fields)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ours, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, "Replica2"), formats.OpenOptions{ReadOnly: true}), fields)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := formatstest.Diff(theirs, ours); diff != "" {
+					t.Errorf("%s: doveadm (-) and boxsync (+) differ:\n%s", when, diff)
+				}
+			}
+			run()
+			compare("first run")
+			// Checked outright too: \Recent flagless mail in new/,
+			// with a flag or keyword in cur/, claimed mail in cur/.
+			want := []string{"1 cur/:2,", "2 cur/:2,S", "3 new/", "4 cur/:2,S", "5 cur/:2,a"}
+			if got := placement(t, filepath.Join(home, "Replica2")); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("boxsync's INBOX replica: %q, want %q", got, want)
+			}
+			if got := placement(t, filepath.Join(home, "Replica2", ".Work")); fmt.Sprint(got) != fmt.Sprint([]string{"1 new/", "2 new/", "3 new/"}) {
+				t.Errorf("boxsync's Work replica: %q, want all in new/", got)
+			}
+
+			// A delivery into both sources' new/.
+			for _, src := range []string{"Maildir", "Maildir2"} {
+				p := filepath.Join(home, src, "new", "1700000000.M9P9.mx")
+				if err := os.WriteFile(p, []byte("Subject: delivered\n\nbody\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				mt := time.Unix(1700000000, 0)
+				os.Chtimes(p, mt, mt)
+			}
+			run()
+			compare("after a delivery")
+			d.CheckLogClean(t)
+		})
+	}
+}
