@@ -79,6 +79,11 @@
 //
 // Checked against Dovecot 2.3.19.1 (imapc sources and a running server):
 //
+//   - Message.Recent is always false: \Recent is the state of one IMAP
+//     session, and a pooled connection of ours that SELECTed the mailbox
+//     (to write) claimed it itself, so the flag says nothing exact about
+//     the store; \Recent in a FETCH reply is dropped from Flags, and
+//     APPEND cannot set it (RFC 3501 §2.3.2).
 //   - Mailbox GUIDs: Dovecot's imapc has no real ones; it hashes the name
 //     (imapc-storage.c imapc_mailbox_get_metadata: last 16 bytes of SHA-1
 //     of the storage name, [NameGUID]). boxsync uses the server's own GUID

@@ -44,7 +44,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	t.finish()
 	m := t.m
 	sync := m.s.opt.Fsync != formats.FsyncNever
-	moved := 0         // saves renamed into cur/ so far
+	moved := 0         // saves renamed into cur/ or new/ so far
 	committed := false // the uidlist names them: nothing to undo
 	finals := make([]string, len(t.saves))
 	dirs := make([]uint8, len(t.saves)) // dirCur or dirNew

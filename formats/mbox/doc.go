@@ -110,6 +110,10 @@
 // it; and the two can take turns changing a mailbox. Dovecot with
 // mail_plugins = zlib reads a boxsync .zstd archive.
 //
+// Message.Recent is always false and Save ignores it: Dovecot keeps
+// \Recent of mbox mail in its index (first_recent_uid), which we do not
+// write, and the Status header's O (not \Recent) is not read for it.
+//
 // Locking is Dovecot's default: mbox_read_locks = fcntl, mbox_write_locks
 // = dotlock fcntl. A write takes "<file>.lock" (O_EXCL, "<pid>:<host>",
 // overridden when its process is gone or nothing changed for 2 minutes),

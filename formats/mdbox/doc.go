@@ -90,6 +90,14 @@
 // over files both of us read; a backup Maildir → mdbox and mdbox → mdbox
 // through package convert reads back equal.
 //
+//   - Recent (formats.Message.Recent): a message is \Recent while its UID
+//     is at least the index header's first_recent_uid (sdbox-sync.c /
+//     mdbox-sync.c mark those recent in the session that syncs them).
+//     Dovecot's dbox save drops MAIL_RECENT (dbox-save.c) and leaves
+//     first_recent_uid alone, and so do we: every saved message is
+//     \Recent until a session claims it, whatever Message.Recent said
+//     (Caps.SaveRecent false) [verified: doveadm fetch flags, after an
+//     IMAP SELECT too, dboxtest/recent.go].
 //   - Locking: the map's and each mailbox's dovecot.index.log are locked
 //     as Dovecot locks them (fcntl) from reading the index to appending
 //     to it (index.Update), map before mailbox as Dovecot does; m.*

@@ -50,3 +50,6 @@ func TestDovecotKeepsUsingOurs(t *testing.T) { dt.DovecotKeepsUsingOurs(t, nil, 
 // TestWeReadAlt: mail Dovecot moved to ALT storage (alt/storage/m.*)
 // reads as Dovecot sees it and backs up into a Maildir.
 func TestWeReadAlt(t *testing.T) { dt.WeReadAlt(t) }
+
+// TestRecentAsDovecot: Message.Recent is what Dovecot reports \Recent.
+func TestRecentAsDovecot(t *testing.T) { dt.RecentAsDovecot(t) }

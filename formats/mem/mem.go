@@ -18,6 +18,8 @@
 //
 // mem keeps everything a dbox store keeps (GUIDs, UIDs, modseqs, save
 // dates), so it is the most capable peer a real driver can be compared with.
+// Message.Recent is kept as Save was given it (Caps.SaveRecent), per
+// message: no first_recent_uid makes it a suffix of the UIDs.
 package mem
 
 import (

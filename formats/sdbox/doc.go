@@ -125,6 +125,14 @@
 // force-resync` finds; a backup Maildir → sdbox and sdbox → sdbox through
 // package convert reads back equal.
 //
+//   - Recent (formats.Message.Recent): a message is \Recent while its UID
+//     is at least the index header's first_recent_uid (sdbox-sync.c /
+//     mdbox-sync.c mark those recent in the session that syncs them).
+//     Dovecot's dbox save drops MAIL_RECENT (dbox-save.c) and leaves
+//     first_recent_uid alone, and so do we: every saved message is
+//     \Recent until a session claims it, whatever Message.Recent said
+//     (Caps.SaveRecent false) [verified: doveadm fetch flags, after an
+//     IMAP SELECT too, dboxtest/recent.go].
 //   - Locking: Dovecot's sdbox save assigns UIDs and renames its files
 //     under the index log lock (fcntl). Commit holds the same lock from
 //     reading the index to appending to it (index.Update), and commits

@@ -79,3 +79,6 @@ func TestRebuildAlt(t *testing.T) {
 	}
 	compare(t, d, store)
 }
+
+// TestRecentAsDovecot: Message.Recent is what Dovecot reports \Recent.
+func TestRecentAsDovecot(t *testing.T) { dt.RecentAsDovecot(t) }
