@@ -89,9 +89,9 @@
 // (copy_file_range) and ,W= is that size, the one Dovecot reports for the
 // source message (dbox 'V'); ,S= is what was copied. On Linux the new
 // file is unnamed (O_TMPFILE in cur/), kept open until Commit links it
-// into cur/ (or new/) under its final name, so that it appears complete and at once
-// as a rename from tmp/ makes it, without a tmp/ name to add, look up and
-// remove; where the file system cannot, and beyond a quarter of the
+// into cur/ (or new/) under its final name, so that it appears complete
+// and at once as a rename from tmp/ makes it, without a tmp/ name to add,
+// look up and remove; where the file system cannot, and beyond a quarter of the
 // process's descriptors, the file is made in tmp/ as Dovecot does. A body
 // that is a whole plain Maildir file (another Maildir's message on the
 // same file system, with our owner and file mode and its mtime as the
