@@ -61,4 +61,14 @@
 // UIDVALIDITY, mailbox and message GUIDs, raises the destination UIDNEXT to
 // the source's, and mirrors subscriptions. Unlike dsync it never rewrites a
 // message's bytes (dsync turns CRLF into LF).
+//
+// New mail is saved with its source's formats.Message.Recent, as dsync's
+// importer saves with the exporter's final_flags, MAIL_RECENT included
+// (dsync.md §2.7-2.8): a Maildir destination keeps \Recent flagless mail
+// in new/ (TestInteropRecentDifferential). Recent is not a flag: a message
+// whose Recent alone differs between the sides is no change. Not done:
+// dsync's finish raises the destination's first_recent_uid to
+// min(last_common_uid+1, the source's) (mailbox_update
+// min_first_recent_uid), which after an incremental sync takes \Recent
+// from old mail the source's IMAP session claimed.
 package convert

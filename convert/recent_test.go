@@ -1,0 +1,119 @@
+package convert_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/boxsync/boxsync/convert"
+	"github.com/boxsync/boxsync/formats"
+)
+
+// recentMessages are saved by recentStore: \Recent mail with and without
+// flags and keywords after mail that is not.
+var recentMessages = []formats.Message{
+	{UID: 1, Flags: formats.FlagSeen},
+	{UID: 2},
+	{UID: 3, Recent: true},
+	{UID: 4, Recent: true, Flags: formats.FlagSeen},
+	{UID: 5, Recent: true, Keywords: []string{"$Label1"}},
+}
+
+// recentStore makes a mem store whose INBOX (GUID and UIDVALIDITY
+// fixed, so two such stores hold the same mailbox) has recentMessages,
+// with Recent inverted when invert is set.
+func recentStore(t *testing.T, invert bool) formats.Store {
+	t.Helper()
+	ctx := context.Background()
+	s := newStore(t)
+	guid, err := formats.ParseGUID("0123456789abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, "INBOX", guid, 4242); err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range recentMessages {
+		body := fmt.Appendf(nil, "Subject: %d\n\nbody\n", m.UID)
+		m.GUID = fmt.Sprintf("%032x", m.UID)
+		m.Received = time.Unix(1600000000+int64(m.UID), 0)
+		m.Size = int64(len(body))
+		m.Recent = m.Recent != invert
+		if _, err := tx.Save(ctx, m, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// recentByUID is "uid:Recent" of every message of INBOX.
+func recentByUID(t *testing.T, s formats.Store) string {
+	t.Helper()
+	mb, err := s.Open(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	out := ""
+	for m, err := range mb.Messages(context.Background(), 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("%d:%v ", m.UID, m.Recent)
+	}
+	return out
+}
+
+// TestRecentCarried: backup, sync and sync -1 give new mail the source's
+// Recent, as dsync saves with the exporter's MAIL_RECENT; and a message
+// whose Recent alone differs between the sides is no change to sync (a
+// Maildir file moving from new/ to cur/ is no flag change, for dsync
+// neither), in either direction.
+func TestRecentCarried(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []convert.Mode{convert.Backup, convert.Sync, convert.OneWay} {
+		t.Run(mode.String(), func(t *testing.T) {
+			src := recentStore(t, false)
+			dst := newStore(t)
+			res, err := convert.Run(ctx, src, dst, convert.Options{Mode: mode})
+			if err != nil || len(res.Errors) > 0 {
+				t.Fatalf("Run = %v %v", err, res.Errors)
+			}
+			if got, want := recentByUID(t, dst), recentByUID(t, src); got != want {
+				t.Errorf("destination Recent %q, want the source's %q", got, want)
+			}
+			if res.Messages.Saved != len(recentMessages) {
+				t.Errorf("saved %d messages, want %d", res.Messages.Saved, len(recentMessages))
+			}
+
+			for _, invertSrc := range []bool{false, true} {
+				a, b := recentStore(t, invertSrc), recentStore(t, !invertSrc)
+				before := recentByUID(t, a) + "/" + recentByUID(t, b)
+				res, err := convert.Run(ctx, a, b, convert.Options{Mode: mode})
+				if err != nil || len(res.Errors) > 0 {
+					t.Fatalf("Run = %v %v", err, res.Errors)
+				}
+				if res.Messages.Saved != 0 || res.Messages.Expunged != 0 || res.Messages.FlagsChanged != 0 || res.Desync != "" {
+					t.Errorf("Recent differing only: Run did %+v (desync %q), want nothing", res.Messages, res.Desync)
+				}
+				if after := recentByUID(t, a) + "/" + recentByUID(t, b); after != before {
+					t.Errorf("Recent changed: %q, was %q", after, before)
+				}
+			}
+		})
+	}
+}
