@@ -230,8 +230,21 @@ func TestInteropRecentDifferential(t *testing.T) {
 				mt := time.Unix(1700000000, 0)
 				os.Chtimes(p, mt, mt)
 			}
+			curBefore, err := os.Stat(filepath.Join(home, "Replica2", "cur"))
+			if err != nil {
+				t.Fatal(err)
+			}
 			run()
 			compare("after a delivery")
+			// The new mail went to new/ only: the replica's cur/ is
+			// as it was, so the next run need not read it again.
+			cur, err := os.Stat(filepath.Join(home, "Replica2", "cur"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cur.ModTime().Equal(curBefore.ModTime()) {
+				t.Errorf("the replica's cur/ changed: mtime %v, was %v", cur.ModTime(), curBefore.ModTime())
+			}
 			d.CheckLogClean(t)
 		})
 	}
