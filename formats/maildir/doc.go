@@ -248,6 +248,14 @@
 //     message saved without it claims \Recent of every lower UID, as in
 //     Dovecot. A move from new/ to cur/ is no flag change, and changes
 //     no modseq.
+//   - QUIRK: a file another program put into cur/ that no
+//     dovecot-uidlist lists yet is \Recent for the Dovecot session that
+//     finds it first (maildir-uidlist.c: "didn't exist in uidlist, it's
+//     recent"). When we find it first, our read records it in
+//     dovecot-uidlist, after which Dovecot too counts it not recent, so
+//     it is copied without Recent (to cur/); doveadm finding it first
+//     would copy it to new/ of a Maildir. Files in new/ are recent
+//     either way.
 //   - The INBOX cannot be deleted (KindNotPossible, as in Dovecot). A
 //     Maildir++ mailbox is deleted by renaming it to "..DOVECOT-TRASH"
 //     first, as Dovecot does; a Maildir++ mailbox is created under a
