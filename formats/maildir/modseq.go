@@ -59,6 +59,12 @@ func (s *Store) indexOptions() *index.Options {
 // nil when there is none. An index whose UIDVALIDITY is not the uidlist's
 // is stale (Dovecot would reset it) and reported as an error.
 func (m *mailbox) indexView(st *state) (*index.Index, *index.View, error) {
+	return m.indexViewValidity(st.hdr.UIDValidity)
+}
+
+// indexViewValidity is indexView for a mailbox whose dovecot-uidlist has
+// UIDVALIDITY uidValidity.
+func (m *mailbox) indexViewValidity(uidValidity uint32) (*index.Index, *index.View, error) {
 	dir := m.s.indexDir(m.b)
 	if dir == "" {
 		return nil, nil, nil
@@ -89,9 +95,9 @@ func (m *mailbox) indexView(st *state) (*index.Index, *index.View, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if v.UIDValidity() != st.hdr.UIDValidity {
+	if v.UIDValidity() != uidValidity {
 		return nil, nil, fmt.Errorf("maildir: %s: index UIDVALIDITY %d is not dovecot-uidlist's %d: stale index ignored",
-			dir, v.UIDValidity(), st.hdr.UIDValidity)
+			dir, v.UIDValidity(), uidValidity)
 	}
 	return m.ix, v, nil
 }
