@@ -274,7 +274,7 @@ func message(st *state, r *rec, fi fs.FileInfo) formats.Message {
 		msg.Ext['O'] = v
 	}
 	var kws uint32
-	msg.Flags, kws = parseFlags(t.name(r))
+	msg.Flags, kws = parseFlags(t.nameBytes(r))
 	for i := 0; i < maxKeywords; i++ {
 		if kws&(1<<i) != 0 {
 			msg.Keywords = append(msg.Keywords, st.kwNames[i])

@@ -155,11 +155,17 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 	matched := 0
 	var pendingKws uint32
 	pending, changed := false, false
+	// Both lists are in UID order: walked side by side, not searched.
+	j, n := 0, v.Count()
 	for i := range st.t.recs {
 		r := &st.t.recs[i]
-		flags, kws := parseFlags(st.t.name(r))
-		_, im, ok := v.Lookup(r.uid)
+		flags, kws := parseFlags(st.t.nameBytes(r))
+		for j < n && v.UID(j) < r.uid {
+			j++
+		}
+		ok := j < n && v.UID(j) == r.uid
 		if ok {
+			im := v.Message(j)
 			matched++
 			if only := st.indexOnly(im.Keywords); len(only) > 0 {
 				if info.extra == nil {
@@ -362,7 +368,7 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 	appended := false
 	for i := range ns.t.recs {
 		r := &ns.t.recs[i]
-		flags, kws := parseFlags(ns.t.name(r))
+		flags, kws := parseFlags(ns.t.nameBytes(r))
 		_, im, ok := v.Lookup(r.uid)
 		if !ok && r.uid < v.NextUID() && len(extra[r.uid]) > 0 {
 			// Below the index's next UID but not in it (Dovecot

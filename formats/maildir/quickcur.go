@@ -102,7 +102,7 @@ func (m *mailbox) planQuickCur(look dirLook, h uidlistHeader, old *table, kw *ke
 		r := &old.recs[i]
 		name := old.bytes(r.nameOff, r.nameLen)
 		qn := quickName{inIndex: true}
-		if pf, pk := parseFlags(string(name)); hasFlagsInfo(name) && pf == flags && pk == kws {
+		if pf, pk := parseFlags(name); hasFlagsInfo(name) && pf == flags && pk == kws {
 			qn.same = true
 		} else {
 			qn.guess = setFlags(string(name), flags, kws)

@@ -525,7 +525,7 @@ func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx []int32, 
 // ones as Dovecot shows them.
 func (m *mailbox) fillKeywords(st *state) {
 	for i := range st.t.recs {
-		_, kws := parseFlags(st.t.name(&st.t.recs[i]))
+		_, kws := parseFlags(st.t.nameBytes(&st.t.recs[i]))
 		st.kwUsed |= kws
 	}
 	nameKeywords(st)

@@ -94,8 +94,12 @@ func (t *table) bytes(off uint32, n uint16) []byte {
 }
 
 func (t *table) name(r *rec) string { return string(t.bytes(r.nameOff, r.nameLen)) }
-func (t *table) base(r *rec) string { return string(t.bytes(r.nameOff, r.baseLen)) }
-func (t *table) ext(r *rec) string  { return string(t.bytes(r.extOff, r.extLen)) }
+
+// nameBytes is name without a copy: valid as long as t (tables are never
+// changed once built).
+func (t *table) nameBytes(r *rec) []byte { return t.bytes(r.nameOff, r.nameLen) }
+func (t *table) base(r *rec) string      { return string(t.bytes(r.nameOff, r.baseLen)) }
+func (t *table) ext(r *rec) string       { return string(t.bytes(r.extOff, r.extLen)) }
 
 // baseBytes returns the base name without copying.
 func (t *table) baseBytes(r *rec) []byte { return t.bytes(r.nameOff, r.baseLen) }
