@@ -46,11 +46,11 @@ type state struct {
 	// a read of cur/ (quickcur.go).
 	quickCur bool
 	idxOnce  sync.Once
-	idx      []int32 // t.byBase(), built on first use
+	idx      baseIndex // t.byBase(), built on first use
 }
 
 // baseIndex returns t.byBase(), built once.
-func (st *state) baseIndex() []int32 {
+func (st *state) baseIndex() baseIndex {
 	st.idxOnce.Do(func() { st.idx = st.t.byBase() })
 	return st.idx
 }
@@ -268,7 +268,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	var h uidlistHeader
 	var old *table
 	var next uint32
-	var idx []int32
+	var idx baseIndex
 	if uidlistID.ok && prev != nil && prev.uidlistID == uidlistID {
 		// The version prev holds exactly: parsing and sorting it
 		// again is most of a scan's work once the directories are
@@ -495,7 +495,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 
 // scanned completes st, whose table scan has built from old (the
 // uidlist's records, version uidlistID, indexed by idx).
-func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx []int32, dirty, listed bool) (*state, bool, error) {
+func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx baseIndex, dirty, listed bool) (*state, bool, error) {
 	st.listed = listed
 	if !dirty && len(st.t.recs) == len(old.recs) {
 		// Every record's file was found and none is new: st.t is
