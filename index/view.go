@@ -63,6 +63,10 @@ func (v *View) Message(i int) Message {
 	return Message{UID: le.Uint32(r), Flags: r[4], Keywords: v.st.recKeywords(i), ModSeq: v.st.recModSeq(i)}
 }
 
+// UID returns message i's UID: a cheap way to walk the messages beside
+// another UID-ordered list.
+func (v *View) UID(i int) uint32 { return v.st.uid(i) }
+
 // Lookup finds the message with uid.
 func (v *View) Lookup(uid uint32) (i int, m Message, ok bool) {
 	i, ok = v.st.find(uid)

@@ -274,7 +274,9 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 				return wrap(err, "commit", m.b.name, formats.UID(uid), path)
 			}
 			// A concurrent Dovecot renamed it (a flag change, or
-			// new/ to cur/): find its current name.
+			// new/ to cur/), or it was never under the name the index
+			// gave it: find its current name.
+			m.missing(st)
 			var ok bool
 			if name, dir, ok = m.locate(ctx, st.t.base(r)); !ok {
 				gone[uid] = true // expunged meanwhile
@@ -329,7 +331,7 @@ func (t *tx) Commit(ctx context.Context) (err error) {
 	}
 	// Unless rewritten, the uidlist still says what st's did: renames
 	// keep base names and extensions.
-	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime}
+	ns := &state{hdr: st.hdr, next: next, t: nt, kw: kw, kwMtime: st.kwMtime, quickCur: st.quickCur}
 	ns.hdr.NextUID = next
 	m.fillKeywords(ns)
 	if dirty || len(t.saves) > 0 || len(gone) > 0 || next != st.hdr.NextUID {

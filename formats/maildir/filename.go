@@ -70,27 +70,23 @@ func flagLetter(c byte) formats.Flags {
 	return 0
 }
 
-// flagsPart returns the flag letters of a file name: as Dovecot does, the
-// info after the *last* ':' if it starts with "2,", up to the next ','.
-func flagsPart(name string) string {
-	i := strings.LastIndexByte(name, infoSep)
-	if i < 0 || !strings.HasPrefix(name[i+1:], "2,") {
-		return ""
-	}
-	p := name[i+3:]
-	if j := strings.IndexByte(p, extraSep); j >= 0 {
-		p = p[:j]
-	}
-	return p
-}
-
 // parseFlags returns the system flags and the keyword letters (bit n =
-// letter 'a'+n) of a file name. Other letters are ignored, as Dovecot
-// ignores them; setFlags keeps them.
-func parseFlags(name string) (formats.Flags, uint32) {
+// letter 'a'+n) of a file name: as Dovecot does, the letters of the info
+// after the *last* ':' if it starts with "2,", up to the next ','. Other
+// letters are ignored, as Dovecot ignores them; setFlags keeps them. It
+// takes a table's name bytes as they are (no string made per message).
+func parseFlags[S ~string | ~[]byte](name S) (formats.Flags, uint32) {
+	i := len(name) - 1
+	for i >= 0 && name[i] != infoSep {
+		i--
+	}
+	if i < 0 || len(name)-i < 3 || name[i+1] != '2' || name[i+2] != ',' {
+		return 0, 0
+	}
 	var flags formats.Flags
 	var kws uint32
-	for _, c := range []byte(flagsPart(name)) {
+	for j := i + 3; j < len(name) && name[j] != extraSep; j++ {
+		c := name[j]
 		if f := flagLetter(c); f != 0 {
 			flags |= f
 		} else if c >= firstKeyword && c < firstKeyword+maxKeywords {

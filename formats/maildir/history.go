@@ -36,7 +36,7 @@ func (m *mailbox) FlagChanges(ctx context.Context, since formats.ModSeq, own boo
 		if !ok {
 			continue // new to the index: an append, not a flag change
 		}
-		flags, kws := parseFlags(st.t.name(r))
+		flags, kws := parseFlags(st.t.nameBytes(r))
 		var fileKws []string
 		for b := 0; b < maxKeywords; b++ {
 			if kws&(1<<b) != 0 && st.kwNames[b] != "" {

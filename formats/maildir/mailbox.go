@@ -30,6 +30,10 @@ type mailbox struct {
 	tmpGC bool // our stale tmp/ files were removed
 
 	dirReads atomic.Int64 // directories scan read (not taken from a previous scan): for tests
+	// distrustCur is set once a message file was missing under the
+	// name a scan gave it: names taken from the index instead of a
+	// read of cur/ (quickcur.go) are not used again.
+	distrustCur atomic.Bool
 
 	ixMu  sync.Mutex   // guards ix, ixErr
 	ix    *index.Index // the Dovecot index, once opened
@@ -81,6 +85,15 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 		Messages:      len(st.t.recs),
 		Caps:          m.modseqCaps(ms),
 	}, nil
+}
+
+// missing notes that a file of st was not where st names it. A state
+// whose cur/ names came from the index (quickcur.go) may have guessed a
+// name wrong: the next scans read cur/.
+func (m *mailbox) missing(st *state) {
+	if st.quickCur {
+		m.distrustCur.Store(true)
+	}
 }
 
 // subdir is the directory name of a record's dir.
@@ -136,6 +149,7 @@ func (m *mailbox) Dates(ctx context.Context, uid formats.UID) (received, saved t
 			if !errors.Is(err, fs.ErrNotExist) {
 				return received, saved, wrap(err, "dates", m.b.name, uid, path)
 			}
+			m.missing(st)
 		}
 		if attempt > 0 {
 			return received, saved, fail(formats.KindExpunged, "dates", m.b.name, uid, "", errors.New("no such message"))
@@ -177,6 +191,7 @@ func (m *mailbox) messages(ctx context.Context, from formats.UID, dates bool) it
 				// Renamed or expunged meanwhile: sync and go on
 				// from this UID.
 				resyncs++
+				m.missing(st)
 				uid := r.uid
 				if st, err = m.load(ctx); err != nil {
 					yield(formats.Message{}, err)
@@ -261,7 +276,7 @@ func message(st *state, r *rec, fi fs.FileInfo) formats.Message {
 		msg.Ext['O'] = v
 	}
 	var kws uint32
-	msg.Flags, kws = parseFlags(t.name(r))
+	msg.Flags, kws = parseFlags(t.nameBytes(r))
 	for i := 0; i < maxKeywords; i++ {
 		if kws&(1<<i) != 0 {
 			msg.Keywords = append(msg.Keywords, st.kwNames[i])
@@ -344,6 +359,7 @@ func (m *mailbox) Body(ctx context.Context, uid formats.UID, fn func(formats.Bod
 			if !errors.Is(err, fs.ErrNotExist) {
 				return wrap(err, "body", m.b.name, uid, path)
 			}
+			m.missing(st)
 		}
 		if attempt > 0 {
 			return fail(formats.KindExpunged, "body", m.b.name, uid, "", errors.New("no such message"))

@@ -59,6 +59,12 @@ func (s *Store) indexOptions() *index.Options {
 // nil when there is none. An index whose UIDVALIDITY is not the uidlist's
 // is stale (Dovecot would reset it) and reported as an error.
 func (m *mailbox) indexView(st *state) (*index.Index, *index.View, error) {
+	return m.indexViewValidity(st.hdr.UIDValidity)
+}
+
+// indexViewValidity is indexView for a mailbox whose dovecot-uidlist has
+// UIDVALIDITY uidValidity.
+func (m *mailbox) indexViewValidity(uidValidity uint32) (*index.Index, *index.View, error) {
 	dir := m.s.indexDir(m.b)
 	if dir == "" {
 		return nil, nil, nil
@@ -89,9 +95,9 @@ func (m *mailbox) indexView(st *state) (*index.Index, *index.View, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if v.UIDValidity() != st.hdr.UIDValidity {
+	if v.UIDValidity() != uidValidity {
 		return nil, nil, fmt.Errorf("maildir: %s: index UIDVALIDITY %d is not dovecot-uidlist's %d: stale index ignored",
-			dir, v.UIDValidity(), st.hdr.UIDValidity)
+			dir, v.UIDValidity(), uidValidity)
 	}
 	return m.ix, v, nil
 }
@@ -152,11 +158,17 @@ func (m *mailbox) modseqs(st *state) modseqInfo {
 	matched := 0
 	var pendingKws uint32
 	pending, changed := false, false
+	// Both lists are in UID order: walked side by side, not searched.
+	j, n := 0, v.Count()
 	for i := range st.t.recs {
 		r := &st.t.recs[i]
-		flags, kws := parseFlags(st.t.name(r))
-		_, im, ok := v.Lookup(r.uid)
+		flags, kws := parseFlags(st.t.nameBytes(r))
+		for j < n && v.UID(j) < r.uid {
+			j++
+		}
+		ok := j < n && v.UID(j) == r.uid
 		if ok {
+			im := v.Message(j)
 			matched++
 			if only := st.indexOnly(im.Keywords); len(only) > 0 {
 				if info.extra == nil {
@@ -397,7 +409,7 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 	changes := 0
 	for i := range ns.t.recs {
 		r := &ns.t.recs[i]
-		flags, kws := parseFlags(ns.t.name(r))
+		flags, kws := parseFlags(ns.t.nameBytes(r))
 		_, im, ok := v.Lookup(r.uid)
 		if !ok && r.uid < v.NextUID() && len(extra[r.uid]) > 0 {
 			// Below the index's next UID but not in it (Dovecot

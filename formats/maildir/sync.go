@@ -42,12 +42,15 @@ type state struct {
 	// wrote that version itself.
 	uidlistID fileID
 	wrote     bool
-	idxOnce   sync.Once
-	idx       []int32 // t.byBase(), built on first use
+	// quickCur tells that cur/'s names came from the index, not from
+	// a read of cur/ (quickcur.go).
+	quickCur bool
+	idxOnce  sync.Once
+	idx      baseIndex // t.byBase(), built on first use
 }
 
 // baseIndex returns t.byBase(), built once.
-func (st *state) baseIndex() []int32 {
+func (st *state) baseIndex() baseIndex {
 	st.idxOnce.Do(func() { st.idx = st.t.byBase() })
 	return st.idx
 }
@@ -255,6 +258,9 @@ type nameRef struct {
 // is.
 func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st *state, dirty bool, err error) {
 	look := m.dirTimes() // before anything is read
+	if prev != nil && prev.quickCur && m.distrustCur.Load() {
+		prev = nil // its cur/ names may be wrong: read them
+	}
 	// dovecot-uidlist is identified before it is read: a version
 	// written in between is read under the old identity, which the
 	// next scan then does not match.
@@ -262,7 +268,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	var h uidlistHeader
 	var old *table
 	var next uint32
-	var idx []int32
+	var idx baseIndex
 	if uidlistID.ok && prev != nil && prev.uidlistID == uidlistID {
 		// The version prev holds exactly: parsing and sorting it
 		// again is most of a scan's work once the directories are
@@ -285,7 +291,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 		// guards the per-directory reuse below takes), so the table
 		// the loop below would rebuild record by record is prev's.
 		// Only dovecot-keywords is read again.
-		st.t, st.listed, st.uidlistID = prev.t, true, uidlistID
+		st.t, st.listed, st.uidlistID, st.quickCur = prev.t, true, uidlistID, prev.quickCur
 		st.idx = idx
 		st.idxOnce.Do(func() {})
 		st.kwUsed = prev.kwUsed // the letters in the names of prev.t
@@ -308,6 +314,10 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 	}
 	dups := map[string]dup{}
 	pass := uint8(0)
+	var quick *quickCur
+	if !prev.dirUnchanged(dirCur, look) {
+		quick = m.planQuickCur(look, h, old, &st.kw)
+	}
 
 	addName := func(name string, dir uint8) (nameRef, error) {
 		if len(name) > 0xffff || uint64(len(names))+uint64(len(name)) > 0xffffffff {
@@ -365,6 +375,9 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 			dir uint8
 		}{{"new", dirNew}, {"cur", dirCur}} {
 			if pass == 0 && prev.dirUnchanged(d.dir, look) {
+				if d.dir == dirCur {
+					st.quickCur = prev.quickCur
+				}
 				for i := range prev.t.recs {
 					if r := &prev.t.recs[i]; r.dir == d.dir {
 						if err := visit(prev.t.name(r), d.dir); err != nil {
@@ -373,6 +386,17 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 					}
 				}
 				continue
+			}
+			if pass == 0 && d.dir == dirCur && quick != nil {
+				// new/ is read: cur/ as the index describes it.
+				ok, err := quick.apply(m, old, found, pass, addName)
+				if err != nil {
+					return nil, false, wrap(err, "scan", m.b.name, 0, filepath.Join(m.b.dir, d.sub))
+				}
+				if ok {
+					st.quickCur = true
+					continue
+				}
 			}
 			m.dirReads.Add(1)
 			if err := m.readDir(ctx, d.sub, func(name string) error { return visit(name, d.dir) }); err != nil {
@@ -471,7 +495,7 @@ func (m *mailbox) scan(ctx context.Context, lock *dotlock.Lock, prev *state) (st
 
 // scanned completes st, whose table scan has built from old (the
 // uidlist's records, version uidlistID, indexed by idx).
-func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx []int32, dirty, listed bool) (*state, bool, error) {
+func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx baseIndex, dirty, listed bool) (*state, bool, error) {
 	st.listed = listed
 	if !dirty && len(st.t.recs) == len(old.recs) {
 		// Every record's file was found and none is new: st.t is
@@ -501,7 +525,7 @@ func (m *mailbox) scanned(st *state, old *table, uidlistID fileID, idx []int32, 
 // ones as Dovecot shows them.
 func (m *mailbox) fillKeywords(st *state) {
 	for i := range st.t.recs {
-		_, kws := parseFlags(st.t.name(&st.t.recs[i]))
+		_, kws := parseFlags(st.t.nameBytes(&st.t.recs[i]))
 		st.kwUsed |= kws
 	}
 	nameKeywords(st)

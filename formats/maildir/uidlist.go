@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"slices"
 	"strconv"
@@ -94,8 +95,12 @@ func (t *table) bytes(off uint32, n uint16) []byte {
 }
 
 func (t *table) name(r *rec) string { return string(t.bytes(r.nameOff, r.nameLen)) }
-func (t *table) base(r *rec) string { return string(t.bytes(r.nameOff, r.baseLen)) }
-func (t *table) ext(r *rec) string  { return string(t.bytes(r.extOff, r.extLen)) }
+
+// nameBytes is name without a copy: valid as long as t (tables are never
+// changed once built).
+func (t *table) nameBytes(r *rec) []byte { return t.bytes(r.nameOff, r.nameLen) }
+func (t *table) base(r *rec) string      { return string(t.bytes(r.nameOff, r.baseLen)) }
+func (t *table) ext(r *rec) string       { return string(t.bytes(r.extOff, r.extLen)) }
 
 // baseBytes returns the base name without copying.
 func (t *table) baseBytes(r *rec) []byte { return t.bytes(r.nameOff, r.baseLen) }
@@ -502,30 +507,55 @@ func writeUidlist(w io.Writer, h uidlistHeader, t *table) error {
 	return b.Flush()
 }
 
-// byBase returns the indexes of t.recs sorted by base name (then UID).
-func (t *table) byBase() []int32 {
-	idx := make([]int32, len(t.recs))
-	for i := range idx {
-		idx[i] = int32(i)
+// baseIndex finds a table's records by base name. Its order is by a hash
+// of the base name, then the name, then UID: a record's base is found by
+// comparing hashes, not names (most of building one used to be comparing
+// names with long common prefixes), and records of one base are
+// adjacent, in UID order.
+type baseIndex struct {
+	hash []uint64 // entry k's hash, ascending
+	pos  []int32  // entry k's position in t.recs
+}
+
+// baseSeed keys the base name hash: any fixed seed works within a process,
+// and the index is never stored.
+var baseSeed = maphash.MakeSeed()
+
+// byBase indexes t.recs by base name.
+func (t *table) byBase() baseIndex {
+	n := len(t.recs)
+	byRec := make([]uint64, n)
+	pos := make([]int32, n)
+	for i := range t.recs {
+		byRec[i] = maphash.Bytes(baseSeed, t.baseBytes(&t.recs[i]))
+		pos[i] = int32(i)
 	}
-	slices.SortFunc(idx, func(a, b int32) int {
+	slices.SortFunc(pos, func(a, b int32) int {
+		if c := cmp.Compare(byRec[a], byRec[b]); c != 0 {
+			return c
+		}
 		if c := bytes.Compare(t.baseBytes(&t.recs[a]), t.baseBytes(&t.recs[b])); c != 0 {
 			return c
 		}
 		return cmp.Compare(t.recs[a].uid, t.recs[b].uid)
 	})
-	return idx
+	hash := make([]uint64, n)
+	for k, i := range pos {
+		hash[k] = byRec[i]
+	}
+	return baseIndex{hash: hash, pos: pos}
 }
 
 // lookupBase finds base in idx (from byBase) and returns the record index
 // with the highest UID of that base, or -1.
-func (t *table) lookupBase(idx []int32, base string) int {
-	i, _ := slices.BinarySearchFunc(idx, base, func(e int32, b string) int {
-		return compareBytesString(t.baseBytes(&t.recs[e]), b)
-	})
+func (t *table) lookupBase(idx baseIndex, base string) int {
+	h := maphash.String(baseSeed, base) // equal to maphash.Bytes of the same bytes
+	k, _ := slices.BinarySearch(idx.hash, h)
 	j := -1
-	for ; i < len(idx) && string(t.baseBytes(&t.recs[idx[i]])) == base; i++ {
-		j = int(idx[i])
+	for ; k < len(idx.hash) && idx.hash[k] == h; k++ {
+		if i := idx.pos[k]; string(t.baseBytes(&t.recs[i])) == base {
+			j = int(i)
+		}
 	}
 	return j
 }
@@ -534,7 +564,7 @@ func (t *table) lookupBase(idx []int32, base string) int {
 // name: when a line repeats a file name with a new UID, Dovecot replaces
 // the old record (maildir_uidlist_next: "Duplicate file entry").
 func (t *table) dropDuplicateBases() {
-	idx := t.byBase()
+	idx := t.byBase().pos
 	var drop []int32
 	for i := 1; i < len(idx); i++ {
 		if bytes.Equal(t.baseBytes(&t.recs[idx[i-1]]), t.baseBytes(&t.recs[idx[i]])) {
