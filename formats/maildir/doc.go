@@ -69,7 +69,19 @@
 // its lock; when all three are unchanged the previous read's table is
 // taken whole (only dovecot-keywords is read again). A rename, delivery
 // or removal by a mail client or Dovecot
-// moves the directory's mtime and is seen by the next read. Messages
+// moves the directory's mtime and is seen by the next read.
+//
+// Across processes, cur/ is not read either when the index's "maildir"
+// header says it has not changed since a sync that left the index
+// agreeing with it, as Dovecot's quick check decides (quickcur.go): its
+// names are then the uidlist's base names with the index's flags and
+// keyword letters (maildir_filename_guess). Recent messages missing from
+// new/ are looked for in cur/ one by one; anything that does not fit
+// reads cur/; a name that turns out wrong when its file is opened,
+// renamed or removed makes the mailbox read cur/ from then on. An
+// incremental sync of mail delivered into new/ thus reads new/ only, on
+// both sides (a Recent flagless message is saved into new/, as Dovecot
+// saves it). Messages
 // stats each file for its dates (INTERNALDATE is the mtime);
 // MessagesWithoutDates (formats.LazyDates) skips that when the name or
 // the uidlist gives the size, and Dates stats one message.
