@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -413,5 +414,163 @@ func TestQuickCurExpungeWrongName(t *testing.T) {
 		if strings.HasPrefix(l, fmt.Sprintf("uid=%d ", plain)) && !strings.Contains(l, `\Flagged`) {
 			t.Errorf("Dovecot: %q, want \\Flagged", l)
 		}
+	}
+}
+
+// TestQuickCurProperty: random sequences of what happens to a Maildir
+// between two syncs (deliveries into new/, Dovecot's flag changes and
+// expunges, our own saves, flag changes and expunges, Dovecot's or our
+// sync recording the maildir header after a quiet spell) never make a
+// fresh mailbox list anything else than a read of cur/ lists, nor other
+// flags than Dovecot reports; and cur/ is taken from the index in some
+// of the steps. The seed is printed.
+func TestQuickCurProperty(t *testing.T) {
+	ctx := context.Background()
+	quickSteps := 0
+	defer func() {
+		if !t.Failed() && quickSteps == 0 {
+			t.Error("no step took cur/ from the index: the property says nothing about it")
+		}
+	}()
+	for run := range 3 {
+		seed := uint64(time.Now().UnixNano()) + uint64(run)
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			rng := rand.New(rand.NewPCG(seed, 0))
+			d, root := quickMaildir(t, rng.IntN(2) == 0)
+			loc := formats.Location{Path: root}
+			uids := func() []formats.UID {
+				var out []formats.UID
+				for _, m := range fullList(t, root) {
+					out = append(out, m.UID)
+				}
+				return out
+			}
+			pick := func() (formats.UID, bool) {
+				u := uids()
+				if len(u) == 0 {
+					return 0, false
+				}
+				return u[rng.IntN(len(u))], true
+			}
+			flagNames := []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`, "todo", "$Label1", "other"}
+			quick := 0
+			for step := range 14 {
+				var did string
+				switch op := rng.IntN(7); op {
+				case 0:
+					name := fmt.Sprintf("17000%05d.M%dP%d.mda,S=20", step, run, rng.IntN(1000))
+					deliver(t, d, root, name)
+					did = "deliver " + name
+				case 1:
+					if uid, ok := pick(); ok {
+						verb := []string{"add", "remove"}[rng.IntN(2)]
+						f := flagNames[rng.IntN(len(flagNames))]
+						d.MustDoveadm(t, "flags", verb, f, "mailbox", "INBOX", "uid", fmt.Sprint(uid))
+						did = fmt.Sprintf("doveadm flags %s %s %d", verb, f, uid)
+					}
+				case 2:
+					if uid, ok := pick(); ok {
+						d.MustDoveadm(t, "expunge", "mailbox", "INBOX", "uid", fmt.Sprint(uid))
+						did = fmt.Sprintf("doveadm expunge %d", uid)
+					}
+				case 3, 4:
+					m := openBox(t, openStore(t, loc, formats.OpenOptions{}), "INBOX")
+					tx, err := m.Begin(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if uid, ok := pick(); ok && op == 3 {
+						if rng.IntN(3) == 0 {
+							err = tx.Expunge(uid)
+							did = fmt.Sprintf("our expunge %d", uid)
+						} else {
+							var kws []string
+							if rng.IntN(2) == 0 {
+								kws = []string{flagNames[5+rng.IntN(3)]}
+							}
+							fl := formats.Flags(rng.IntN(32)) & formats.SystemFlags
+							err = tx.SetFlags(uid, fl, kws)
+							did = fmt.Sprintf("our flags %d %v %q", uid, fl, kws)
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+					} else {
+						msg := formats.Message{Recent: rng.IntN(2) == 0}
+						if rng.IntN(2) == 0 {
+							msg.Flags = formats.FlagSeen
+						}
+						save(t, tx, msg, fmt.Sprintf("Subject: step %d\n\nours\n", step))
+						did = fmt.Sprintf("our save %+v", msg.Flags)
+					}
+					if err := tx.Commit(ctx); err != nil {
+						t.Fatal(err)
+					}
+					d.Chown(t, root)
+				case 5:
+					age(t, root)
+					d.MustDoveadm(t, "mailbox", "status", "messages", "INBOX")
+					did = "quiet, then Dovecot's sync"
+				case 6:
+					age(t, root)
+					m := openBox(t, openStore(t, loc, formats.OpenOptions{}), "INBOX")
+					if _, err := m.Status(ctx); err != nil {
+						t.Fatal(err)
+					}
+					d.Chown(t, root)
+					did = "quiet, then our sync"
+				}
+				if did == "" {
+					continue
+				}
+				m := openBox(t, openStore(t, loc, formats.OpenOptions{}), "INBOX")
+				got := listNoDates(t, m)
+				if m.st.quickCur {
+					quick++
+				}
+				for _, msg := range got {
+					err := m.Body(ctx, msg.UID, func(b formats.Body) error {
+						_, err := io.Copy(io.Discard, b)
+						return err
+					})
+					if err != nil {
+						t.Fatalf("step %d (%s): Body(%d) = %v", step, did, msg.UID, err)
+					}
+				}
+				d.Chown(t, root)
+				want := summary(fullList(t, root))
+				if !slices.Equal(summary(got), want) {
+					t.Fatalf("step %d (%s, cur/ from the index %v): fresh listing\n%q\na read of cur/\n%q", step, did, m.st.quickCur, summary(got), want)
+				}
+				out := d.MustDoveadm(t, "-f", "flow", "fetch", "uid flags", "mailbox", "INBOX", "all")
+				var dove []string
+				for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+					if l == "" {
+						continue
+					}
+					uid, flags, _ := strings.Cut(l, " flags=")
+					var names []string
+					for _, f := range strings.Fields(flags) {
+						if f != `\Recent` {
+							names = append(names, f)
+						}
+					}
+					slices.Sort(names)
+					dove = append(dove, uid+" "+strings.Join(names, " "))
+				}
+				var ours []string
+				for _, msg := range got {
+					names := append(msg.Flags.Names(), msg.Keywords...)
+					slices.Sort(names)
+					ours = append(ours, fmt.Sprintf("uid=%d %s", msg.UID, strings.Join(names, " ")))
+				}
+				if !slices.Equal(ours, dove) {
+					t.Fatalf("step %d (%s): we list\n%q\nDovecot\n%q", step, did, ours, dove)
+				}
+			}
+			t.Logf("cur/ taken from the index in %d steps", quick)
+			quickSteps += quick
+		})
 	}
 }
