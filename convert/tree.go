@@ -300,7 +300,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				continue
 			}
 			ta, tb := a.renamed[an], b.renamed[bn]
-			if r.opt.Mode == OneWay || ta > tb || (ta == tb && an < bn) {
+			if r.opt.Mode == OneWay || ta > tb || (ta == tb && keepsNameOnTie(a, an, b, bn, g) == a) {
 				pending = append(pending, treeRename{side: b, from: bn, to: an, guid: g})
 			} else {
 				pending = append(pending, treeRename{side: a, from: an, to: bn, guid: g})
@@ -312,9 +312,10 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 		if round > 3*(len(a.byName)+len(b.byName)) {
 			return formats.Errorf(formats.KindTemp, "%s: mailbox renames do not converge (%d left, first %q → %q)", op, len(pending), pending[0].from, pending[0].to)
 		}
-		// Parents first: renaming one moves its children along.
+		// In dsync's walk order (parents first: renaming one moves its
+		// children along).
 		slices.SortFunc(pending, func(x, y treeRename) int {
-			if c := strings.Compare(x.to, y.to); c != 0 {
+			if c := walkCompare(x.to, y.to); c != 0 {
 				return c
 			}
 			return bytes.Compare(x.guid[:], y.guid[:])
@@ -360,18 +361,21 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			continue
 		}
 		// Every wanted name is taken: both sides claim a name for
-		// different mailboxes. The occupant moves aside to
-		// "<name>-<GUID>"; the next round carries that over.
+		// different mailboxes.
 		moved := false
 		for _, p := range pending {
 			occ := p.side.byName[p.to]
 			if occ.NoSelect || occ.GUID.IsZero() {
 				continue
 			}
-			if ok, err := r.rename(ctx, p.side, p.to, p.to+"-"+occ.GUID.String()); err != nil {
+			other := a
+			if p.side == a {
+				other = b
+			}
+			var err error
+			if moved, err = r.settleClash(ctx, other, p.side, p.to); err != nil {
 				return err
-			} else if ok {
-				moved = true
+			} else if moved {
 				break
 			}
 		}
@@ -382,6 +386,113 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			return nil
 		}
 	}
+}
+
+// settleClash settles a name that x and y give to different mailboxes,
+// at least one of which the other side has under another name (dsync's
+// sync_rename_lower_ts at that position). The side whose nodes there were
+// renamed or created later keeps the name: its age is the newer one of
+// the name's and of the name it gives the other side's mailbox (the two
+// nodes dsync looks at on each side). Equal ages: the lower mailbox GUID
+// at the name wins. The loser's mailbox moves to the name the winner
+// gives it (dsync: to "<name>-temp-<n>", which loses every later clash
+// with a real name, so it ends there), or, where the winner lacks it or
+// the name is taken, to "<name>-<GUID>" (dsync's final temporary name);
+// then the loser's copy of the winner's mailbox takes the name. moved
+// false: nothing could be renamed.
+func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (moved bool, err error) {
+	w, l := x, y
+	if clashWinner(x, y, name) == y {
+		w, l = y, x
+	}
+	gw, gl := w.byName[name].GUID, l.byName[name].GUID
+	to, ok := w.byGUID[gl]
+	if !ok || to == name || l.taken(to) || strings.HasPrefix(to, name+"/") {
+		to = name + "-" + gl.String()
+	}
+	if ok, err := r.rename(ctx, l, name, to); err != nil || !ok {
+		return false, err
+	}
+	r.carrySubscriptions(ctx, l, name, to)
+	if from, ok := l.byGUID[gw]; ok && !strings.HasPrefix(name, from+"/") {
+		if ok, err := r.rename(ctx, l, from, name); err != nil {
+			return true, err
+		} else if ok {
+			r.carrySubscriptions(ctx, l, from, name)
+		}
+	}
+	return true, nil
+}
+
+// clashWinner tells which of x and y keeps name, which both give to a
+// mailbox, different ones (see settleClash).
+func clashWinner(x, y *treeSide, name string) *treeSide {
+	gx, gy := x.byName[name].GUID, y.byName[name].GUID
+	age := func(t *treeSide, other formats.GUID) int64 {
+		ts := t.renamed[name]
+		if n, ok := t.byGUID[other]; ok {
+			ts = max(ts, t.renamed[n])
+		}
+		return ts
+	}
+	tx, ty := age(x, gy), age(y, gx)
+	if tx != ty {
+		if tx > ty {
+			return x
+		}
+		return y
+	}
+	if bytes.Compare(gx[:], gy[:]) < 0 {
+		return x
+	}
+	return y
+}
+
+// keepsNameOnTie tells which side keeps its name for mailbox g, named an
+// in a and bn in b, when both names are equally old, as dsync decides it
+// (dsync.md §2.4 step 3, "Ties"; dsync-mailbox-tree-sync.c): its walk
+// over both trees meets the name first in walkCompare order, say an, and
+// compares the two nodes there by existence, then GUID. Where b has
+// nothing at an (or only a subscription), a's existing mailbox wins;
+// where b has a \Noselect directory, its zero GUID is the lower one, so
+// b wins and g ends under bn; where b has another mailbox, the clash is
+// settled as settleClash does.
+func keepsNameOnTie(a *treeSide, an string, b *treeSide, bn string, g formats.GUID) *treeSide {
+	first, other := a, b
+	name := an
+	if walkCompare(bn, an) < 0 {
+		first, other, name = b, a, bn
+	}
+	info, ok := other.byName[name]
+	switch {
+	case !ok || (info.NoSelect && info.Subscribed && !other.hasChildren(name)):
+		return first // nothing there in dsync's tree: the existing node wins
+	case info.NoSelect || info.GUID.IsZero():
+		return other // an existing directory: GUID zero is lower
+	default:
+		return clashWinner(first, other, name)
+	}
+}
+
+// walkCompare orders mailbox names as dsync's tree walk meets them:
+// level by level, siblings by byte-wise name, a node's children before
+// its next sibling. So the separator sorts below every other byte:
+// "Old/Other" comes before "Old-x" though '-' < '/'.
+func walkCompare(x, y string) int {
+	for i := 0; i < len(x) && i < len(y); i++ {
+		cx, cy := x[i], y[i]
+		if cx == cy {
+			continue
+		}
+		if cx == formats.Separator {
+			return -1
+		}
+		if cy == formats.Separator {
+			return 1
+		}
+		return int(cx) - int(cy)
+	}
+	return len(x) - len(y)
 }
 
 // renameOntoDir renames from to the name of the \Noselect directory to
