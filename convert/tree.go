@@ -349,6 +349,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				}
 				from = tmp
 			}
+			r.subscriptionAside(ctx, p.side, p.to)
 			if ok, err := r.rename(ctx, p.side, from, p.to); err != nil {
 				return err
 			} else if ok {
@@ -410,6 +411,7 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 	if !ok || to == name || l.taken(to) || strings.HasPrefix(to, name+"/") {
 		to = name + "-" + gl.String()
 	}
+	r.subscriptionAside(ctx, l, to)
 	if ok, err := r.rename(ctx, l, name, to); err != nil || !ok {
 		return false, err
 	}
@@ -422,6 +424,26 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 		}
 	}
 	return true, nil
+}
+
+// subscriptionAside mirrors what dsync does to a subscribed name without
+// a mailbox (a node that does not exist, but is subscribed) that a rename
+// in side is about to land on: it renames that node to
+// "<name>-temp-<n>" like any node in the way, and as no mailbox is there,
+// only its subscription stays, under the temporary name, on both sides
+// [observed]. So the temporary name is subscribed here; the subscription
+// sync carries it to the other side.
+func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string) {
+	info, ok := side.byName[name]
+	if !ok || !info.NoSelect || !info.Subscribed || side.hasChildren(name) || r.opt.Mode != Sync {
+		return
+	}
+	tmp := side.tempName(name)
+	err := side.store.SetSubscribed(ctx, tmp, true)
+	r.treeChanged(side.idx)
+	if err != nil {
+		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", tmp, 0, ""))
+	}
 }
 
 // clashWinner tells which of x and y keeps name, which both give to a
