@@ -331,7 +331,11 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				}
 				// A directory is in the way: the mailbox takes its
 				// place and its children stay below it.
-				if err := r.renameOntoDir(ctx, p.side, p.from, p.to); err != nil {
+				other := a
+				if p.side == a {
+					other = b
+				}
+				if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
 					return err
 				}
 				done = true
@@ -403,13 +407,13 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 // false: nothing could be renamed.
 func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (moved bool, err error) {
 	w, l := x, y
-	if clashWinner(x, y, name) == y {
+	if r.opt.Mode != OneWay && clashWinner(x, y, name) == y { // sync -1: the source (x) wins
 		w, l = y, x
 	}
 	gw, gl := w.byName[name].GUID, l.byName[name].GUID
 	to, ok := w.byGUID[gl]
 	if !ok || to == name || l.taken(to) || strings.HasPrefix(to, name+"/") {
-		to = name + "-" + gl.String()
+		to = l.tempName(name)
 	}
 	r.subscriptionAside(ctx, l, to)
 	if ok, err := r.rename(ctx, l, name, to); err != nil || !ok {
@@ -487,13 +491,20 @@ func keepsNameOnTie(a *treeSide, an string, b *treeSide, bn string, g formats.GU
 	}
 	info, ok := other.byName[name]
 	switch {
-	case !ok || (info.NoSelect && info.Subscribed && !other.hasChildren(name)):
-		return first // nothing there in dsync's tree: the existing node wins
+	case !ok || (info.NoSelect && (info.Subscribed && !other.hasChildren(name) || other.impliedDirs())):
+		return first // no existing node there in dsync's tree: the mailbox wins
 	case info.NoSelect || info.GUID.IsZero():
 		return other // an existing directory: GUID zero is lower
 	default:
 		return clashWinner(first, other, name)
 	}
+}
+
+// impliedDirs tells whether t's containers are only names that the
+// mailboxes below them imply (formats.ImpliedDirs: Maildir++).
+func (t *treeSide) impliedDirs() bool {
+	d, ok := t.store.(formats.ImpliedDirs)
+	return ok && d.ImpliedDirs()
 }
 
 // walkCompare orders mailbox names as dsync's tree walk meets them:
@@ -517,11 +528,16 @@ func walkCompare(x, y string) int {
 	return len(x) - len(y)
 }
 
-// renameOntoDir renames from to the name of the \Noselect directory to
-// (as dsync's tree moves a node onto a directory node): the directory
-// moves aside to "<to>-temp-<n>", from is renamed to to, the directory's
-// children move back below it, and the emptied directory goes.
-func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string) error {
+// renameOntoDir renames from to the name of the \Noselect directory to,
+// as dsync's tree moves a node onto a directory node: the directory
+// moves aside to "<to>-temp-<n>" with its children, and from is renamed
+// to to. A child that other has right below to (same GUID, same name
+// under to) moves back, as dsync's walk of the children then finds it
+// there on the side whose rename is the newer one; the others stay under
+// the temporary directory, which goes once it is empty [observed:
+// doveadm sync leaves a mailbox only one side had below the directory in
+// "<to>-temp-1/"].
+func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to string) error {
 	tmp := side.tempName(to)
 	if ok, err := r.rename(ctx, side, to, tmp); err != nil || !ok {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
@@ -538,14 +554,24 @@ func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list "+side.label+" mailboxes", "", 0, "")
 	}
+	moved, left := "", false
 	for _, b := range boxes {
 		rest, ok := strings.CutPrefix(b.Name, tmp+"/")
-		if !ok || strings.ContainsRune(rest, formats.Separator) || (b.NoSelect && b.Subscribed) {
+		if !ok || (b.NoSelect && b.Subscribed) || (moved != "" && strings.HasPrefix(b.Name, moved+"/")) {
 			continue
 		}
-		if _, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
-			return err
+		if b.NoSelect || b.GUID.IsZero() || other.byGUID[b.GUID] != to+"/"+rest {
+			left = left || !b.NoSelect
+			continue
 		}
+		if ok, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
+			return err
+		} else if ok {
+			moved = b.Name
+		}
+	}
+	if left {
+		return nil
 	}
 	err = side.store.Delete(ctx, tmp)
 	r.treeChanged(side.idx)
