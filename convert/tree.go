@@ -22,16 +22,35 @@ import (
 //     mail, which loses it), mail the other side saved after the logged
 //     delete is kept, and with it the mailbox (keepNewMail).
 //   - Renames (§2.4 step 3): a GUID under different names is renamed on
-//     the side whose name is older; a directory in the way keeps its
-//     children below the renamed mailbox (renameOntoDir). A node's age is its
+//     the side whose name is older. A node's age is its
 //     last_renamed_or_created: the newest rename record logged for its
 //     name or for any parent's name (children inherit, step 2). Equal
-//     ages: the byte-wise smaller name wins. QUIRK: dsync breaks ties by
-//     existence and GUIDs of the nodes at the clashing position; both
-//     rules are deterministic, they only pick differently. A target name
-//     taken on that side by another mailbox that both sides claim is
-//     moved aside to "<name>-<GUID>" (dsync's final temporary name) and
-//     then synced like a rename. Renames repeat until the trees agree.
+//     ages are settled as dsync's walk over both trees settles them
+//     (keepsNameOnTie): of the two names, the one the walk meets first
+//     (walkCompare: children before the next sibling) wins unless the
+//     other side has a node there: a directory (its zero GUID is lower;
+//     Maildir++ containers are only names, formats.ImpliedDirs, and do
+//     not count) or another mailbox (settled as below). A name both sides
+//     give to different mailboxes (settleClash) stays with the side whose
+//     nodes there are newer, on equal ages with the lower GUID; the
+//     loser's mailbox goes back to the name the winner gives it, or to
+//     "<name>-temp-<n>" (where 2.3's doveadm sync leaves it, though its
+//     tree calls it "<name>-<GUID>"). A directory in the way moves aside
+//     to "<name>-temp-<n>" with the children the other side does not
+//     have below the name (renameOntoDir), and a subscription without a
+//     mailbox in the way leaves "<name>-temp-<n>" subscribed
+//     (subscriptionAside), as with doveadm sync [observed]. Renames
+//     repeat until the trees agree. QUIRK: the rules follow dsync's for
+//     one clash at a time; a chain of clashes may still settle
+//     differently, as boxsync's own renames are logged with the time
+//     they are made where dsync's temporary names count as oldest, and a
+//     mailbox renamed into its own former subtree is not modelled
+//     (dsync's node_has_parent cases). QUIRK: on dbox and LAYOUT=fs,
+//     doveadm 2.3 also leaves an empty container
+//     "<name>-temp-<md5>" after a rename onto a directory whose child
+//     stays aside (the final name its tree gives the temporary
+//     directory, created but never filled; that run exits 2); boxsync
+//     makes none.
 //   - Directories (§2.4 step 6): a \Noselect container the other side
 //     logged as deleted (by name) goes when it has no children and was
 //     not renamed or created later; an empty container one side lacks is
@@ -395,14 +414,17 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 
 // settleClash settles a name that x and y give to different mailboxes,
 // at least one of which the other side has under another name (dsync's
-// sync_rename_lower_ts at that position). The side whose nodes there were
-// renamed or created later keeps the name: its age is the newer one of
-// the name's and of the name it gives the other side's mailbox (the two
-// nodes dsync looks at on each side). Equal ages: the lower mailbox GUID
-// at the name wins. The loser's mailbox moves to the name the winner
-// gives it (dsync: to "<name>-temp-<n>", which loses every later clash
-// with a real name, so it ends there), or, where the winner lacks it or
-// the name is taken, to "<name>-<GUID>" (dsync's final temporary name);
+// sync_rename_lower_ts at that position; x is the side whose mailbox the
+// pending rename wanted there, the source in sync -1, which always wins).
+// The side whose nodes there were renamed or created later keeps the
+// name: its age is the newer one of the name's and of the name it gives
+// the other side's mailbox (the two nodes dsync looks at on each side).
+// Equal ages: the lower mailbox GUID at the name wins. The loser's
+// mailbox moves to the name the winner gives it (dsync: to
+// "<name>-temp-<n>", which loses every later clash with a real name, so
+// it ends there), or, where the winner lacks it or the name is taken,
+// to "<name>-temp-<n>" for good (where doveadm sync 2.3 leaves it
+// [observed]: the "<name>-<GUID>" its tree then gives it is never made);
 // then the loser's copy of the winner's mailbox takes the name. moved
 // false: nothing could be renamed.
 func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (moved bool, err error) {
@@ -787,10 +809,11 @@ func (t *treeSide) taken(name string) bool {
 	return ok && (!info.NoSelect || !info.Subscribed || t.hasChildren(name))
 }
 
-// tempName is an unused "<name>-temp-<n>" (dsync's temporary names).
+// tempName is an unused "<name>-temp-<n>", n in hex (dsync's temporary
+// names, TEMP_SUFFIX_FORMAT).
 func (t *treeSide) tempName(name string) string {
 	for n := 1; ; n++ {
-		tmp := fmt.Sprintf("%s-temp-%d", name, n)
+		tmp := fmt.Sprintf("%s-temp-%x", name, n)
 		if _, ok := t.byName[tmp]; !ok {
 			return tmp
 		}
