@@ -122,9 +122,12 @@ func TestInteropSyncRenameTie(t *testing.T) {
 		{name: "same mailbox, directory at the newer name",
 			ops: [][]string{{"B", "create", "-g", high, "Tie1/sub"},
 				{"A", "rename", "Other", "Tie1"}, {"B", "rename", "Other", "Tie2"}},
-			aLater:    1,
-			want:      map[string]string{"Tie1": "Other", "Tie1-temp-1/sub": high},
-			dsyncOnly: map[string]string{"sdbox": `^container "Tie1-temp-[0-9a-f]{32}"$`}},
+			aLater: 1,
+			want:   map[string]string{"Tie1": "Other", "Tie1-temp-1/sub": high},
+			dsyncOnly: map[string]string{
+				"sdbox": `^container "Tie1-temp-[0-9a-f]{32}"$`,
+				"mdbox": `^container "Tie1-temp-[0-9a-f]{32}"$`,
+			}},
 		// B has a new mailbox where A's name goes: the lower GUID wins.
 		{name: "same mailbox, lower GUID in the way",
 			ops: [][]string{{"B", "create", "-g", low, "Tie1"},
@@ -134,6 +137,12 @@ func TestInteropSyncRenameTie(t *testing.T) {
 			ops: [][]string{{"B", "create", "-g", high, "Tie1"},
 				{"A", "rename", "Other", "Tie1"}, {"B", "rename", "Other", "Tie2"}},
 			want: map[string]string{"Tie1": "Other", "Tie1-temp-1": high}},
+		// B renames onto its subscription of a name without a mailbox:
+		// dsync moves that node aside, so "Ghost-temp-1" stays
+		// subscribed on both sides.
+		{name: "rename onto a subscription",
+			ops:  [][]string{{"B", "subscribe", "Ghost"}, {"A", "rename", "Other", "Ghost"}},
+			want: map[string]string{"Ghost": "Other"}},
 		{name: "two mailboxes, lower GUID on A",
 			ops:  [][]string{{"A", "rename", "lo", "Same"}, {"B", "rename", "hi", "Same"}},
 			want: map[string]string{"Same": "lo", "hi": "hi"}},
@@ -141,7 +150,7 @@ func TestInteropSyncRenameTie(t *testing.T) {
 			ops:  [][]string{{"A", "rename", "hi", "Same"}, {"B", "rename", "lo", "Same"}},
 			want: map[string]string{"Same": "lo", "hi": "hi"}},
 	}
-	for _, f := range []string{"maildir", "sdbox"} {
+	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
 		for _, tc := range cases {
 			t.Run(f+"/"+tc.name, func(t *testing.T) {
 				d, on := treeInteropStart(t, f)
