@@ -66,15 +66,18 @@ func tieRenameLogs(t *testing.T, later map[string]uint32, roots ...string) {
 }
 
 // TestInteropSyncRenameTie: renames on both sides logged in the same
-// second (dsync.md §2.4 step 3, "Ties"). doveadm sync on one copy of the
-// pair and boxsync sync on another must end with the same names and GUIDs
-// on both sides. The same mailbox renamed to different names: whichever
-// name dsync's tree walk meets first keeps it (not always the byte-wise
-// smaller full name), unless the other side has a node there: a directory
-// (dbox, and LAYOUT=fs; Maildir++ has none) wins, another mailbox wins
-// if its GUID is lower. Two different mailboxes renamed to the same name:
-// the lower GUID keeps it, the other returns to its old name; both GUID
-// orders.
+// second (dsync.md §2.4 step 3, "Ties"), on Maildir++, sdbox and mdbox.
+// doveadm sync on one copy of the pair and boxsync sync on another must
+// end with the same names, GUIDs, mail and subscriptions on both sides.
+// The same mailbox renamed to different names: whichever name dsync's tree
+// walk meets first keeps it (not always the byte-wise smaller full name),
+// unless the other side has a node there: a directory (dbox; Maildir++
+// has none, only the name) wins, another mailbox wins if its GUID is
+// lower. Two different mailboxes renamed to the same name: the lower GUID
+// keeps it, the other returns to its old name; both GUID orders. Beside
+// the ties, what dsync does with the nodes a rename finds in its way: a
+// directory's child and a subscription without a mailbox end up under
+// "<name>-temp-1".
 func TestInteropSyncRenameTie(t *testing.T) {
 	const low, high = "00000000000000000000000000000001", "ffffffffffffffffffffffffffffffff"
 	// ops are doveadm commands on store A or B; "lo" and "hi" stand for
