@@ -349,7 +349,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 					continue
 				}
 				// A directory is in the way: the mailbox takes its
-				// place and its children stay below it.
+				// place, the directory moves aside.
 				other := a
 				if p.side == a {
 					other = b
@@ -501,7 +501,8 @@ func clashWinner(x, y *treeSide, name string) *treeSide {
 // (dsync.md §2.4 step 3, "Ties"; dsync-mailbox-tree-sync.c): its walk
 // over both trees meets the name first in walkCompare order, say an, and
 // compares the two nodes there by existence, then GUID. Where b has
-// nothing at an (or only a subscription), a's existing mailbox wins;
+// nothing at an (or only a subscription, or a Maildir++ container, which
+// is only a name), a's existing mailbox wins;
 // where b has a \Noselect directory, its zero GUID is the lower one, so
 // b wins and g ends under bn; where b has another mailbox, the clash is
 // settled as settleClash does.
