@@ -22,16 +22,35 @@ import (
 //     mail, which loses it), mail the other side saved after the logged
 //     delete is kept, and with it the mailbox (keepNewMail).
 //   - Renames (§2.4 step 3): a GUID under different names is renamed on
-//     the side whose name is older; a directory in the way keeps its
-//     children below the renamed mailbox (renameOntoDir). A node's age is its
+//     the side whose name is older. A node's age is its
 //     last_renamed_or_created: the newest rename record logged for its
 //     name or for any parent's name (children inherit, step 2). Equal
-//     ages: the byte-wise smaller name wins. QUIRK: dsync breaks ties by
-//     existence and GUIDs of the nodes at the clashing position; both
-//     rules are deterministic, they only pick differently. A target name
-//     taken on that side by another mailbox that both sides claim is
-//     moved aside to "<name>-<GUID>" (dsync's final temporary name) and
-//     then synced like a rename. Renames repeat until the trees agree.
+//     ages are settled as dsync's walk over both trees settles them
+//     (keepsNameOnTie): of the two names, the one the walk meets first
+//     (walkCompare: children before the next sibling) wins unless the
+//     other side has a node there: a directory (its zero GUID is lower;
+//     Maildir++ containers are only names, formats.ImpliedDirs, and do
+//     not count) or another mailbox (settled as below). A name both sides
+//     give to different mailboxes (settleClash) stays with the side whose
+//     nodes there are newer, on equal ages with the lower GUID; the
+//     loser's mailbox goes back to the name the winner gives it, or to
+//     "<name>-temp-<n>" (where 2.3's doveadm sync leaves it, though its
+//     tree calls it "<name>-<GUID>"). A directory in the way moves aside
+//     to "<name>-temp-<n>" with the children the other side does not
+//     have below the name (renameOntoDir), and a subscription without a
+//     mailbox in the way leaves "<name>-temp-<n>" subscribed
+//     (subscriptionAside), as with doveadm sync [observed]. Renames
+//     repeat until the trees agree. QUIRK: the rules follow dsync's for
+//     one clash at a time; a chain of clashes may still settle
+//     differently, as boxsync's own renames are logged with the time
+//     they are made where dsync's temporary names count as oldest, and a
+//     mailbox renamed into its own former subtree is not modelled
+//     (dsync's node_has_parent cases). QUIRK: on dbox and LAYOUT=fs,
+//     doveadm 2.3 also leaves an empty container
+//     "<name>-temp-<md5>" after a rename onto a directory whose child
+//     stays aside (the final name its tree gives the temporary
+//     directory, created but never filled; that run exits 2); boxsync
+//     makes none.
 //   - Directories (§2.4 step 6): a \Noselect container the other side
 //     logged as deleted (by name) goes when it has no children and was
 //     not renamed or created later; an empty container one side lacks is
@@ -300,7 +319,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				continue
 			}
 			ta, tb := a.renamed[an], b.renamed[bn]
-			if r.opt.Mode == OneWay || ta > tb || (ta == tb && an < bn) {
+			if r.opt.Mode == OneWay || ta > tb || (ta == tb && keepsNameOnTie(a, an, b, bn, g) == a) {
 				pending = append(pending, treeRename{side: b, from: bn, to: an, guid: g})
 			} else {
 				pending = append(pending, treeRename{side: a, from: an, to: bn, guid: g})
@@ -312,9 +331,10 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 		if round > 3*(len(a.byName)+len(b.byName)) {
 			return formats.Errorf(formats.KindTemp, "%s: mailbox renames do not converge (%d left, first %q → %q)", op, len(pending), pending[0].from, pending[0].to)
 		}
-		// Parents first: renaming one moves its children along.
+		// In dsync's walk order (parents first: renaming one moves its
+		// children along).
 		slices.SortFunc(pending, func(x, y treeRename) int {
-			if c := strings.Compare(x.to, y.to); c != 0 {
+			if c := walkCompare(x.to, y.to); c != 0 {
 				return c
 			}
 			return bytes.Compare(x.guid[:], y.guid[:])
@@ -329,8 +349,12 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 					continue
 				}
 				// A directory is in the way: the mailbox takes its
-				// place and its children stay below it.
-				if err := r.renameOntoDir(ctx, p.side, p.from, p.to); err != nil {
+				// place, the directory moves aside.
+				other := a
+				if p.side == a {
+					other = b
+				}
+				if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
 					return err
 				}
 				done = true
@@ -348,6 +372,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				}
 				from = tmp
 			}
+			r.subscriptionAside(ctx, p.side, p.to)
 			if ok, err := r.rename(ctx, p.side, from, p.to); err != nil {
 				return err
 			} else if ok {
@@ -360,18 +385,21 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			continue
 		}
 		// Every wanted name is taken: both sides claim a name for
-		// different mailboxes. The occupant moves aside to
-		// "<name>-<GUID>"; the next round carries that over.
+		// different mailboxes.
 		moved := false
 		for _, p := range pending {
 			occ := p.side.byName[p.to]
 			if occ.NoSelect || occ.GUID.IsZero() {
 				continue
 			}
-			if ok, err := r.rename(ctx, p.side, p.to, p.to+"-"+occ.GUID.String()); err != nil {
+			other := a
+			if p.side == a {
+				other = b
+			}
+			var err error
+			if moved, err = r.settleClash(ctx, other, p.side, p.to); err != nil {
 				return err
-			} else if ok {
-				moved = true
+			} else if moved {
 				break
 			}
 		}
@@ -384,11 +412,155 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 	}
 }
 
-// renameOntoDir renames from to the name of the \Noselect directory to
-// (as dsync's tree moves a node onto a directory node): the directory
-// moves aside to "<to>-temp-<n>", from is renamed to to, the directory's
-// children move back below it, and the emptied directory goes.
-func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string) error {
+// settleClash settles a name that x and y give to different mailboxes,
+// at least one of which the other side has under another name (dsync's
+// sync_rename_lower_ts at that position; x is the side whose mailbox the
+// pending rename wanted there, the source in sync -1, which always wins).
+// The side whose nodes there were renamed or created later keeps the
+// name: its age is the newer one of the name's and of the name it gives
+// the other side's mailbox (the two nodes dsync looks at on each side).
+// Equal ages: the lower mailbox GUID at the name wins. The loser's
+// mailbox moves to the name the winner gives it (dsync: to
+// "<name>-temp-<n>", which loses every later clash with a real name, so
+// it ends there), or, where the winner lacks it or the name is taken,
+// to "<name>-temp-<n>" for good (where doveadm sync 2.3 leaves it
+// [observed]: the "<name>-<GUID>" its tree then gives it is never made);
+// then the loser's copy of the winner's mailbox takes the name. moved
+// false: nothing could be renamed.
+func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (moved bool, err error) {
+	w, l := x, y
+	if r.opt.Mode != OneWay && clashWinner(x, y, name) == y { // sync -1: the source (x) wins
+		w, l = y, x
+	}
+	gw, gl := w.byName[name].GUID, l.byName[name].GUID
+	to, ok := w.byGUID[gl]
+	if !ok || to == name || l.taken(to) || strings.HasPrefix(to, name+"/") {
+		to = l.tempName(name)
+	}
+	r.subscriptionAside(ctx, l, to)
+	if ok, err := r.rename(ctx, l, name, to); err != nil || !ok {
+		return false, err
+	}
+	r.carrySubscriptions(ctx, l, name, to)
+	if from, ok := l.byGUID[gw]; ok && !strings.HasPrefix(name, from+"/") {
+		if ok, err := r.rename(ctx, l, from, name); err != nil {
+			return true, err
+		} else if ok {
+			r.carrySubscriptions(ctx, l, from, name)
+		}
+	}
+	return true, nil
+}
+
+// subscriptionAside mirrors what dsync does to a subscribed name without
+// a mailbox (a node that does not exist, but is subscribed) that a rename
+// in side is about to land on: it renames that node to
+// "<name>-temp-<n>" like any node in the way, and as no mailbox is there,
+// only its subscription stays, under the temporary name, on both sides
+// [observed]. So the temporary name is subscribed here; the subscription
+// sync carries it to the other side.
+func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string) {
+	info, ok := side.byName[name]
+	if !ok || !info.NoSelect || !info.Subscribed || side.hasChildren(name) || r.opt.Mode != Sync {
+		return
+	}
+	tmp := side.tempName(name)
+	err := side.store.SetSubscribed(ctx, tmp, true)
+	r.treeChanged(side.idx)
+	if err != nil {
+		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", tmp, 0, ""))
+	}
+}
+
+// clashWinner tells which of x and y keeps name, which both give to a
+// mailbox, different ones (see settleClash).
+func clashWinner(x, y *treeSide, name string) *treeSide {
+	gx, gy := x.byName[name].GUID, y.byName[name].GUID
+	age := func(t *treeSide, other formats.GUID) int64 {
+		ts := t.renamed[name]
+		if n, ok := t.byGUID[other]; ok {
+			ts = max(ts, t.renamed[n])
+		}
+		return ts
+	}
+	tx, ty := age(x, gy), age(y, gx)
+	if tx != ty {
+		if tx > ty {
+			return x
+		}
+		return y
+	}
+	if bytes.Compare(gx[:], gy[:]) < 0 {
+		return x
+	}
+	return y
+}
+
+// keepsNameOnTie tells which side keeps its name for mailbox g, named an
+// in a and bn in b, when both names are equally old, as dsync decides it
+// (dsync.md §2.4 step 3, "Ties"; dsync-mailbox-tree-sync.c): its walk
+// over both trees meets the name first in walkCompare order, say an, and
+// compares the two nodes there by existence, then GUID. Where b has
+// nothing at an (or only a subscription, or a Maildir++ container, which
+// is only a name), a's existing mailbox wins;
+// where b has a \Noselect directory, its zero GUID is the lower one, so
+// b wins and g ends under bn; where b has another mailbox, the clash is
+// settled as settleClash does.
+func keepsNameOnTie(a *treeSide, an string, b *treeSide, bn string, g formats.GUID) *treeSide {
+	first, other := a, b
+	name := an
+	if walkCompare(bn, an) < 0 {
+		first, other, name = b, a, bn
+	}
+	info, ok := other.byName[name]
+	switch {
+	case !ok || (info.NoSelect && (info.Subscribed && !other.hasChildren(name) || other.impliedDirs())):
+		return first // no existing node there in dsync's tree: the mailbox wins
+	case info.NoSelect || info.GUID.IsZero():
+		return other // an existing directory: GUID zero is lower
+	default:
+		return clashWinner(first, other, name)
+	}
+}
+
+// impliedDirs tells whether t's containers are only names that the
+// mailboxes below them imply (formats.ImpliedDirs: Maildir++).
+func (t *treeSide) impliedDirs() bool {
+	d, ok := t.store.(formats.ImpliedDirs)
+	return ok && d.ImpliedDirs()
+}
+
+// walkCompare orders mailbox names as dsync's tree walk meets them:
+// level by level, siblings by byte-wise name, a node's children before
+// its next sibling. So the separator sorts below every other byte:
+// "Old/Other" comes before "Old-x" though '-' < '/'.
+func walkCompare(x, y string) int {
+	for i := 0; i < len(x) && i < len(y); i++ {
+		cx, cy := x[i], y[i]
+		if cx == cy {
+			continue
+		}
+		if cx == formats.Separator {
+			return -1
+		}
+		if cy == formats.Separator {
+			return 1
+		}
+		return int(cx) - int(cy)
+	}
+	return len(x) - len(y)
+}
+
+// renameOntoDir renames from to the name of the \Noselect directory to,
+// as dsync's tree moves a node onto a directory node: the directory
+// moves aside to "<to>-temp-<n>" with its children, and from is renamed
+// to to. A child that other has right below to (same GUID, same name
+// under to) moves back, as dsync's walk of the children then finds it
+// there on the side whose rename is the newer one; the others stay under
+// the temporary directory, which goes once it is empty [observed:
+// doveadm sync leaves a mailbox only one side had below the directory in
+// "<to>-temp-1/"].
+func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to string) error {
 	tmp := side.tempName(to)
 	if ok, err := r.rename(ctx, side, to, tmp); err != nil || !ok {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
@@ -405,14 +577,24 @@ func (r *run) renameOntoDir(ctx context.Context, side *treeSide, from, to string
 	if err != nil {
 		return formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": list "+side.label+" mailboxes", "", 0, "")
 	}
+	moved, left := "", false
 	for _, b := range boxes {
 		rest, ok := strings.CutPrefix(b.Name, tmp+"/")
-		if !ok || strings.ContainsRune(rest, formats.Separator) || (b.NoSelect && b.Subscribed) {
+		if !ok || (b.NoSelect && b.Subscribed) || (moved != "" && strings.HasPrefix(b.Name, moved+"/")) {
 			continue
 		}
-		if _, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
-			return err
+		if b.NoSelect || b.GUID.IsZero() || other.byGUID[b.GUID] != to+"/"+rest {
+			left = left || !b.NoSelect
+			continue
 		}
+		if ok, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
+			return err
+		} else if ok {
+			moved = b.Name
+		}
+	}
+	if left {
+		return nil
 	}
 	err = side.store.Delete(ctx, tmp)
 	r.treeChanged(side.idx)
@@ -628,10 +810,11 @@ func (t *treeSide) taken(name string) bool {
 	return ok && (!info.NoSelect || !info.Subscribed || t.hasChildren(name))
 }
 
-// tempName is an unused "<name>-temp-<n>" (dsync's temporary names).
+// tempName is an unused "<name>-temp-<n>", n in hex (dsync's temporary
+// names, TEMP_SUFFIX_FORMAT).
 func (t *treeSide) tempName(name string) string {
 	for n := 1; ; n++ {
-		tmp := fmt.Sprintf("%s-temp-%d", name, n)
+		tmp := fmt.Sprintf("%s-temp-%x", name, n)
 		if _, ok := t.byName[tmp]; !ok {
 			return tmp
 		}

@@ -15,7 +15,8 @@
 // driver is its reference implementation.
 //
 // Optional interfaces add what not every format can do: [Renamer],
-// [DirCreator], [MailboxLogger] (Dovecot's dovecot.mailbox.log, which the
+// [DirCreator], [ImpliedDirs] (Maildir++ containers that are only names),
+// [MailboxLogger] (Dovecot's dovecot.mailbox.log, which the
 // maildir, sdbox and mdbox drivers append to on every delete, rename and
 // (un)subscription as Dovecot does, so that a two-way sync can tell a
 // deleted or renamed mailbox from a new one), [Checker], [Configurable],

@@ -96,6 +96,18 @@ type DirCreator interface {
 	CreateDir(ctx context.Context, name string) error
 }
 
+// ImpliedDirs is implemented by stores whose \Noselect containers may be
+// mere names, implied by the mailboxes below them (Maildir++:
+// ".Work.Sub" without ".Work"), not directories of their own (dbox,
+// LAYOUT=fs). ImpliedDirs reports whether that is so for the store.
+// Dovecot lists such a container as \NonExistent and dsync's tree holds
+// it as a node that does not exist, where it holds a directory as an
+// existing node without a GUID; the difference decides renames that tie
+// (dsync.md §2.4 step 3). Stores without the method have directories.
+type ImpliedDirs interface {
+	ImpliedDirs() bool
+}
+
 // ExpungeLogger is implemented by mailboxes that keep Dovecot's
 // transaction log (maildir with its index, sdbox, mdbox). ExpungedGUIDs
 // returns the 128-bit GUIDs (MessageGUID128) of the messages expunged

@@ -15,6 +15,7 @@ import (
 
 var (
 	_ formats.DirCreator    = (*Store)(nil)
+	_ formats.ImpliedDirs   = (*Store)(nil)
 	_ formats.Renamer       = (*Store)(nil)
 	_ formats.MailboxLogger = (*Store)(nil)
 )
@@ -174,6 +175,11 @@ func removeEmptyParents(dir, stop string) {
 		dir = filepath.Dir(dir)
 	}
 }
+
+// ImpliedDirs tells whether the store's containers are only names
+// implied by their children: Maildir++ ones are, LAYOUT=fs ones are
+// directories.
+func (s *Store) ImpliedDirs() bool { return !s.fsys }
 
 // CreateDir makes an empty \Noselect container: under LAYOUT=fs a
 // directory without cur/; Maildir++ has no empty containers
