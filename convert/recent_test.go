@@ -117,3 +117,119 @@ func TestRecentCarried(t *testing.T) {
 		})
 	}
 }
+
+// claim raises the first_recent_uid of s's INBOX to uid, as an IMAP
+// session that selects it claims \Recent of the mail below.
+func claim(t *testing.T, s formats.Store, uid formats.UID) {
+	t.Helper()
+	ctx := context.Background()
+	mb, err := s.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := tx.(formats.FirstRecentRaiser).RaiseFirstRecentUID(uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstRecent is Status().FirstRecentUID of s's INBOX.
+func firstRecent(t *testing.T, s formats.Store) formats.UID {
+	t.Helper()
+	mb, err := s.Open(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	st, err := mb.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.FirstRecentUID
+}
+
+// TestFirstRecentRaised: at the end of a mailbox, each side the mode
+// writes (Sync: both; Backup and OneWay: the destination) raises its
+// first_recent_uid to the other side's, as dsync's importer does, so
+// mail one side's IMAP session claimed stops being \Recent on the other:
+// in either direction, the lower of the two raised, never lowered, with
+// a full merge and with a fast run that skips the pair otherwise.
+func TestFirstRecentRaised(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []convert.Mode{convert.Backup, convert.Sync, convert.OneWay} {
+		for _, alg := range []convert.Algorithm{convert.Fast, convert.Full} {
+			t.Run(fmt.Sprintf("%s/%s", mode, map[convert.Algorithm]string{convert.Fast: "fast", convert.Full: "full"}[alg]), func(t *testing.T) {
+				src := recentStore(t, false)
+				dst := newStore(t)
+				run := func(when string) {
+					t.Helper()
+					res, err := convert.Run(ctx, src, dst, convert.Options{Mode: mode, Algorithm: alg})
+					if err != nil || len(res.Errors) > 0 || res.Desync != "" {
+						t.Fatalf("%s: Run = %v %v (desync %q)", when, err, res.Errors, res.Desync)
+					}
+					if res.Messages.Saved+res.Messages.Expunged+res.Messages.FlagsChanged != 0 && when != "first run" {
+						t.Errorf("%s: Run changed mail: %+v", when, res.Messages)
+					}
+				}
+				// check compares both sides' first recent UIDs and
+				// Recent per UID (recentMessages: UIDs 1-5, saved
+				// Recent from 3).
+				check := func(when string, wantSrc, wantDst formats.UID) {
+					t.Helper()
+					for _, x := range []struct {
+						name  string
+						s     formats.Store
+						first formats.UID
+					}{{"source", src, wantSrc}, {"destination", dst, wantDst}} {
+						if got := firstRecent(t, x.s); got != x.first {
+							t.Errorf("%s: %s first recent UID %d, want %d", when, x.name, got, x.first)
+						}
+						want := ""
+						for uid := formats.UID(1); uid <= 5; uid++ {
+							want += fmt.Sprintf("%d:%v ", uid, uid >= max(x.first, 3))
+						}
+						if got := recentByUID(t, x.s); got != want {
+							t.Errorf("%s: %s Recent %q, want %q", when, x.name, got, want)
+						}
+					}
+				}
+				run("first run")
+				check("first run", 1, 1)
+
+				// The source's session claims 1-3: the destination
+				// follows.
+				claim(t, src, 4)
+				run("source claimed up to 4")
+				check("source claimed up to 4", 4, 4)
+
+				// The destination's session claims 4: in a sync
+				// the source follows; a backup and sync -1 leave the
+				// source alone and never lower the destination.
+				claim(t, dst, 5)
+				run("destination claimed up to 5")
+				if mode == convert.Sync {
+					check("destination claimed up to 5", 5, 5)
+				} else {
+					check("destination claimed up to 5", 4, 5)
+				}
+
+				// Everything claimed on the source: raised to its
+				// UIDNEXT on the destination.
+				claim(t, src, 6)
+				run("source claimed all")
+				check("source claimed all", 6, 6)
+				// A run with nothing to do leaves both alone.
+				run("again")
+				check("again", 6, 6)
+			})
+		}
+	}
+}
