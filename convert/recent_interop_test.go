@@ -54,11 +54,14 @@ func recentSource(t *testing.T) *dovecottest.Dovecot {
 }
 
 // imapSelect has an IMAP session SELECT mailbox at loc, claiming \Recent.
+// The location is an -o of the imap process: doveadm's own -o settings
+// do not reach a process it execs.
 func imapSelect(t *testing.T, d *dovecottest.Dovecot, loc, mailbox string) {
 	t.Helper()
-	c := d.Cmd(t, "-o", "mail_location="+loc, "exec", "imap")
+	c := d.Cmd(t, "exec", "imap", "-o", "mail_location="+loc)
 	c.Stdin = strings.NewReader("a select " + mailbox + "\r\nb logout\r\n")
-	if out, err := c.Output(); err != nil || !strings.Contains(string(out), "a OK") {
+	out, err := c.Output()
+	if err != nil || !strings.Contains(string(out), "a OK") {
 		t.Fatalf("imap select %s: %v\n%s", mailbox, err, out)
 	}
 }
@@ -138,23 +141,30 @@ func ourRecentUIDs(t *testing.T, root, mailbox string) string {
 	return strings.Join(uids, " ")
 }
 
-// TestInteropRecentDifferential runs doveadm backup / sync and boxsync
-// backup / sync / sync -1 from identical copies of a Maildir with \Recent
+// TestInteropRecentDifferential runs doveadm backup / sync / sync -1 and
+// boxsync's, fast and full (-f), from identical copies of a Maildir with \Recent
 // mail in new/ (plain, with \Seen, with a keyword), claimed mail in cur/
 // (":2," and ":2,S") and \Recent mail in cur/, into an empty Maildir, then
 // delivers one more message into the source's new/ and syncs again: the
 // replicas must have the same files (new/ vs cur/, base names and flag
 // parts), Dovecot must report \Recent on the same UIDs in both, and our
-// reader must agree with it.
+// reader must agree with it. Then the sources' IMAP sessions claim
+// \Recent and a run takes it from the replicas' mail too (dsync raises
+// first_recent_uid at the end of a mailbox); then the replicas' sessions
+// claim new mail, which a sync (only) takes from the sources' too.
 func TestInteropRecentDifferential(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		doveadm []string
 		mode    convert.Mode
+		alg     convert.Algorithm
 	}{
-		{"backup", []string{"backup"}, convert.Backup},
-		{"sync", []string{"sync"}, convert.Sync},
-		{"sync -1", []string{"sync", "-1"}, convert.OneWay},
+		{"backup", []string{"backup"}, convert.Backup, convert.Fast},
+		{"sync", []string{"sync"}, convert.Sync, convert.Fast},
+		{"sync -1", []string{"sync", "-1"}, convert.OneWay, convert.Fast},
+		{"backup -f", []string{"backup", "-f"}, convert.Backup, convert.Full},
+		{"sync -f", []string{"sync", "-f"}, convert.Sync, convert.Full},
+		{"sync -1 -f", []string{"sync", "-1", "-f"}, convert.OneWay, convert.Full},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := recentSource(t)
@@ -167,7 +177,7 @@ func TestInteropRecentDifferential(t *testing.T) {
 				d.MustDoveadm(t, append(tc.doveadm, "maildir:~/Replica")...)
 				a := openMaildir(t, filepath.Join(home, "Maildir2"), formats.OpenOptions{ReadOnly: tc.mode != convert.Sync})
 				b := openMaildir(t, filepath.Join(home, "Replica2"), formats.OpenOptions{Create: true})
-				res, err := convert.Run(context.Background(), a, b, convert.Options{Mode: tc.mode, Algorithm: convert.Full})
+				res, err := convert.Run(context.Background(), a, b, convert.Options{Mode: tc.mode, Algorithm: tc.alg})
 				if err != nil || len(res.Errors) > 0 {
 					t.Fatalf("Run = %v %v", err, res.Errors)
 				}
@@ -183,6 +193,10 @@ func TestInteropRecentDifferential(t *testing.T) {
 						t.Errorf("%s: %s: doveadm's replica has\n\t%q\nboxsync's\n\t%q", when, box.name, theirs, ours)
 					}
 					src := recentUIDs(t, d, "maildir:~/Maildir", box.name)
+					if ourSrc := recentUIDs(t, d, "maildir:~/Maildir2", box.name); ourSrc != src {
+						t.Errorf("%s: %s: Dovecot reports \\Recent on UIDs %q of doveadm's source, %q of boxsync's",
+							when, box.name, src, ourSrc)
+					}
 					theirRecent := recentUIDs(t, d, "maildir:~/Replica", box.name)
 					ourRecent := recentUIDs(t, d, "maildir:~/Replica2", box.name)
 					if theirRecent != ourRecent {
@@ -244,6 +258,48 @@ func TestInteropRecentDifferential(t *testing.T) {
 			}
 			if !cur.ModTime().Equal(curBefore.ModTime()) {
 				t.Errorf("the replica's cur/ changed: mtime %v, was %v", cur.ModTime(), curBefore.ModTime())
+			}
+
+			// The sources' IMAP sessions claim \Recent: the next run
+			// raises the replicas' first_recent_uid to the sources'
+			// (dsync's importer finish), so nothing there is \Recent
+			// any more, though the files stay in new/.
+			boxes := []string{"INBOX", "Work"}
+			for _, src := range []string{"Maildir", "Maildir2"} {
+				for _, box := range boxes {
+					imapSelect(t, d, "maildir:~/"+src, box)
+				}
+			}
+			run()
+			compare("after the sources' sessions claimed \\Recent")
+			for _, box := range boxes {
+				if got := recentUIDs(t, d, "maildir:~/Replica2", box); got != "" {
+					t.Errorf("%s: \\Recent on UIDs %q of boxsync's replica after the source's session claimed it", box, got)
+				}
+			}
+
+			// The other way: new mail reaches the replicas, whose
+			// sessions claim it. A sync raises the sources too; a
+			// backup or sync -1 leaves them alone.
+			for _, src := range []string{"Maildir", "Maildir2"} {
+				p := filepath.Join(home, src, "new", "1700000100.M9P9.mx")
+				if err := os.WriteFile(p, []byte("Subject: delivered later\n\nbody\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run()
+			compare("after a second delivery")
+			for _, replica := range []string{"Replica", "Replica2"} {
+				imapSelect(t, d, "maildir:~/"+replica, "INBOX")
+			}
+			run()
+			compare("after the replicas' sessions claimed \\Recent")
+			wantSrc := "7"
+			if tc.mode == convert.Sync {
+				wantSrc = ""
+			}
+			if got := recentUIDs(t, d, "maildir:~/Maildir2", "INBOX"); got != wantSrc {
+				t.Errorf("\\Recent on UIDs %q of boxsync's source after the replica's session claimed it, want %q", got, wantSrc)
 			}
 			d.CheckLogClean(t)
 		})
