@@ -305,3 +305,115 @@ func TestInteropRecentDifferential(t *testing.T) {
 		})
 	}
 }
+
+// ourRecentAt is the UIDs our driver of loc ("sdbox:/path") reports
+// Recent in mailbox.
+func ourRecentAt(t *testing.T, loc, mailbox string) string {
+	t.Helper()
+	s := openLoc(t, loc, formats.OpenOptions{ReadOnly: true})
+	defer s.Close()
+	mb, err := s.Open(context.Background(), mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	var uids []string
+	for m, err := range mb.Messages(context.Background(), 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Recent {
+			uids = append(uids, fmt.Sprint(m.UID))
+		}
+	}
+	return strings.Join(uids, " ")
+}
+
+// TestInteropRecentIntoDbox is TestInteropRecentDifferential's sibling
+// for sdbox and mdbox replicas, whose saves are always \Recent (so only
+// first_recent_uid says what is not): doveadm backup / sync / sync -1
+// and ours from identical copies of recentSource, then runs after the
+// sources' IMAP sessions claimed \Recent, after a delivery, and after the
+// replicas' sessions claimed it: Dovecot must report \Recent on the same
+// UIDs of doveadm's replica and ours (and of both sources), and our
+// reader must agree.
+func TestInteropRecentIntoDbox(t *testing.T) {
+	for _, format := range []string{"sdbox", "mdbox"} {
+		for _, tc := range []struct {
+			name    string
+			doveadm []string
+			mode    convert.Mode
+		}{
+			{"backup", []string{"backup"}, convert.Backup},
+			{"sync", []string{"sync"}, convert.Sync},
+			{"sync -1", []string{"sync", "-1"}, convert.OneWay},
+		} {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				d := recentSource(t)
+				home := d.Home()
+				if out, err := exec.Command("cp", "-a", filepath.Join(home, "Maildir"), filepath.Join(home, "Maildir2")).CombinedOutput(); err != nil {
+					t.Fatalf("cp: %v\n%s", err, out)
+				}
+				theirLoc, ourLoc := format+":~/Replica", format+":~/Replica2"
+				run := func() {
+					t.Helper()
+					d.MustDoveadm(t, append(tc.doveadm, theirLoc)...)
+					a := openMaildir(t, filepath.Join(home, "Maildir2"), formats.OpenOptions{ReadOnly: tc.mode != convert.Sync})
+					b := openLoc(t, format+":"+filepath.Join(home, "Replica2"), formats.OpenOptions{Create: true})
+					res, err := convert.Run(context.Background(), a, b, convert.Options{Mode: tc.mode})
+					if err != nil || len(res.Errors) > 0 {
+						t.Fatalf("Run = %v %v", err, res.Errors)
+					}
+					a.Close()
+					b.Close()
+				}
+				boxes := []string{"INBOX", "Work"}
+				compare := func(when string) {
+					t.Helper()
+					for _, box := range boxes {
+						src, ourSrc := recentUIDs(t, d, "maildir:~/Maildir", box), recentUIDs(t, d, "maildir:~/Maildir2", box)
+						theirs, ours := recentUIDs(t, d, theirLoc, box), recentUIDs(t, d, ourLoc, box)
+						if src != ourSrc || theirs != ours {
+							t.Errorf("%s: %s: Dovecot reports \\Recent on UIDs %q of doveadm's source, %q of ours; %q of doveadm's replica, %q of ours",
+								when, box, src, ourSrc, theirs, ours)
+						}
+						if got := ourRecentAt(t, format+":"+filepath.Join(home, "Replica2"), box); got != ours {
+							t.Errorf("%s: %s: we read Recent on UIDs %q of our replica, Dovecot %q", when, box, got, ours)
+						}
+					}
+				}
+				run()
+				compare("first run")
+				for _, src := range []string{"Maildir", "Maildir2"} {
+					for _, box := range boxes {
+						imapSelect(t, d, "maildir:~/"+src, box)
+					}
+				}
+				run()
+				compare("after the sources' sessions claimed \\Recent")
+				for _, box := range boxes {
+					if got := recentUIDs(t, d, ourLoc, box); got != "" {
+						t.Errorf("%s: \\Recent on UIDs %q of our replica after the source's session claimed it", box, got)
+					}
+				}
+				for _, src := range []string{"Maildir", "Maildir2"} {
+					p := filepath.Join(home, src, "new", "1700000000.M9P9.mx")
+					if err := os.WriteFile(p, []byte("Subject: delivered\n\nbody\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				run()
+				compare("after a delivery")
+				if got := recentUIDs(t, d, ourLoc, "INBOX"); got != "6" {
+					t.Errorf("\\Recent on UIDs %q of our replica after a delivery, want the delivered 6", got)
+				}
+				for _, replica := range []string{"Replica", "Replica2"} {
+					imapSelect(t, d, format+":~/"+replica, "INBOX")
+				}
+				run()
+				compare("after the replicas' sessions claimed \\Recent")
+				d.CheckLogClean(t)
+			})
+		}
+	}
+}
