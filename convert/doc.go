@@ -79,5 +79,9 @@
 // pair); a pair a stateful run skips is not (dsync's state check
 // ignores first_recent_uid). A side that keeps none (mbox, imapc) is
 // neither raised nor raises the other: dsync would use Dovecot's index
-// of such a store, which we do not keep.
+// of such a store, which we do not keep. QUIRK: a pair merged by content
+// for a GUID/UIDVALIDITY conflict (mergeConflict) is not raised either,
+// as its UIDs do not correspond; dsync resolves such a conflict before
+// its import (a UIDVALIDITY change resets one side's index) and then
+// raises as usual.
 package convert

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,5 +232,53 @@ func TestFirstRecentRaised(t *testing.T) {
 				check("again", 6, 6)
 			})
 		}
+	}
+}
+
+// TestFirstRecentNotAcrossConflict: where the two INBOXes' GUIDs and
+// UIDVALIDITY differ, mail is merged by content and the UIDs of one side
+// say nothing about the other's, so neither side's first_recent_uid is
+// raised to the other's: the destination's own mail, and what it gets,
+// stays \Recent although the source's session claimed all of its mail.
+func TestFirstRecentNotAcrossConflict(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []convert.Mode{convert.Sync, convert.OneWay} {
+		t.Run(mode.String(), func(t *testing.T) {
+			src := recentStore(t, false)
+			claim(t, src, 6)
+			dst := newStore(t)
+			guid, err := formats.ParseGUID("fedcba9876543210fedcba9876543210")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dst.Create(ctx, "INBOX", guid, 99); err != nil {
+				t.Fatal(err)
+			}
+			mb, err := dst.Open(ctx, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := mb.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := "Subject: own\n\nbody\n"
+			if _, err := tx.Save(ctx, formats.Message{Recent: true, Size: int64(len(body))}, strings.NewReader(body)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mb.Close()
+			if _, err := convert.Run(ctx, src, dst, convert.Options{Mode: mode, Algorithm: convert.Full}); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if got := firstRecent(t, dst); got != 1 {
+				t.Errorf("destination first recent UID %d, want 1 (not raised across the conflict)", got)
+			}
+			if got := recentByUID(t, dst); !strings.HasPrefix(got, "1:true ") {
+				t.Errorf("destination Recent %q: its own message 1 lost \\Recent", got)
+			}
+		})
 	}
 }

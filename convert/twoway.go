@@ -467,7 +467,7 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 		}
 	}
 	guids := a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs
-	m := &merger{r: r, name: name, a: a, b: b, guids: guids}
+	m := &merger{r: r, name: name, a: a, b: b, guids: guids, conflict: true}
 	defer m.rollback()
 	have := map[string]int{}
 	for _, msg := range win.msgs {
@@ -558,7 +558,7 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 		}
 		lose.closed = false
 	}
-	m2 := &merger{r: r, name: name, a: a, b: b, guids: guids}
+	m2 := &merger{r: r, name: name, a: a, b: b, guids: guids, conflict: true}
 	defer m2.rollback()
 	have = map[string]int{}
 	for _, msg := range lose.msgs {
@@ -646,6 +646,10 @@ type merger struct {
 	guids bool
 	// lastCommonUID is the saved state's (stateful.go), 0 without one.
 	lastCommonUID formats.UID
+	// conflict: the sides' mailbox GUIDs or UIDVALIDITY differ
+	// (mergeConflict), so their UIDs do not correspond and neither
+	// side's first_recent_uid says anything about the other's mail.
+	conflict bool
 	// histA and histB are each side's flag changes since the saved
 	// last common modseq (since 0 without a state); nil when the side
 	// keeps no history.
@@ -1041,7 +1045,7 @@ func (m *merger) finish(ctx context.Context, s *side, uidNext formats.UID) error
 			return formats.Wrap(err, formats.KindTemp, m.r.opt.Mode.String()+": set UIDNEXT", m.name, 0, "")
 		}
 	}
-	if fr := firstRecentRaise(s.st, uidNext-1, otherSide(m.a, m.b, s).st.FirstRecentUID); s.errs == 0 && fr != 0 {
+	if fr := firstRecentRaise(s.st, uidNext-1, otherSide(m.a, m.b, s).st.FirstRecentUID); s.errs == 0 && fr != 0 && !m.conflict {
 		if err := m.begin(ctx, s); err != nil {
 			return err
 		}
