@@ -469,10 +469,13 @@ func (r *run) syncExisting(ctx context.Context, srcBox formats.Mailbox, srcSt fo
 		srcSt.UIDNext == dstSt.UIDNext && srcSt.HighestModSeq == dstSt.HighestModSeq &&
 		srcSt.Messages == dstSt.Messages && srcSt.HighestModSeq != 0 {
 		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
-		return nil
+		return raiseFirstRecentOnly(ctx, "backup", dstBox, firstRecentRaise(dstSt, srcSt.UIDNext-1, srcSt.FirstRecentUID))
 	}
 	r.logf("%s: syncing (%d messages, UIDNEXT %d)", name, srcSt.Messages, srcSt.UIDNext)
-	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext, dstCaps: dstSt.Caps, srcHMS: srcSt.HighestModSeq}
+	// dsync's last common UID at its finish is the merged UIDNEXT - 1:
+	// the source's, as the destination's is not higher.
+	ms := &mailboxSync{r: r, name: name, src: srcBox, dst: dstBox, dstNext: dstSt.UIDNext, dstCaps: dstSt.Caps, srcHMS: srcSt.HighestModSeq,
+		firstRecent: firstRecentRaise(dstSt, srcSt.UIDNext-1, srcSt.FirstRecentUID)}
 	defer ms.rollback()
 	if err := ms.merge(ctx, srcSt); err != nil {
 		return err
@@ -504,6 +507,9 @@ type mailboxSync struct {
 	dstCaps  formats.Caps
 	anyUID   bool           // the destination picks UIDs (content mode): no desync when they differ
 	srcHMS   formats.ModSeq // the source's HIGHESTMODSEQ, kept where the destination can
+	// firstRecent is what the destination's first_recent_uid is raised
+	// to at the end (firstRecentRaise), 0 for nothing.
+	firstRecent formats.UID
 
 	tx           formats.Tx
 	pending      int   // changes in tx
@@ -540,6 +546,11 @@ func (ms *mailboxSync) commit(ctx context.Context, uidNext formats.UID) error {
 			if err := r.RaiseHighestModSeq(ms.srcHMS); err != nil {
 				return formats.Wrap(err, formats.KindTemp, "backup: raise HIGHESTMODSEQ", ms.name, 0, "")
 			}
+		}
+		// In the same transaction, as dsync's one mailbox_update
+		// raises UIDNEXT, HIGHESTMODSEQ and first_recent_uid.
+		if err := addFirstRecentRaise(ms.tx, ms.firstRecent); err != nil {
+			return formats.Wrap(err, formats.KindTemp, "backup: raise first recent UID", ms.name, 0, "")
 		}
 	}
 	if ms.tx == nil {

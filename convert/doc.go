@@ -66,9 +66,22 @@
 // importer saves with the exporter's final_flags, MAIL_RECENT included
 // (dsync.md §2.7-2.8): a Maildir destination keeps \Recent flagless mail
 // in new/ (TestInteropRecentDifferential). Recent is not a flag: a message
-// whose Recent alone differs between the sides is no change. Not done:
-// dsync's finish raises the destination's first_recent_uid to
-// min(last_common_uid+1, the source's) (mailbox_update
-// min_first_recent_uid), which after an incremental sync takes \Recent
-// from old mail the source's IMAP session claimed.
+// whose Recent alone differs between the sides is no change. At the end
+// of each mailbox every side the mode writes (Sync: both; Backup and
+// OneWay: the destination, as only there dsync has an importer) raises
+// its first_recent_uid to min(last_common_uid+1, the other side's as its
+// Status read before the merge), as dsync's importer finish does
+// (mailbox_update min_first_recent_uid; recent.go,
+// formats.FirstRecentRaiser), in the transaction that raises UIDNEXT:
+// after an incremental run old mail the other side's IMAP session
+// claimed stops being \Recent here too. A pair a fast run skips is
+// still raised where the first recent UIDs differ (dsync syncs such a
+// pair); a pair a stateful run skips is not (dsync's state check
+// ignores first_recent_uid). A side that keeps none (mbox, imapc) is
+// neither raised nor raises the other: dsync would use Dovecot's index
+// of such a store, which we do not keep. QUIRK: a pair merged by content
+// for a GUID/UIDVALIDITY conflict (mergeConflict) is not raised either,
+// as its UIDs do not correspond; dsync resolves such a conflict before
+// its import (a UIDVALIDITY change resets one side's index) and then
+// raises as usual.
 package convert

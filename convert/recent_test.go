@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,170 @@ func TestRecentCarried(t *testing.T) {
 				if after := recentByUID(t, a) + "/" + recentByUID(t, b); after != before {
 					t.Errorf("Recent changed: %q, was %q", after, before)
 				}
+			}
+		})
+	}
+}
+
+// claim raises the first_recent_uid of s's INBOX to uid, as an IMAP
+// session that selects it claims \Recent of the mail below.
+func claim(t *testing.T, s formats.Store, uid formats.UID) {
+	t.Helper()
+	ctx := context.Background()
+	mb, err := s.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := tx.(formats.FirstRecentRaiser).RaiseFirstRecentUID(uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstRecent is Status().FirstRecentUID of s's INBOX.
+func firstRecent(t *testing.T, s formats.Store) formats.UID {
+	t.Helper()
+	mb, err := s.Open(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	st, err := mb.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.FirstRecentUID
+}
+
+// TestFirstRecentRaised: at the end of a mailbox, each side the mode
+// writes (Sync: both; Backup and OneWay: the destination) raises its
+// first_recent_uid to the other side's, as dsync's importer does, so
+// mail one side's IMAP session claimed stops being \Recent on the other:
+// in either direction, the lower of the two raised, never lowered, with
+// a full merge and with a fast run that skips the pair otherwise.
+func TestFirstRecentRaised(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []convert.Mode{convert.Backup, convert.Sync, convert.OneWay} {
+		for _, alg := range []convert.Algorithm{convert.Fast, convert.Full} {
+			t.Run(fmt.Sprintf("%s/%s", mode, map[convert.Algorithm]string{convert.Fast: "fast", convert.Full: "full"}[alg]), func(t *testing.T) {
+				src := recentStore(t, false)
+				dst := newStore(t)
+				run := func(when string) {
+					t.Helper()
+					res, err := convert.Run(ctx, src, dst, convert.Options{Mode: mode, Algorithm: alg})
+					if err != nil || len(res.Errors) > 0 || res.Desync != "" {
+						t.Fatalf("%s: Run = %v %v (desync %q)", when, err, res.Errors, res.Desync)
+					}
+					if res.Messages.Saved+res.Messages.Expunged+res.Messages.FlagsChanged != 0 && when != "first run" {
+						t.Errorf("%s: Run changed mail: %+v", when, res.Messages)
+					}
+				}
+				// check compares both sides' first recent UIDs and
+				// Recent per UID (recentMessages: UIDs 1-5, saved
+				// Recent from 3).
+				check := func(when string, wantSrc, wantDst formats.UID) {
+					t.Helper()
+					for _, x := range []struct {
+						name  string
+						s     formats.Store
+						first formats.UID
+					}{{"source", src, wantSrc}, {"destination", dst, wantDst}} {
+						if got := firstRecent(t, x.s); got != x.first {
+							t.Errorf("%s: %s first recent UID %d, want %d", when, x.name, got, x.first)
+						}
+						want := ""
+						for uid := formats.UID(1); uid <= 5; uid++ {
+							want += fmt.Sprintf("%d:%v ", uid, uid >= max(x.first, 3))
+						}
+						if got := recentByUID(t, x.s); got != want {
+							t.Errorf("%s: %s Recent %q, want %q", when, x.name, got, want)
+						}
+					}
+				}
+				run("first run")
+				check("first run", 1, 1)
+
+				// The source's session claims 1-3: the destination
+				// follows.
+				claim(t, src, 4)
+				run("source claimed up to 4")
+				check("source claimed up to 4", 4, 4)
+
+				// The destination's session claims 4: in a sync
+				// the source follows; a backup and sync -1 leave the
+				// source alone and never lower the destination.
+				claim(t, dst, 5)
+				run("destination claimed up to 5")
+				if mode == convert.Sync {
+					check("destination claimed up to 5", 5, 5)
+				} else {
+					check("destination claimed up to 5", 4, 5)
+				}
+
+				// Everything claimed on the source: raised to its
+				// UIDNEXT on the destination.
+				claim(t, src, 6)
+				run("source claimed all")
+				check("source claimed all", 6, 6)
+				// A run with nothing to do leaves both alone.
+				run("again")
+				check("again", 6, 6)
+			})
+		}
+	}
+}
+
+// TestFirstRecentNotAcrossConflict: where the two INBOXes' GUIDs and
+// UIDVALIDITY differ, mail is merged by content and the UIDs of one side
+// say nothing about the other's, so neither side's first_recent_uid is
+// raised to the other's: the destination's own mail, and what it gets,
+// stays \Recent although the source's session claimed all of its mail.
+func TestFirstRecentNotAcrossConflict(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []convert.Mode{convert.Sync, convert.OneWay} {
+		t.Run(mode.String(), func(t *testing.T) {
+			src := recentStore(t, false)
+			claim(t, src, 6)
+			dst := newStore(t)
+			guid, err := formats.ParseGUID("fedcba9876543210fedcba9876543210")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dst.Create(ctx, "INBOX", guid, 99); err != nil {
+				t.Fatal(err)
+			}
+			mb, err := dst.Open(ctx, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := mb.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := "Subject: own\n\nbody\n"
+			if _, err := tx.Save(ctx, formats.Message{Recent: true, Size: int64(len(body))}, strings.NewReader(body)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mb.Close()
+			if _, err := convert.Run(ctx, src, dst, convert.Options{Mode: mode, Algorithm: convert.Full}); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if got := firstRecent(t, dst); got != 1 {
+				t.Errorf("destination first recent UID %d, want 1 (not raised across the conflict)", got)
+			}
+			if got := recentByUID(t, dst); !strings.HasPrefix(got, "1:true ") {
+				t.Errorf("destination Recent %q: its own message 1 lost \\Recent", got)
 			}
 		})
 	}

@@ -323,6 +323,15 @@ func (r *run) mergeOpen(ctx context.Context, a, b *side, attempt int) (again boo
 	if r.opt.Algorithm == Fast && a.st.Caps.ModSeqs && b.st.Caps.ModSeqs && a.st.HighestModSeq != 0 &&
 		a.st.UIDNext == b.st.UIDNext && a.st.HighestModSeq == b.st.HighestModSeq && a.st.Messages == b.st.Messages {
 		r.update(func(res *Result) { res.Mailboxes.Skipped++ })
+		for _, s := range []*side{a, b} {
+			if !s.write {
+				continue
+			}
+			other := otherSide(a, b, s)
+			if err := raiseFirstRecentOnly(ctx, r.opt.Mode.String(), s.box, firstRecentRaise(s.st, s.st.UIDNext-1, other.st.FirstRecentUID)); err != nil {
+				return false, err
+			}
+		}
 		return false, nil
 	}
 	r.logf("%s: merging (%d/%d messages, UIDNEXT %d/%d)", name, a.st.Messages, b.st.Messages, a.st.UIDNext, b.st.UIDNext)
@@ -458,7 +467,7 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 		}
 	}
 	guids := a.st.Caps.GUIDs && b.st.Caps.GUIDs && a.st.Caps.SaveGUIDs && b.st.Caps.SaveGUIDs
-	m := &merger{r: r, name: name, a: a, b: b, guids: guids}
+	m := &merger{r: r, name: name, a: a, b: b, guids: guids, conflict: true}
 	defer m.rollback()
 	have := map[string]int{}
 	for _, msg := range win.msgs {
@@ -549,7 +558,7 @@ func (r *run) mergeConflict(ctx context.Context, a, b *side, guidConflict bool) 
 		}
 		lose.closed = false
 	}
-	m2 := &merger{r: r, name: name, a: a, b: b, guids: guids}
+	m2 := &merger{r: r, name: name, a: a, b: b, guids: guids, conflict: true}
 	defer m2.rollback()
 	have = map[string]int{}
 	for _, msg := range lose.msgs {
@@ -637,6 +646,10 @@ type merger struct {
 	guids bool
 	// lastCommonUID is the saved state's (stateful.go), 0 without one.
 	lastCommonUID formats.UID
+	// conflict: the sides' mailbox GUIDs or UIDVALIDITY differ
+	// (mergeConflict), so their UIDs do not correspond and neither
+	// side's first_recent_uid says anything about the other's mail.
+	conflict bool
 	// histA and histB are each side's flag changes since the saved
 	// last common modseq (since 0 without a state); nil when the side
 	// keeps no history.
@@ -1014,8 +1027,12 @@ func (m *merger) maybeCommit(ctx context.Context, s *side) error {
 	return nil
 }
 
-// finish raises s's UIDNEXT (unless a message failed: a skipped UID can
-// still be filled by the next run) and commits.
+// finish raises s's UIDNEXT and first_recent_uid (unless a message
+// failed: a skipped UID can still be filled by the next run, and dsync
+// updates neither after a failure) and commits. first_recent_uid goes to
+// the other side's as its Status had it before the merge (recent.go),
+// so mail the other side's IMAP session claimed stops being \Recent
+// here too.
 func (m *merger) finish(ctx context.Context, s *side, uidNext formats.UID) error {
 	if !s.write {
 		return nil
@@ -1028,7 +1045,23 @@ func (m *merger) finish(ctx context.Context, s *side, uidNext formats.UID) error
 			return formats.Wrap(err, formats.KindTemp, m.r.opt.Mode.String()+": set UIDNEXT", m.name, 0, "")
 		}
 	}
+	if fr := firstRecentRaise(s.st, uidNext-1, otherSide(m.a, m.b, s).st.FirstRecentUID); s.errs == 0 && fr != 0 && !m.conflict {
+		if err := m.begin(ctx, s); err != nil {
+			return err
+		}
+		if err := addFirstRecentRaise(s.tx, fr); err != nil {
+			return formats.Wrap(err, formats.KindTemp, m.r.opt.Mode.String()+": raise first recent UID", m.name, 0, "")
+		}
+	}
 	return m.commit(ctx, s)
+}
+
+// otherSide is the side of the pair a, b that is not s.
+func otherSide(a, b, s *side) *side {
+	if s == a {
+		return b
+	}
+	return a
 }
 
 func (m *merger) rollback() {

@@ -20,7 +20,7 @@
 // maildir, sdbox and mdbox drivers append to on every delete, rename and
 // (un)subscription as Dovecot does, so that a two-way sync can tell a
 // deleted or renamed mailbox from a new one), [Checker], [Configurable],
-// [ModSeqRaiser], [Rebuilder], [HdrHasher].
+// [ModSeqRaiser], [FirstRecentRaiser], [Rebuilder], [HdrHasher].
 //
 // # Names
 //

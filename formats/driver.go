@@ -159,6 +159,26 @@ type ModSeqRaiser interface {
 	RaiseHighestModSeq(m ModSeq) error
 }
 
+// FirstRecentRaiser is implemented by transactions of stores that keep
+// Dovecot's first_recent_uid (Status.FirstRecentUID reported): Commit
+// raises it to at least uid, after the transaction's saves, so the mail
+// below it stops being \Recent (Message.Recent). It is never lowered,
+// and never raised above the mailbox's UIDNEXT after the commit (Dovecot
+// takes first_recent_uid > next_uid for a corrupt index). This is what
+// dsync's importer does when it finishes a mailbox (dovecot 2.3.19.1
+// dsync-mailbox-import.c dsync_mailbox_import_finish: mailbox_update
+// with min_first_recent_uid), so that mail the other side's IMAP session
+// already claimed stops being \Recent here too.
+//
+// The value is read through Status, as dsync reads it with the other
+// STATUS items, and the raise rides a transaction, as dsync applies it
+// in the one mailbox_update that also raises UIDNEXT and HIGHESTMODSEQ
+// (Tx.SetUIDNext, ModSeqRaiser): one index log transaction, no extra
+// read of the mailbox.
+type FirstRecentRaiser interface {
+	RaiseFirstRecentUID(uid UID) error
+}
+
 // Rebuilder is implemented by stores that can rebuild a mailbox's index
 // from its mail files, as Dovecot's `doveadm force-resync` does: a dbox
 // mailbox whose index files were lost, say, where Dovecot would show an

@@ -143,7 +143,12 @@ type Message struct {
 	//     (the Status header's O is not read for it); an IMAP server
 	//     reports \Recent per session, and a connection of ours that
 	//     selected the mailbox read-write claimed it itself.
-	//   - mem: what Save was given.
+	//   - mem: what Save was given, until a raise of its first recent
+	//     UID (FirstRecentRaiser) takes it from the mail below.
+	//
+	// dsync's finish raises first_recent_uid to the other side's
+	// (FirstRecentRaiser), so mail an IMAP session claimed on one side
+	// stops being \Recent on the other.
 	Recent bool
 	// Received is IMAP INTERNALDATE. Saved is Dovecot's save date; a
 	// zero value means "unknown" (a driver then uses the time of saving).
@@ -208,7 +213,16 @@ type Status struct {
 	UIDNext       UID
 	HighestModSeq ModSeq // 0 when the store keeps no modseqs
 	Messages      int
-	Caps          Caps // the driver's Caps, narrowed for this mailbox
+	// FirstRecentUID is Dovecot's first_recent_uid as its
+	// STATUS_FIRST_RECENT_UID reports it after a sync of the mailbox:
+	// the lowest UID the next session may see as \Recent
+	// (Message.Recent). dsync sends it in its mailbox record and the
+	// importing side raises its own to it (FirstRecentRaiser). A store
+	// that reports one (>= 1, <= UIDNEXT) has transactions that
+	// implement FirstRecentRaiser; 0 when the store keeps none (mbox,
+	// imapc).
+	FirstRecentUID UID
+	Caps           Caps // the driver's Caps, narrowed for this mailbox
 }
 
 // Caps are facts about what a store keeps. Driver.Caps is an upper bound;

@@ -87,6 +87,7 @@ func Run(t *testing.T, h Harness) {
 		{"ManyMessages", nil, testMany},
 		{"ManyKeywords", needCap("Keywords", func(c formats.Caps) bool { return c.Keywords }), testManyKeywords},
 		{"SaveRecent", needCap("SaveRecent", func(c formats.Caps) bool { return c.SaveRecent }), testSaveRecent},
+		{"RaiseFirstRecentUID", nil, testRaiseFirstRecent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1016,4 +1017,82 @@ func testSaveRecent(t *testing.T, e *env) {
 	e.reopen(t)
 	mb = e.mailbox(t, "INBOX")
 	check("after flag changes")
+}
+
+// testRaiseFirstRecent raises first_recent_uid (formats.FirstRecentRaiser)
+// as dsync's finish does: mail below it stops being Recent, mail at or
+// above it stays so, Status reports it, and it persists. It is never
+// lowered, a raise in a transaction with saves applies after them, and a
+// raise past UIDNEXT stops at UIDNEXT. A store reports a FirstRecentUID
+// exactly when its transactions can raise it, and no message below it is
+// Recent.
+func testRaiseFirstRecent(t *testing.T, e *env) {
+	e.create(t, "INBOX")
+	mb := e.mailbox(t, "INBOX")
+	tx := e.begin(t, mb)
+	// Flagless, with a flag and with a keyword: a Maildir keeps
+	// them in new/, cur/ and cur/.
+	for i, m := range []formats.Message{{Recent: true}, {Recent: true, Flags: formats.FlagSeen}, {Recent: true, Keywords: []string{"$Label1"}}, {Recent: true}} {
+		if !e.caps.Keywords {
+			m.Keywords = nil
+		}
+		_, body := e.sampleBody(i)
+		e.save(t, tx, m, body)
+	}
+	_, isRaiser := tx.(formats.FirstRecentRaiser)
+	e.commit(t, tx)
+	st := e.status(t, mb)
+	if (st.FirstRecentUID != 0) != isRaiser {
+		t.Fatalf("Status().FirstRecentUID = %d, but the transaction implements FirstRecentRaiser: %v", st.FirstRecentUID, isRaiser)
+	}
+	msgs := e.messages(t, mb)
+	uids := uidsOf(msgs)
+	// check reopens the store and compares Status().FirstRecentUID and
+	// which messages are Recent with first.
+	check := func(when string, first formats.UID) {
+		t.Helper()
+		e.reopen(t)
+		mb = e.mailbox(t, "INBOX")
+		if got := e.status(t, mb).FirstRecentUID; got != first {
+			t.Errorf("%s: Status().FirstRecentUID = %d, want %d", when, got, first)
+		}
+		for _, m := range e.messages(t, mb) {
+			// Every message was saved Recent (as a dbox save
+			// always is); a store without first_recent_uid has
+			// no Recent (mbox, imapc).
+			if want := first != 0 && m.UID >= first; m.Recent != want {
+				t.Errorf("%s: uid %d: Recent %v, want %v (first recent UID %d)", when, m.UID, m.Recent, want, first)
+			}
+		}
+	}
+	if !isRaiser {
+		check("without first_recent_uid", 0)
+		t.Skipf("driver %s keeps no first_recent_uid (Status().FirstRecentUID 0, no FirstRecentRaiser)", e.h.Driver.Name())
+	}
+	if st.FirstRecentUID > uids[0] {
+		t.Errorf("Status().FirstRecentUID = %d after saving Recent mail from uid %d", st.FirstRecentUID, uids[0])
+	}
+	raise := func(uid formats.UID, save bool) {
+		t.Helper()
+		tx := e.begin(t, mb)
+		if save {
+			_, body := e.sampleBody(4)
+			e.save(t, tx, formats.Message{Recent: true}, body)
+		}
+		if err := tx.(formats.FirstRecentRaiser).RaiseFirstRecentUID(uid); err != nil {
+			t.Fatalf("RaiseFirstRecentUID(%d) = %v", uid, err)
+		}
+		e.commit(t, tx)
+	}
+	raise(uids[2], false)
+	check("raised to the third message", uids[2])
+	raise(uids[1], false)
+	check("raised to a lower UID", uids[2])
+	// With a save: the raise applies after it, so the saved message
+	// (at UIDNEXT) stays Recent when the raise stops at its UID.
+	next := e.status(t, mb).UIDNext
+	raise(next, true)
+	check("raised to a message saved with it", next)
+	raise(next+100, false)
+	check("raised past UIDNEXT", e.status(t, mb).UIDNext)
 }

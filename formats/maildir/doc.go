@@ -259,7 +259,13 @@
 //     only new/ says it). Recent holds for a suffix of the UIDs: a
 //     message saved without it claims \Recent of every lower UID, as in
 //     Dovecot. A move from new/ to cur/ is no flag change, and changes
-//     no modseq.
+//     no modseq. Status.FirstRecentUID is that first recent UID;
+//     formats.FirstRecentRaiser raises the header's first_recent_uid
+//     through the log as Dovecot's mailbox_update does (files stay in
+//     new/; Dovecot then counts them not recent) [verified: doveadm
+//     fetch flags, TestRaiseFirstRecentAsDovecot]; with INDEX=MEMORY
+//     there is nowhere to keep it and the raise is dropped, as
+//     Dovecot's in-memory index forgets it.
 //   - QUIRK: a file another program put into cur/ that no
 //     dovecot-uidlist lists yet is \Recent for the Dovecot session that
 //     finds it first (maildir-uidlist.c: "didn't exist in uidlist, it's

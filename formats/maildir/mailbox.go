@@ -83,7 +83,10 @@ func (m *mailbox) Status(ctx context.Context) (formats.Status, error) {
 		UIDNext:       formats.UID(st.next),
 		HighestModSeq: formats.ModSeq(ms.highest),
 		Messages:      len(st.t.recs),
-		Caps:          m.modseqCaps(ms),
+		// What Dovecot's STATUS_FIRST_RECENT_UID says after its sync
+		// of the mailbox (which dsync does before it reads it).
+		FirstRecentUID: formats.UID(ms.recentFrom),
+		Caps:           m.modseqCaps(ms),
 	}, nil
 }
 

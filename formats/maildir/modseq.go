@@ -524,6 +524,12 @@ func (m *mailbox) writeIndex(w *indexWrite, t *tx, old, ns *state, gone map[uint
 		tx.SetHeader(index.FieldNextUID, ns.next)
 		changes++
 	}
+	// RaiseFirstRecentUID's value after the saves' own raises, as
+	// dsync's mailbox_update follows its commit
+	// (index-storage.c index_storage_mailbox_update: a header update
+	// when it raises the value), capped at the next UID this leaves
+	// (Dovecot's index check: first_recent_uid <= next_uid).
+	firstRecent = max(firstRecent, min(t.recent, max(ns.next, v.NextUID())))
 	if firstRecent > hdrFirstRecent {
 		tx.SetHeader(index.FieldFirstRecentUID, firstRecent)
 		changes++

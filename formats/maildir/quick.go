@@ -84,7 +84,9 @@ func (m *mailbox) quickStatus() (st formats.Status, ok bool) {
 		UIDNext:       formats.UID(max(h.NextUID, v.NextUID())),
 		HighestModSeq: formats.ModSeq(v.HighestModSeq()),
 		Messages:      v.Count(),
-		Caps:          m.modseqCaps(modseqInfo{known: true}),
+		// The index has every message (recentFrom: the header's).
+		FirstRecentUID: formats.UID(max(v.Header().FirstRecentUID, 1)),
+		Caps:           m.modseqCaps(modseqInfo{known: true}),
 	}
 	return st, true
 }

@@ -269,3 +269,98 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestRaiseFirstRecentAsDovecot raises first_recent_uid
+// (formats.FirstRecentRaiser) over delivered files in new/, with an
+// index Dovecot wrote first and with none yet (our commit creates it):
+// Dovecot then reports \Recent exactly from the raised UID, the files
+// stay in new/, Status reports the UID, a lower raise changes nothing,
+// and a new delivery is \Recent again.
+func TestRaiseFirstRecentAsDovecot(t *testing.T) {
+	ctx := context.Background()
+	for _, dovecotFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dovecot indexed first=%v", dovecotFirst), func(t *testing.T) {
+			d, loc := interop(t, "")
+			dir := loc.Path
+			for _, sub := range []string{"cur", "new", "tmp"} {
+				if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deliver := func(n int) {
+				t.Helper()
+				name := fmt.Sprintf("new/17000000%02d.M1P1.h", n)
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprintf("Subject: %d\n\nbody\n", n)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				d.Chown(t, dir)
+			}
+			for n := 1; n <= 4; n++ {
+				deliver(n)
+			}
+			if dovecotFirst {
+				if got, want := dovecotRecent(t, d, "INBOX"), []formats.UID{1, 2, 3, 4}; fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("Dovecot's \\Recent UIDs = %v, want %v", got, want)
+				}
+			}
+			raise := func(uid formats.UID) formats.Status {
+				t.Helper()
+				store := openStore(t, loc, formats.OpenOptions{})
+				defer store.Close()
+				mb, err := store.Open(ctx, "INBOX")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer mb.Close()
+				if _, err := mb.Status(ctx); err != nil {
+					t.Fatal(err)
+				}
+				tx, err := mb.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				if err := tx.(formats.FirstRecentRaiser).RaiseFirstRecentUID(uid); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+				st, err := mb.Status(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			}
+			check := func(when string, want ...formats.UID) {
+				t.Helper()
+				if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s: our Recent UIDs = %v, want %v", when, got, want)
+				}
+				if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s: Dovecot's \\Recent UIDs = %v, want %v", when, got, want)
+				}
+			}
+			if st := raise(3); st.FirstRecentUID != 3 {
+				t.Errorf("Status().FirstRecentUID = %d after raising it to 3", st.FirstRecentUID)
+			}
+			check("raised to 3", 3, 4)
+			if st := raise(2); st.FirstRecentUID != 3 {
+				t.Errorf("Status().FirstRecentUID = %d after a raise to 2, want 3 still", st.FirstRecentUID)
+			}
+			check("a lower raise", 3, 4)
+			var inNew int
+			for _, f := range listDir(t, dir) {
+				if strings.HasPrefix(f, "new/") {
+					inNew++
+				}
+			}
+			if inNew != 4 {
+				t.Errorf("%d files in new/, want all 4 (%q)", inNew, listDir(t, dir))
+			}
+			deliver(5)
+			check("after a delivery", 3, 4, 5)
+			d.CheckLogClean(t)
+		})
+	}
+}

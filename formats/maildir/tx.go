@@ -35,6 +35,7 @@ type tx struct {
 	expunge map[uint32]bool
 	raise   uint32
 	hms     uint64          // RaiseHighestModSeq's value
+	recent  uint32          // RaiseFirstRecentUID's value
 	newKws  map[string]bool // keywords not yet in dovecot-keywords, ASCII-lowercased
 	buf     []byte          // 64 KiB copy buffer, reused by every Save
 }
@@ -58,7 +59,10 @@ type flagSet struct {
 	keywords []string
 }
 
-var _ formats.Tx = (*tx)(nil)
+var (
+	_ formats.Tx                = (*tx)(nil)
+	_ formats.FirstRecentRaiser = (*tx)(nil)
+)
 
 func (t *tx) failf(op string, uid formats.UID, k formats.Kind, format string, args ...any) error {
 	return fail(k, op, t.m.b.name, uid, "", fmt.Errorf(format, args...))
@@ -552,6 +556,19 @@ func (t *tx) RaiseHighestModSeq(m formats.ModSeq) error {
 		return t.failf("highestmodseq", 0, formats.KindParams, "transaction is finished")
 	}
 	t.hms = max(t.hms, uint64(m))
+	return nil
+}
+
+// RaiseFirstRecentUID raises the index header's first_recent_uid through
+// dovecot.index.log at Commit (formats.FirstRecentRaiser), as Dovecot's
+// maildir_mailbox_update does through index_storage_mailbox_update. With
+// INDEX=MEMORY there is no index to keep it in: the raise is dropped, as
+// Dovecot's in-memory index forgets it when the mailbox closes.
+func (t *tx) RaiseFirstRecentUID(uid formats.UID) error {
+	if t.done {
+		return t.failf("first recent uid", 0, formats.KindParams, "transaction is finished")
+	}
+	t.recent = max(t.recent, uint32(uid))
 	return nil
 }
 

@@ -98,6 +98,10 @@
 //     \Recent until a session claims it, whatever Message.Recent said
 //     (Caps.SaveRecent false) [verified: doveadm fetch flags, after an
 //     IMAP SELECT too, dboxtest/recent.go].
+//     Status.FirstRecentUID is the header's; formats.FirstRecentRaiser
+//     raises it in the commit's log transaction, as mailbox_update's
+//     min_first_recent_uid does (mdbox_write_index_header), never above
+//     next_uid [verified: doveadm fetch flags, dboxtest/recent.go].
 //   - Locking: the map's and each mailbox's dovecot.index.log are locked
 //     as Dovecot locks them (fcntl) from reading the index to appending
 //     to it (index.Update), map before mailbox as Dovecot does; m.*

@@ -69,7 +69,10 @@ type saveRec struct {
 	guid         [16]byte
 }
 
-var _ formats.Tx = (*tx)(nil)
+var (
+	_ formats.Tx                = (*tx)(nil)
+	_ formats.FirstRecentRaiser = (*tx)(nil)
+)
 
 // appendTarget returns the file the next message of size bytes (-1:
 // unknown) goes to: the current one while it stays below

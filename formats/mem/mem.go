@@ -19,7 +19,11 @@
 // mem keeps everything a dbox store keeps (GUIDs, UIDs, modseqs, save
 // dates), so it is the most capable peer a real driver can be compared with.
 // Message.Recent is kept as Save was given it (Caps.SaveRecent), per
-// message: no first_recent_uid makes it a suffix of the UIDs.
+// message: saving mail without it claims nothing else, so it need not be
+// a suffix of the UIDs. Each mailbox keeps a first_recent_uid (1 when
+// created, Status.FirstRecentUID) that only formats.FirstRecentRaiser
+// moves; raising it takes Recent from every message below it, as
+// Dovecot's index does.
 package mem
 
 import (
@@ -40,9 +44,10 @@ import (
 )
 
 var (
-	_ formats.DirCreator    = (*storeHandle)(nil)
-	_ formats.Renamer       = (*storeHandle)(nil)
-	_ formats.MailboxLogger = (*storeHandle)(nil)
+	_ formats.FirstRecentRaiser = (*tx)(nil)
+	_ formats.DirCreator        = (*storeHandle)(nil)
+	_ formats.Renamer           = (*storeHandle)(nil)
+	_ formats.MailboxLogger     = (*storeHandle)(nil)
 )
 
 // Driver is the in-memory driver. Its zero value is ready to use.
@@ -95,7 +100,8 @@ type mailbox struct {
 	uidValidity   uint32
 	uidNext       formats.UID
 	highestModSeq formats.ModSeq
-	msgs          []*message // ascending UID
+	firstRecent   formats.UID // first_recent_uid: no message below it is Recent
+	msgs          []*message  // ascending UID
 }
 
 type message struct {
@@ -179,7 +185,7 @@ func (h *storeHandle) Create(ctx context.Context, name string, guid formats.GUID
 	if uidValidity == 0 {
 		uidValidity = uint32(time.Now().Unix())
 	}
-	h.s.boxes[name] = &mailbox{guid: guid, uidValidity: uidValidity, uidNext: 1, highestModSeq: 1}
+	h.s.boxes[name] = &mailbox{guid: guid, uidValidity: uidValidity, uidNext: 1, highestModSeq: 1, firstRecent: 1}
 	for p := formats.Parent(name); p != ""; p = formats.Parent(p) {
 		if h.s.dirs == nil {
 			h.s.dirs = map[string]bool{}
@@ -362,6 +368,9 @@ func (h *storeHandle) Check(ctx context.Context) error {
 			if m.meta.ModSeq > b.highestModSeq {
 				errs = append(errs, fmt.Errorf("mem: mailbox %q uid %d: modseq %d > highest %d", name, m.meta.UID, m.meta.ModSeq, b.highestModSeq))
 			}
+			if m.meta.Recent && m.meta.UID < b.firstRecent {
+				errs = append(errs, fmt.Errorf("mem: mailbox %q uid %d: Recent below first_recent_uid %d", name, m.meta.UID, b.firstRecent))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -391,7 +400,7 @@ func (m *mailboxHandle) Status(ctx context.Context) (formats.Status, error) {
 		return formats.Status{}, err
 	}
 	return formats.Status{GUID: b.guid, UIDValidity: b.uidValidity, UIDNext: b.uidNext,
-		HighestModSeq: b.highestModSeq, Messages: len(b.msgs), Caps: Driver{}.Caps()}, nil
+		HighestModSeq: b.highestModSeq, Messages: len(b.msgs), FirstRecentUID: b.firstRecent, Caps: Driver{}.Caps()}, nil
 }
 
 func (m *mailboxHandle) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
@@ -505,11 +514,21 @@ type tx struct {
 	expunge map[formats.UID]bool
 	raiseTo formats.UID
 	hms     formats.ModSeq
+	recent  formats.UID // RaiseFirstRecentUID's value
 }
 
 // RaiseHighestModSeq implements formats.ModSeqRaiser.
 func (t *tx) RaiseHighestModSeq(m formats.ModSeq) error {
 	t.hms = max(t.hms, m)
+	return nil
+}
+
+// RaiseFirstRecentUID implements formats.FirstRecentRaiser.
+func (t *tx) RaiseFirstRecentUID(uid formats.UID) error {
+	if t.done {
+		return t.fail("first recent uid", 0, formats.KindParams, "transaction is finished")
+	}
+	t.recent = max(t.recent, uid)
 	return nil
 }
 
@@ -630,6 +649,17 @@ func (t *tx) Commit(ctx context.Context) error {
 	}
 	if t.hms > b.highestModSeq {
 		b.highestModSeq = t.hms
+	}
+	// After the saves, as dsync's mailbox_update follows its commit;
+	// never past UIDNEXT.
+	if r := min(t.recent, b.uidNext); r > b.firstRecent {
+		b.firstRecent = r
+		for _, msg := range b.msgs {
+			if msg.meta.UID >= r {
+				break
+			}
+			msg.meta.Recent = false
+		}
 	}
 	return nil
 }

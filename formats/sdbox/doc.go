@@ -133,6 +133,10 @@
 //     \Recent until a session claims it, whatever Message.Recent said
 //     (Caps.SaveRecent false) [verified: doveadm fetch flags, after an
 //     IMAP SELECT too, dboxtest/recent.go].
+//     Status.FirstRecentUID is the header's; formats.FirstRecentRaiser
+//     raises it in the commit's log transaction, as mailbox_update's
+//     min_first_recent_uid does (sdbox_mailbox_create_indexes), never above
+//     next_uid [verified: doveadm fetch flags, dboxtest/recent.go].
 //   - Locking: Dovecot's sdbox save assigns UIDs and renames its files
 //     under the index log lock (fcntl). Commit holds the same lock from
 //     reading the index to appending to it (index.Update), and commits

@@ -48,7 +48,10 @@ type saveRec struct {
 	final string   // u.<uid> once named, for cleanup
 }
 
-var _ formats.Tx = (*tx)(nil)
+var (
+	_ formats.Tx                = (*tx)(nil)
+	_ formats.FirstRecentRaiser = (*tx)(nil)
+)
 
 // Save writes the message to a new file — the file header line, the
 // message header, the body (64 KiB at a time, counting its size and

@@ -16,7 +16,8 @@ import (
 // saved, none after an IMAP SELECT claimed it, new mail after that, and
 // mail we save, with or without Recent: Dovecot's dbox save leaves
 // first_recent_uid alone, so every saved message is \Recent
-// (Caps.SaveRecent false), ours included.
+// (Caps.SaveRecent false), ours included; then our raise of
+// first_recent_uid, which Dovecot honours, and a delivery after it.
 func (x Interop) RecentAsDovecot(t *testing.T) {
 	ctx := context.Background()
 	d, loc := x.Dovecot(t, "")
@@ -58,6 +59,39 @@ func (x Interop) RecentAsDovecot(t *testing.T) {
 	SaveAll(t, s, "INBOX", []formats.Message{{Flags: formats.FlagSeen}, {Recent: true}}, 0)
 	s.Close()
 	check("after our saves", 3, 4, 5)
+
+	// first_recent_uid raised (formats.FirstRecentRaiser), as dsync's
+	// finish does; a lower raise changes nothing.
+	for _, uid := range []formats.UID{5, 4} {
+		s := x.OpenStore(t, loc, formats.OpenOptions{})
+		mb, err := s.Open(ctx, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := mb.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.(formats.FirstRecentRaiser).RaiseFirstRecentUID(uid); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := mb.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.FirstRecentUID != 5 {
+			t.Errorf("raised to %d: Status().FirstRecentUID = %d, want 5", uid, st.FirstRecentUID)
+		}
+		mb.Close()
+		s.Close()
+		check(fmt.Sprintf("raised to %d", uid), 5)
+	}
+	d.Save(t, "INBOX", []byte("Subject: six\n\nbody\n"))
+	check("a delivery after the raise", 5, 6)
+	d.CheckLogClean(t)
 }
 
 // dovecotRecent is the UIDs `doveadm fetch flags` reports \Recent.

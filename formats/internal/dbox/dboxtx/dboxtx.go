@@ -1,7 +1,7 @@
 // Package dboxtx is what the sdbox and mdbox drivers share of a
 // transaction and of reading a mailbox index: the pending changes a
 // transaction collects (saves, flag and keyword changes, expunges, the
-// next UID and HIGHESTMODSEQ), writing them into an index transaction
+// next UID, HIGHESTMODSEQ and first_recent_uid), writing them into an index transaction
 // against the index as it is at commit, and listing messages from an
 // index view.
 package dboxtx
@@ -42,8 +42,8 @@ type FlagSet struct {
 }
 
 // Pending is the bookkeeping of a transaction, embedded in the drivers'
-// tx types: it implements SetFlags, Expunge, SetUIDNext and
-// RaiseHighestModSeq of formats.Tx. It is owned by the caller's
+// tx types: it implements SetFlags, Expunge, SetUIDNext,
+// RaiseHighestModSeq and RaiseFirstRecentUID of formats.Tx. It is owned by the caller's
 // goroutine, like the contract says.
 type Pending[S any, P Rec[S]] struct {
 	Driver  string // for errors: "sdbox", "mdbox"
@@ -56,6 +56,7 @@ type Pending[S any, P Rec[S]] struct {
 	Expunged map[uint32]bool
 	Raise    uint32 // SetUIDNext's value
 	HMS      uint64 // RaiseHighestModSeq's value
+	Recent   uint32 // RaiseFirstRecentUID's value
 
 	// Discard, if set, releases what a save that Expunge drops again
 	// holds (its file, its bytes).
@@ -150,6 +151,16 @@ func (p *Pending[S, P]) RaiseHighestModSeq(m formats.ModSeq) error {
 	return nil
 }
 
+// RaiseFirstRecentUID raises the index header's first_recent_uid at
+// Commit (formats.FirstRecentRaiser).
+func (p *Pending[S, P]) RaiseFirstRecentUID(uid formats.UID) error {
+	if p.Done {
+		return p.Failf("first recent uid", 0, formats.KindParams, "transaction is finished")
+	}
+	p.Recent = max(p.Recent, uint32(uid))
+	return nil
+}
+
 // SetUIDNext raises the next UID at Commit.
 func (p *Pending[S, P]) SetUIDNext(next formats.UID) error {
 	if p.Done {
@@ -162,7 +173,7 @@ func (p *Pending[S, P]) SetUIDNext(next formats.UID) error {
 
 // Empty says the transaction changes nothing.
 func (p *Pending[S, P]) Empty() bool {
-	return len(p.Saves) == 0 && len(p.Changes) == 0 && len(p.Expunged) == 0 && p.Raise == 0 && p.HMS == 0
+	return len(p.Saves) == 0 && len(p.Changes) == 0 && len(p.Expunged) == 0 && p.Raise == 0 && p.HMS == 0 && p.Recent == 0
 }
 
 // IntroModSeq introduces the modseq extension when a save or the raised
@@ -222,8 +233,8 @@ func POP3(v *index.View, hdrFlags uint8, uid uint32) (uidl, order bool) {
 // index as it is now: the flag and keyword changes of messages still
 // there, the expunges of messages still there (guid gives the GUID of
 // message i with uid for its record), the POP3 header flags and
-// hdr-pop3-uidl maximum for saves with POP3 metadata, the next UID and
-// HIGHESTMODSEQ.
+// hdr-pop3-uidl maximum for saves with POP3 metadata, the next UID,
+// HIGHESTMODSEQ and first_recent_uid.
 func (p *Pending[S, P]) WriteChanges(itx *index.Tx, v *index.View, hdr Hdr, guid func(i int, uid uint32) [16]byte) {
 	for _, uid := range slices.Sorted(maps.Keys(p.Changes)) {
 		_, cur, ok := v.Lookup(uid)
@@ -295,5 +306,13 @@ func (p *Pending[S, P]) WriteChanges(itx *index.Tx, v *index.View, hdr Hdr, guid
 	}
 	if p.HMS > v.HighestModSeq() {
 		itx.SetModSeq(0, p.HMS)
+	}
+	// dovecot 2.3.19.1 sdbox-storage.c sdbox_mailbox_create_indexes and
+	// mdbox-storage.c mdbox_write_index_header (mailbox_update's
+	// min_first_recent_uid): a header update when it raises the value.
+	// Capped at the next UID this transaction leaves, which Dovecot's
+	// index check requires (first_recent_uid <= next_uid).
+	if r := min(p.Recent, max(next, p.Raise)); r > v.Header().FirstRecentUID {
+		itx.SetHeader(index.FieldFirstRecentUID, r)
 	}
 }

@@ -10,15 +10,17 @@ import (
 )
 
 // Status is the status of a mailbox with the given GUID as its index v
-// has it.
+// has it. FirstRecentUID is the header's (index-status.c), at least 1:
+// Dovecot writes no index with 0 (an index check calls it corrupt).
 func Status(v *index.View, guid [16]byte, caps formats.Caps) formats.Status {
 	return formats.Status{
-		GUID:          guid,
-		UIDValidity:   v.UIDValidity(),
-		UIDNext:       formats.UID(v.NextUID()),
-		HighestModSeq: formats.ModSeq(v.HighestModSeq()),
-		Messages:      v.Count(),
-		Caps:          caps,
+		GUID:           guid,
+		UIDValidity:    v.UIDValidity(),
+		UIDNext:        formats.UID(v.NextUID()),
+		HighestModSeq:  formats.ModSeq(v.HighestModSeq()),
+		Messages:       v.Count(),
+		FirstRecentUID: formats.UID(max(v.Header().FirstRecentUID, 1)),
+		Caps:           caps,
 	}
 }
 
