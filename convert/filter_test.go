@@ -16,7 +16,7 @@ import (
 // (keywords case-insensitive), "-FLAG" for mail without it.
 func TestWantNew(t *testing.T) {
 	ctx := context.Background()
-	s, err := mem.Driver{}.Open(ctx, formats.Location{Driver: "mem", Path: "/filter-test"}, formats.OpenOptions{Create: true})
+	s, err := mem.Driver{}.Open(ctx, formats.Location{Driver: "mem", Path: t.TempDir()}, formats.OpenOptions{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
