@@ -123,6 +123,7 @@ type header struct {
 	uid           uint32    // the UID: X-UID's when valid, else the next free one
 	uidFromHeader bool      // uid came from a valid X-UID
 	flags         formats.Flags
+	nonRecent     bool     // Status has 'O' (MBOX_NONRECENT_KLUDGE)
 	rawKWs        []string // X-Keywords as written, nil when none
 	keywords      []string // the ones that count
 	contLen       int64    // Content-Length, -1 when absent or invalid
@@ -271,9 +272,14 @@ func (p *headerParser) dovecotHeader(v []byte) {
 		}
 		p.h.contLen = int64(n)
 	case "status":
+		// dovecot 2.3.19.1 mbox-sync-parse.c mbox_status_flags: 'R' is
+		// \Seen, 'O' MBOX_NONRECENT_KLUDGE (the message is not \Recent).
 		for _, c := range v {
-			if c == 'R' {
+			switch c {
+			case 'R':
 				p.h.flags |= formats.FlagSeen
+			case 'O':
+				p.h.nonRecent = true
 			}
 		}
 	case "x-status":

@@ -18,7 +18,8 @@ import (
 // mbox_index_header: u64 sync_size, u32 sync_mtime, u8 dirty_flag,
 // u8[3] unused, guid_128_t mailbox_guid; 32 bytes). This file reads that
 // GUID (and the UIDVALIDITY and next UID of an mbox file that has no
-// X-IMAPbase yet) from dovecot.index and dovecot.index.log, and writes a
+// X-IMAPbase yet, and first_recent_uid) from dovecot.index and
+// dovecot.index.log, and writes a
 // minimal dovecot.index.log holding them for a mailbox boxsync creates.
 // Nothing else of the index is read or written.
 
@@ -30,6 +31,9 @@ const (
 	guidOffset   = 16 // in the mbox extension header
 	baseUIDValid = 24 // in the index base header
 	baseNextUID  = 28
+	// baseFirstRecent is first_recent_uid (dovecot 2.3.19.1
+	// mail-index.h struct mail_index_header).
+	baseFirstRecent = 48
 )
 
 // indexInfo is what boxsync takes from a Dovecot index.
@@ -37,6 +41,9 @@ type indexInfo struct {
 	guid        formats.GUID
 	uidValidity uint32
 	nextUID     uint32
+	// firstRecent is the index header's first_recent_uid: Dovecot's
+	// sessions count no message below it \Recent.
+	firstRecent uint32
 }
 
 // readIndex reads dir's index files; a missing or unreadable index gives
@@ -45,7 +52,7 @@ func readIndex(dir string) indexInfo {
 	var info indexInfo
 	var names []string // extension names by ext_id
 	var mboxHdr [mboxHdrSize]byte
-	if data, err := os.ReadFile(filepath.Join(dir, indexName)); err == nil {
+	if data, err := readIndexHeader(filepath.Join(dir, indexName)); err == nil {
 		names = parseIndexFile(data, &info, mboxHdr[:])
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, indexLogName)); err == nil {
@@ -53,6 +60,30 @@ func readIndex(dir string) indexInfo {
 	}
 	copy(info.guid[:], mboxHdr[guidOffset:])
 	return info
+}
+
+// readIndexHeader reads the header of dovecot.index (base and extension
+// headers, header_size bytes), not its records.
+func readIndexHeader(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var head [8]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return nil, err
+	}
+	// header_size is a u32; a corrupt one is capped so that a bad file
+	// can't make us allocate much (parseIndexFile rejects it anyway).
+	size := min(int64(binary.LittleEndian.Uint32(head[4:])), 1<<20)
+	data := make([]byte, max(size, 8))
+	copy(data, head[:])
+	n, err := io.ReadFull(f, data[8:])
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return data[:8+n], nil
+	}
+	return data, err
 }
 
 func parseIndexFile(data []byte, info *indexInfo, mboxHdr []byte) []string {
@@ -67,6 +98,7 @@ func parseIndexFile(data []byte, info *indexInfo, mboxHdr []byte) []string {
 	}
 	info.uidValidity = le.Uint32(data[baseUIDValid:])
 	info.nextUID = le.Uint32(data[baseNextUID:])
+	info.firstRecent = le.Uint32(data[baseFirstRecent:])
 	var names []string
 	off := pad8(baseSize)
 	for off+16 <= hdrSize {
@@ -145,11 +177,17 @@ func parseIndexLog(data []byte, names []string, info *indexInfo, mboxHdr []byte)
 				var hdr [120]byte
 				le.PutUint32(hdr[baseUIDValid:], info.uidValidity)
 				le.PutUint32(hdr[baseNextUID:], info.nextUID)
+				le.PutUint32(hdr[baseFirstRecent:], info.firstRecent)
 				if o+n <= len(hdr) {
 					copy(hdr[o:], v)
 					info.uidValidity = le.Uint32(hdr[baseUIDValid:])
 					if nu := le.Uint32(hdr[baseNextUID:]); nu > info.nextUID {
 						info.nextUID = nu
+					}
+					// Raised only, as Dovecot's
+					// index_sync_update_recent_count expects.
+					if fr := le.Uint32(hdr[baseFirstRecent:]); fr > info.firstRecent {
+						info.firstRecent = fr
 					}
 				}
 				p = p[pad4(4+n):]

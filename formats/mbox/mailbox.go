@@ -62,8 +62,13 @@ type snapshot struct {
 	keywords    []string  // X-IMAPbase's list, then others in first use
 	msgs        []entry
 	ext         extMap // boxsync-ext: per-UID metadata mbox can't hold
-	warnings    []Warning
-	lastByte    int // the file's last byte, -1 when empty
+	// lastNonRecent is the UID of the last message whose Status has
+	// 'O', 0 when none has; firstRecent is the first UID Dovecot's next
+	// session counts \Recent (see recentFrom).
+	lastNonRecent uint32
+	firstRecent   uint32
+	warnings      []Warning
+	lastByte      int // the file's last byte, -1 when empty
 }
 
 func (s *snapshot) find(uid formats.UID) *entry {
@@ -186,11 +191,11 @@ func scanFile(ctx context.Context, f *os.File, o readOpts, indexDir string) (*sn
 		}
 	}
 	snap.format = formatOf(src)
+	var info indexInfo
+	if indexDir != "" {
+		info = readIndex(indexDir)
+	}
 	if snap.base == nil {
-		var info indexInfo
-		if indexDir != "" {
-			info = readIndex(indexDir)
-		}
 		switch {
 		case info.uidValidity != 0 && len(snap.msgs) == 0:
 			snap.uidValidity = info.uidValidity
@@ -199,6 +204,7 @@ func scanFile(ctx context.Context, f *os.File, o readOpts, indexDir string) (*sn
 			snap.uidValidity = fallbackUIDValidity(nil, f)
 		}
 	}
+	snap.firstRecent = recentFrom(snap, info)
 	if snap.ext, err = readExt(indexDir, snap.uidValidity); err != nil {
 		return nil, err
 	}
@@ -276,12 +282,43 @@ func scanPass(ctx context.Context, src source, o readOpts, unescape bool) (*snap
 			}
 			e.keywords = append(e.keywords, s)
 		}
+		if m.hdr.nonRecent {
+			snap.lastNonRecent = m.hdr.uid
+		}
 		snap.msgs = append(snap.msgs, e)
 	}
 	snap.uidNext = sc.st.nextUID
 	snap.flavour = stats.flavour()
 	snap.warnings = sc.warnings
 	return snap, nil
+}
+
+// recentFrom is the first UID of snap that Dovecot's next session
+// counts \Recent (formats.Message.Recent), info its index for the
+// mailbox (zero without one). dovecot 2.3.19.1: mbox-sync-parse.c starts
+// every message MAIL_RECENT and a Status 'O' takes it away; mbox-sync.c
+// mbox_sync_update_index records the UID of the last message with 'O' it
+// parses (last_nonrecent_uid: "no messages before this can be recent"),
+// and mbox_sync_update_index_header raises that to the header's
+// first_recent_uid - 1 ("other sessions have already marked more
+// messages as recent") and marks the rest recent, raising
+// first_recent_uid to the first of them. A session that claims \Recent
+// (IMAP SELECT, MAILBOX_FLAG_DROP_RECENT) raises first_recent_uid to
+// next_uid and adds 'O' to Status, perhaps only later (mbox_lazy_writes),
+// so both are read. The index counts only when it is the file's
+// (UIDVALIDITY agrees); Dovecot resets another.
+//
+// QUIRK: Dovecot takes 'O' from the messages its sync parses: all of
+// them when it reads the file anew (no index, or a file another program
+// rewrote: boxsync's writes make it so), only the appended ones when the
+// file just grew. An 'O' another program put into an indexed message of
+// a file that then grew counts here but not in Dovecot.
+func recentFrom(snap *snapshot, info indexInfo) uint32 {
+	first := snap.lastNonRecent + 1
+	if info.uidValidity != 0 && info.uidValidity == snap.uidValidity && info.firstRecent > first {
+		first = info.firstRecent
+	}
+	return min(first, max(snap.uidNext, 1))
 }
 
 // hiddenLen is how many bytes of [from, to) the hidden spans cover.
@@ -303,7 +340,7 @@ func (mb *mailbox) Status(ctx context.Context) (formats.Status, error) {
 	}
 	guid := mb.guid
 	return formats.Status{GUID: guid, UIDValidity: snap.uidValidity, UIDNext: formats.UID(snap.uidNext),
-		Messages: len(snap.msgs), Caps: Driver{}.Caps()}, nil
+		Messages: len(snap.msgs), FirstRecentUID: formats.UID(snap.firstRecent), Caps: Driver{}.Caps()}, nil
 }
 
 func (mb *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
@@ -323,6 +360,7 @@ func (mb *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[for
 				UID:      formats.UID(e.uid),
 				GUID:     hex.EncodeToString(e.guid[:]),
 				Flags:    e.flags,
+				Recent:   e.uid >= snap.firstRecent,
 				Keywords: append([]string(nil), e.keywords...),
 				Received: time.Unix(e.received, 0),
 				Size:     e.size,

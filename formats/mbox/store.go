@@ -58,7 +58,7 @@ func (Driver) Name() string { return "mbox" }
 // matches mbox mail by header hash (dsync.md §2.9). UIDs are kept
 // (X-UID), keywords too (X-Keywords); no modseqs, no save dates.
 func (Driver) Caps() formats.Caps {
-	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: false, SaveUIDs: true, ModSeqs: false, Keywords: true, SaveDate: false, MailboxIsFile: true})
+	return formats.LocalCaps(formats.Caps{GUIDs: true, SaveGUIDs: false, SaveUIDs: true, ModSeqs: false, Keywords: true, SaveDate: false, MailboxIsFile: true, SaveRecent: true})
 }
 
 // Open opens the mbox store at loc (mbox:ROOT[:INBOX=FILE][:INDEX=DIR]

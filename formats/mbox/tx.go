@@ -40,6 +40,8 @@ type tx struct {
 	flags   map[formats.UID]flagSet
 	expunge map[formats.UID]bool
 	raiseTo formats.UID
+	// recentTo is RaiseFirstRecentUID's highest UID, 0 when none.
+	recentTo formats.UID
 }
 
 func (t *tx) fail(op string, uid formats.UID, k formats.Kind, format string, args ...any) error {
@@ -97,7 +99,7 @@ func (t *tx) Save(ctx context.Context, m formats.Message, r io.Reader) (formats.
 		uid = t.nextUID
 	}
 	t.nextUID = uid + 1
-	meta := formats.Message{UID: uid, Flags: m.Flags & formats.SystemFlags,
+	meta := formats.Message{UID: uid, Flags: m.Flags & formats.SystemFlags, Recent: m.Recent,
 		Keywords: formats.NormalizeKeywords(append([]string(nil), m.Keywords...)), Received: m.Received}
 	if meta.Received.IsZero() {
 		meta.Received = time.Now()
@@ -136,6 +138,20 @@ func (t *tx) SetUIDNext(next formats.UID) error {
 		return t.fail("uidnext", 0, formats.KindParams, "transaction is finished")
 	}
 	t.raiseTo = max(t.raiseTo, next)
+	return nil
+}
+
+// RaiseFirstRecentUID (formats.FirstRecentRaiser) takes \Recent from the
+// messages below uid at Commit, after its saves, up to UIDNEXT at most,
+// as dsync's finish raises min_first_recent_uid. Dovecot keeps that in
+// its index only; boxsync puts 'O' into those messages' Status (a
+// rewrite of the file, when a message that was \Recent is below uid),
+// which every Dovecot reads the same, with or without an index.
+func (t *tx) RaiseFirstRecentUID(uid formats.UID) error {
+	if t.done {
+		return t.fail("raise first recent uid", uid, formats.KindParams, "transaction is finished")
+	}
+	t.recentTo = max(t.recentTo, uid)
 	return nil
 }
 
@@ -258,8 +274,11 @@ type plan struct {
 	changed    bool
 	appendOnly bool
 	uidNext    uint32
-	keywords   []string // the X-IMAPbase list
-	saveUIDs   []uint32
+	// firstRecent: the messages below it (saved ones too) are written
+	// with 'O' (not \Recent); the others as they are.
+	firstRecent uint32
+	keywords    []string // the X-IMAPbase list
+	saveUIDs    []uint32
 }
 
 func (t *tx) plan(snap *snapshot) plan {
@@ -297,12 +316,17 @@ func (t *tx) plan(snap *snapshot) plan {
 			}
 		}
 	}
+	// A raise applies after the saves and stops at UIDNEXT.
+	p.firstRecent = max(snap.firstRecent, min(uint32(t.recentTo), next))
 	edits := false
 	for _, e := range snap.msgs {
 		uid := formats.UID(e.uid)
 		if t.expunge[uid] {
 			edits = true
 			continue
+		}
+		if e.uid >= snap.firstRecent && e.uid < p.firstRecent {
+			edits = true // its Status gets 'O'
 		}
 		if fl, ok := t.flags[uid]; ok {
 			if fl.flags != e.flags || !formats.EqualKeywords(fl.kws, formats.NormalizeKeywords(append([]string(nil), e.keywords...))) {
@@ -371,7 +395,7 @@ func (t *tx) appendInPlace(f *os.File, snap *snapshot, p plan) (err error) {
 // base (X-IMAPbase) when it is not nil.
 func (t *tx) writeSaves(w *mboxWriter, p plan, base *imapBase) error {
 	for i, s := range t.saves {
-		h := dovecotHeaders{uid: p.saveUIDs[i], flags: s.meta.Flags, keywords: s.meta.Keywords}
+		h := dovecotHeaders{uid: p.saveUIDs[i], flags: s.meta.Flags, recent: s.meta.Recent && p.saveUIDs[i] >= p.firstRecent, keywords: s.meta.Keywords}
 		if s.res.eoh >= 0 {
 			h.contLen = s.res.bodyLen
 		}
@@ -430,7 +454,10 @@ func (t *tx) rewrite(ctx context.Context, f *os.File, fi fs.FileInfo, snap *snap
 		if t.expunge[uid] {
 			continue
 		}
-		h := dovecotHeaders{uid: e.uid, flags: e.flags, keywords: e.keywords}
+		// A message keeps \Recent as Dovecot counts it now: 'O' goes
+		// on the ones below the first recent UID, whose own Status
+		// may lack it (see recentFrom), so that the file alone says it.
+		h := dovecotHeaders{uid: e.uid, flags: e.flags, recent: e.uid >= p.firstRecent, keywords: e.keywords}
 		if fl, ok := t.flags[uid]; ok {
 			h.flags, h.keywords = fl.flags, fl.kws
 		}

@@ -65,13 +65,16 @@ type dovecotHeaders struct {
 	base     *imapBase // only for the first message
 	uid      uint32
 	flags    formats.Flags
+	recent   bool // \Recent: Status without 'O'
 	keywords []string
 	contLen  int64
 }
 
 // render writes them as Dovecot's save and sync do (mbox-save.c,
 // mbox-sync-update.c): X-IMAPbase with a 10-digit last UID, X-UID,
-// Status (R \Seen, O not \Recent), X-Status (A F T D) when any,
+// Status (R \Seen, O not \Recent: "Status: \n" for a \Recent message
+// without \Seen, as mbox-save.c status_flags_append writes it; always
+// present), X-Status (A F T D) when any,
 // X-Keywords with padding, Content-Length.
 func (h dovecotHeaders) render() string {
 	var b strings.Builder
@@ -89,7 +92,10 @@ func (h dovecotHeaders) render() string {
 	if h.flags&formats.FlagSeen != 0 {
 		b.WriteByte('R')
 	}
-	b.WriteString("O\n")
+	if !h.recent {
+		b.WriteByte('O')
+	}
+	b.WriteByte('\n')
 	if h.flags&(formats.FlagAnswered|formats.FlagFlagged|formats.FlagDraft|formats.FlagDeleted) != 0 {
 		b.WriteString("X-Status: ")
 		for _, f := range []struct {
