@@ -65,7 +65,9 @@
 // New mail is saved with its source's formats.Message.Recent, as dsync's
 // importer saves with the exporter's final_flags, MAIL_RECENT included
 // (dsync.md §2.7-2.8): a Maildir destination keeps \Recent flagless mail
-// in new/ (TestInteropRecentDifferential). Recent is not a flag: a message
+// in new/ (TestInteropRecentDifferential), an mbox one writes Status
+// without 'O' (TestInteropRecentIntoMbox, TestInteropRecentFromMbox).
+// Recent is not a flag: a message
 // whose Recent alone differs between the sides is no change. At the end
 // of each mailbox every side the mode writes (Sync: both; Backup and
 // OneWay: the destination, as only there dsync has an importer) raises
@@ -77,7 +79,7 @@
 // claimed stops being \Recent here too. A pair a fast run skips is
 // still raised where the first recent UIDs differ (dsync syncs such a
 // pair); a pair a stateful run skips is not (dsync's state check
-// ignores first_recent_uid). A side that keeps none (mbox, imapc) is
+// ignores first_recent_uid). A side that keeps none (imapc) is
 // neither raised nor raises the other: dsync would use Dovecot's index
 // of such a store, which we do not keep. QUIRK: a pair merged by content
 // for a GUID/UIDVALIDITY conflict (mergeConflict) is not raised either,

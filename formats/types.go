@@ -139,10 +139,16 @@ type Message struct {
 	//     drops MAIL_RECENT and leaves first_recent_uid alone, so every
 	//     saved message is Recent until a session claims it, whatever
 	//     Message.Recent said (Caps.SaveRecent false).
-	//   - mbox, imapc: always false. mbox keeps it in the index as well
-	//     (the Status header's O is not read for it); an IMAP server
-	//     reports \Recent per session, and a connection of ours that
-	//     selected the mailbox read-write claimed it itself.
+	//   - mbox: UID >= first_recent_uid of the mailbox's index, and
+	//     after the last message whose Status header has 'O' (Dovecot's
+	//     sync counts no message before that one recent, mbox-sync.c
+	//     last_nonrecent_uid). Save writes Status without 'O' for a
+	//     Recent message, as Dovecot's mbox save does for MAIL_RECENT;
+	//     a raise (FirstRecentRaiser) writes 'O'. See
+	//     formats/mbox/doc.go.
+	//   - imapc: always false. An IMAP server reports \Recent per
+	//     session, and a connection of ours that selected the mailbox
+	//     read-write claimed it itself.
 	//   - mem: what Save was given, until a raise of its first recent
 	//     UID (FirstRecentRaiser) takes it from the mail below.
 	//
@@ -219,8 +225,8 @@ type Status struct {
 	// (Message.Recent). dsync sends it in its mailbox record and the
 	// importing side raises its own to it (FirstRecentRaiser). A store
 	// that reports one (>= 1, <= UIDNEXT) has transactions that
-	// implement FirstRecentRaiser; 0 when the store keeps none (mbox,
-	// imapc).
+	// implement FirstRecentRaiser; 0 when the store keeps none
+	// (imapc).
 	FirstRecentUID UID
 	Caps           Caps // the driver's Caps, narrowed for this mailbox
 }
@@ -236,7 +242,7 @@ type Caps struct {
 	SaveDate  bool // Message.Saved is kept
 	// SaveRecent: Tx.Save keeps Message.Recent, as Dovecot's save does
 	// for MAIL_RECENT (Maildir: new/ or cur/ and first_recent_uid;
-	// dbox saves are always recent).
+	// mbox: Status without 'O'; dbox saves are always recent).
 	SaveRecent bool
 	// MailboxIsFile: a mailbox is a file, so it cannot have children
 	// (mbox). Creating a child of a mailbox, or turning a container

@@ -1059,7 +1059,7 @@ func testRaiseFirstRecent(t *testing.T, e *env) {
 		for _, m := range e.messages(t, mb) {
 			// Every message was saved Recent (as a dbox save
 			// always is); a store without first_recent_uid has
-			// no Recent (mbox, imapc).
+			// no Recent (imapc).
 			if want := first != 0 && m.UID >= first; m.Recent != want {
 				t.Errorf("%s: uid %d: Recent %v, want %v (first recent UID %d)", when, m.UID, m.Recent, want, first)
 			}

@@ -110,9 +110,41 @@
 // it; and the two can take turns changing a mailbox. Dovecot with
 // mail_plugins = zlib reads a boxsync .zstd archive.
 //
-// Message.Recent is always false and Save ignores it: Dovecot keeps
-// \Recent of mbox mail in its index (first_recent_uid), which we do not
-// write, and the Status header's O (not \Recent) is not read for it.
+// \Recent (formats.Message.Recent) is read as Dovecot counts it
+// (TestRecentAsDovecotCounts, TestInteropRecentFromMbox): every message
+// starts \Recent and a Status header with 'O' takes it away
+// (mbox-sync-parse.c MBOX_NONRECENT_KLUDGE), and Dovecot's sync counts
+// no message before the last one with 'O' recent either (mbox-sync.c
+// last_nonrecent_uid), so Recent holds from the UID after that one up;
+// where Dovecot's index for the mailbox exists (.imap/NAME, the
+// INDEX= directory) and has the file's UIDVALIDITY, from its header's
+// first_recent_uid up at the least (read from dovecot.index's header
+// and dovecot.index.log's header updates). A never-indexed file whose
+// mail lacks 'O' (a delivery agent's, mutt's unseen mail) is all
+// \Recent. Status.FirstRecentUID is that first recent UID.
+//
+// Save writes "Status: " with 'R' for \Seen and 'O' unless the message
+// is Recent, as Dovecot's mbox save writes it for MAIL_RECENT
+// (mbox-save.c mbox_save_append_flag_headers: "Status: \n" for unseen
+// \Recent mail; Caps.SaveRecent, TestInteropRecentIntoMbox compares
+// the Status lines with doveadm backup's). A rewrite gives every older
+// message 'O' below the first recent UID, so that the file alone says
+// what the index did. formats.FirstRecentRaiser (dsync's finish raising
+// min_first_recent_uid) puts 'O' into the messages below the raised UID,
+// at most UIDNEXT; Dovecot keeps the raise in its index only, so ours
+// costs a rewrite of the file where a \Recent message loses it, but
+// holds without an index (INDEX=MEMORY) too.
+//
+// QUIRK: Dovecot takes 'O' from the messages its sync parses: all of
+// them when it reads a file anew (no index, or a rewritten file, which
+// is what boxsync's writes make Dovecot see), only the appended ones
+// when an indexed file just grew; boxsync reads every 'O'. So an 'O'
+// another program put into an already indexed message while the file
+// grew makes the mail before it not Recent for us, still \Recent for
+// Dovecot. And an open Mailbox rereads the index only when the mbox file
+// changes: a change of first_recent_uid that Dovecot writes only to the
+// index (dsync's raise; an IMAP session's claim before it writes 'O',
+// mbox_lazy_writes) shows once the mailbox is opened again.
 //
 // Locking is Dovecot's default: mbox_read_locks = fcntl, mbox_write_locks
 // = dotlock fcntl. A write takes "<file>.lock" (O_EXCL, "<pid>:<host>",
