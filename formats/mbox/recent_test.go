@@ -202,3 +202,58 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestRewriteKeepsRecent expunges the last message with 'O' and changes
+// flags (a rewrite): the messages before it, which had no 'O', stay not
+// Recent (they get one) and the ones after it stay Recent, in our
+// reading and in the file's Status lines.
+func TestRewriteKeepsRecent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	inbox := filepath.Join(dir, "inbox")
+	file := mboxMessage(1, "") + mboxMessage(2, "Status: RO") + mboxMessage(3, "") + mboxMessage(4, "Status: R")
+	if err := os.WriteFile(inbox, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loc := formats.Location{Driver: "mbox", Path: dir, Inbox: inbox}
+	if got, first := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != "[3 4]" || first != 3 {
+		t.Fatalf("before: Recent UIDs %v, first recent %d, want [3 4] 3", got, first)
+	}
+	s := newStore(t, loc, formats.OpenOptions{})
+	mb, err := s.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := mb.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Expunge(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SetFlags(3, formats.FlagFlagged, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mb.Close()
+	// The last 'O' is on 1 now: the first recent UID is 2, which is
+	// gone (Dovecot without an index says the same).
+	if got, first := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != "[3 4]" || first != 2 {
+		t.Errorf("after the rewrite: Recent UIDs %v, first recent %d, want [3 4] 2", got, first)
+	}
+	data, err := os.ReadFile(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "Status:") {
+			status = append(status, line)
+		}
+	}
+	if want := []string{"Status: O", "Status: ", "Status: R"}; fmt.Sprint(status) != fmt.Sprint(want) {
+		t.Errorf("Status lines %q, want %q", status, want)
+	}
+}
