@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func recentSource(t *testing.T) *dovecottest.Dovecot {
 	d.MustDoveadm(t, "mailbox", "create", "-s", "Work")
 	d.Save(t, "INBOX", []byte("Subject: one\nMessage-ID: <1@x>\n\nbody one\n"))
 	d.Save(t, "INBOX", []byte("Subject: two\nMessage-ID: <2@x>\n\nbody two\n"))
-	imapSelect(t, d, "maildir:~/Maildir", "INBOX")
+	d.IMAPSelect(t, "INBOX", "maildir:~/Maildir")
 	d.MustDoveadm(t, "flags", "add", `\Seen`, "mailbox", "INBOX", "uid", "2")
 	for _, s := range []string{"three", "four", "five"} {
 		d.Save(t, "INBOX", []byte("Subject: "+s+"\nMessage-ID: <"+s+"@x>\n\nbody "+s+"\n"))
@@ -52,19 +53,6 @@ func recentSource(t *testing.T) *dovecottest.Dovecot {
 		d.MustDoveadm(t, "fetch", "uid", "mailbox", box, "all")
 	}
 	return d
-}
-
-// imapSelect has an IMAP session SELECT mailbox at loc, claiming \Recent.
-// The location is an -o of the imap process: doveadm's own -o settings
-// do not reach a process it execs.
-func imapSelect(t *testing.T, d *dovecottest.Dovecot, loc, mailbox string) {
-	t.Helper()
-	c := d.Cmd(t, "exec", "imap", "-o", "mail_location="+loc)
-	c.Stdin = strings.NewReader("a select " + mailbox + "\r\nb logout\r\n")
-	out, err := c.Output()
-	if err != nil || !strings.Contains(string(out), "a OK") {
-		t.Fatalf("imap select %s: %v\n%s", mailbox, err, out)
-	}
 }
 
 // placement lists where a Maildir mailbox keeps each message, by UID
@@ -110,13 +98,9 @@ func placement(t *testing.T, dir string) []string {
 // of the store at loc, as "uid uid ...".
 func recentUIDs(t *testing.T, d *dovecottest.Dovecot, loc, mailbox string) string {
 	t.Helper()
-	out := d.MustDoveadm(t, "-o", "mail_location="+loc, "-f", "tab", "fetch", "uid flags", "mailbox", mailbox, "all")
 	var uids []string
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		uid, flags, _ := strings.Cut(line, "\t")
-		if i > 0 && slices.Contains(strings.Fields(flags), `\Recent`) {
-			uids = append(uids, uid)
-		}
+	for _, u := range dovecottest.RecentUIDs[uint32](t, d, mailbox, "-o", "mail_location="+loc) {
+		uids = append(uids, strconv.FormatUint(uint64(u), 10))
 	}
 	return strings.Join(uids, " ")
 }
@@ -310,7 +294,7 @@ func TestInteropRecentDifferential(t *testing.T) {
 			boxes := []string{"INBOX", "Work"}
 			for _, src := range []string{"Maildir", "Maildir2"} {
 				for _, box := range boxes {
-					imapSelect(t, d, "maildir:~/"+src, box)
+					d.IMAPSelect(t, box, "maildir:~/"+src)
 				}
 			}
 			run()
@@ -339,7 +323,7 @@ func TestInteropRecentDifferential(t *testing.T) {
 			run()
 			compare("after a second delivery")
 			for _, replica := range []string{"Replica", "Replica2"} {
-				imapSelect(t, d, "maildir:~/"+replica, "INBOX")
+				d.IMAPSelect(t, "INBOX", "maildir:~/"+replica)
 			}
 			run()
 			compare("after the replicas' sessions claimed \\Recent")
@@ -435,7 +419,7 @@ func TestInteropRecentIntoDbox(t *testing.T) {
 				compare("first run")
 				for _, src := range []string{"Maildir", "Maildir2"} {
 					for _, box := range boxes {
-						imapSelect(t, d, "maildir:~/"+src, box)
+						d.IMAPSelect(t, box, "maildir:~/"+src)
 					}
 				}
 				run()
@@ -457,7 +441,7 @@ func TestInteropRecentIntoDbox(t *testing.T) {
 					t.Errorf("\\Recent on UIDs %q of our replica after a delivery, want the delivered 6", got)
 				}
 				for _, replica := range []string{"Replica", "Replica2"} {
-					imapSelect(t, d, format+":~/"+replica, "INBOX")
+					d.IMAPSelect(t, "INBOX", format+":~/"+replica)
 				}
 				run()
 				compare("after the replicas' sessions claimed \\Recent")

@@ -167,7 +167,7 @@ func TestInteropRecentFromMbox(t *testing.T) {
 
 	for _, s := range []string{"mbox", "mbox2"} {
 		for _, box := range boxes {
-			imapSelect(t, d, mboxLoc(s), box.name)
+			d.IMAPSelect(t, box.name, mboxLoc(s))
 		}
 	}
 	run()
@@ -275,7 +275,7 @@ func TestInteropRecentIntoMbox(t *testing.T) {
 
 	for _, src := range []string{"Maildir", "Maildir2"} {
 		for _, box := range boxes {
-			imapSelect(t, d, "maildir:~/"+src, box.name)
+			d.IMAPSelect(t, box.name, "maildir:~/"+src)
 		}
 	}
 	run()
@@ -298,7 +298,7 @@ func TestInteropRecentIntoMbox(t *testing.T) {
 		t.Errorf("\\Recent on UIDs %q of our replica after a delivery, want the delivered 6", got)
 	}
 	for _, replica := range []string{"Replica", "Replica2"} {
-		imapSelect(t, d, mboxLoc(replica), "INBOX")
+		d.IMAPSelect(t, "INBOX", mboxLoc(replica))
 	}
 	run()
 	compare("after the replicas' sessions claimed \\Recent", false)

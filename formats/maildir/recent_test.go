@@ -7,36 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/internal/dovecottest"
 )
-
-// dovecotRecent is the set of UIDs `doveadm fetch flags` reports \Recent
-// in a mailbox (doveadm does not claim \Recent: it reports what the next
-// IMAP SELECT would see).
-func dovecotRecent(t *testing.T, d *dovecottest.Dovecot, mailbox string) []formats.UID {
-	t.Helper()
-	out := d.MustDoveadm(t, "-f", "tab", "fetch", "uid flags", "mailbox", mailbox, "all")
-	var recent []formats.UID
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if i == 0 || line == "" {
-			continue // the header line
-		}
-		uid, flags, _ := strings.Cut(line, "\t") // no tab: no flags (the last line, trimmed)
-		if slices.Contains(strings.Fields(flags), `\Recent`) {
-			n, err := strconv.ParseUint(uid, 10, 32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recent = append(recent, formats.UID(n))
-		}
-	}
-	return recent
-}
 
 // ourRecent is the set of UIDs our driver reports Recent, reading the
 // store afresh.
@@ -161,7 +137,7 @@ func TestSaveRecentPlacement(t *testing.T) {
 	if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(wantRecent) {
 		t.Errorf("our Recent UIDs = %v, want %v", got, wantRecent)
 	}
-	if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(wantRecent) {
+	if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(wantRecent) {
 		t.Errorf("Dovecot's \\Recent UIDs = %v, want %v", got, wantRecent)
 	}
 	compare(t, d, store)
@@ -204,7 +180,7 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 			if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("no index: our Recent UIDs = %v, want %v", got, tc.want)
 			}
-			if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("Dovecot's \\Recent UIDs = %v, want %v", got, tc.want)
 			}
 			if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(tc.want) {
@@ -217,7 +193,7 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 			if out, err := c.Output(); err != nil || !strings.Contains(string(out), "a OK") {
 				t.Fatalf("imap select: %v\n%s", err, out)
 			}
-			if got := dovecotRecent(t, d, "INBOX"); len(got) != 0 {
+			if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); len(got) != 0 {
 				t.Fatalf("Dovecot's \\Recent UIDs after SELECT = %v, want none", got)
 			}
 			if got := ourRecent(t, loc, "INBOX"); len(got) != 0 {
@@ -234,7 +210,7 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 			if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("after delivery: our Recent UIDs = %v, want %v", got, want)
 			}
-			if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("after delivery: Dovecot's \\Recent UIDs = %v, want %v", got, want)
 			}
 
@@ -262,7 +238,7 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 			if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("after our saves: our Recent UIDs = %v, want %v", got, want)
 			}
-			if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("after our saves: Dovecot's \\Recent UIDs = %v, want %v", got, want)
 			}
 			compare(t, d, store)
@@ -299,7 +275,7 @@ func TestRaiseFirstRecentAsDovecot(t *testing.T) {
 				deliver(n)
 			}
 			if dovecotFirst {
-				if got, want := dovecotRecent(t, d, "INBOX"), []formats.UID{1, 2, 3, 4}; fmt.Sprint(got) != fmt.Sprint(want) {
+				if got, want := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"), []formats.UID{1, 2, 3, 4}; fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Fatalf("Dovecot's \\Recent UIDs = %v, want %v", got, want)
 				}
 			}
@@ -337,7 +313,7 @@ func TestRaiseFirstRecentAsDovecot(t *testing.T) {
 				if got := ourRecent(t, loc, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("%s: our Recent UIDs = %v, want %v", when, got, want)
 				}
-				if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
+				if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("%s: Dovecot's \\Recent UIDs = %v, want %v", when, got, want)
 				}
 			}

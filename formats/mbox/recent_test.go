@@ -5,37 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/boxsync/boxsync/formats"
 	"github.com/boxsync/boxsync/internal/dovecottest"
 )
-
-// dovecotRecent is the UIDs `doveadm fetch flags` reports \Recent in a
-// mailbox (doveadm does not claim \Recent: it reports what the next IMAP
-// SELECT would see).
-func dovecotRecent(t *testing.T, d *dovecottest.Dovecot, mailbox string) []formats.UID {
-	t.Helper()
-	out := d.MustDoveadm(t, "-f", "tab", "fetch", "uid flags", "mailbox", mailbox, "all")
-	var recent []formats.UID
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if i == 0 || line == "" {
-			continue // the header line
-		}
-		uid, flags, _ := strings.Cut(line, "\t")
-		if slices.Contains(strings.Fields(flags), `\Recent`) {
-			n, err := strconv.ParseUint(uid, 10, 32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recent = append(recent, formats.UID(n))
-		}
-	}
-	return recent
-}
 
 // ourRecent is the UIDs our driver reports Recent in mailbox, and
 // Status().FirstRecentUID.
@@ -63,16 +38,6 @@ func ourRecent(t *testing.T, loc formats.Location, mailbox string) ([]formats.UI
 		t.Fatal(err)
 	}
 	return recent, st.FirstRecentUID
-}
-
-// imapSelect has an IMAP session SELECT mailbox, claiming \Recent.
-func imapSelect(t *testing.T, d *dovecottest.Dovecot, mailbox string) {
-	t.Helper()
-	c := d.Cmd(t, "exec", "imap")
-	c.Stdin = strings.NewReader("a select " + mailbox + "\r\nb logout\r\n")
-	if out, err := c.Output(); err != nil || !strings.Contains(string(out), "a OK") {
-		t.Fatalf("imap select %s: %v\n%s", mailbox, err, out)
-	}
 }
 
 // mboxMessage is one hand-written message: status is its Status header
@@ -147,7 +112,7 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 				} else if first != next {
 					t.Errorf("%s: Status().FirstRecentUID = %d, want UIDNEXT %d (nothing Recent)", when, first, next)
 				}
-				if got := dovecotRecent(t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
+				if got := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX"); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("%s: Dovecot's \\Recent UIDs = %v, want %v", when, got, want)
 				}
 			}
@@ -162,7 +127,7 @@ func TestRecentAsDovecotCounts(t *testing.T) {
 				t.Errorf("indexed by Dovecot: our Recent UIDs = %v, want %v", got, tc.want)
 			}
 
-			imapSelect(t, d, "INBOX")
+			d.IMAPSelect(t, "INBOX", "")
 			check("after SELECT", nil, n+1)
 
 			// A delivery agent appends a message without Status.

@@ -3,7 +3,6 @@ package dboxtest
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +22,7 @@ func (x Interop) RecentAsDovecot(t *testing.T) {
 	d, loc := x.Dovecot(t, "")
 	check := func(when string, want ...formats.UID) {
 		t.Helper()
-		theirs := dovecotRecent(t, d, "INBOX")
+		theirs := dovecottest.RecentUIDs[formats.UID](t, d, "INBOX")
 		s := x.OpenStore(t, loc, formats.OpenOptions{ReadOnly: true})
 		mb, err := s.Open(ctx, "INBOX")
 		if err != nil {
@@ -92,19 +91,4 @@ func (x Interop) RecentAsDovecot(t *testing.T) {
 	d.Save(t, "INBOX", []byte("Subject: six\n\nbody\n"))
 	check("a delivery after the raise", 5, 6)
 	d.CheckLogClean(t)
-}
-
-// dovecotRecent is the UIDs `doveadm fetch flags` reports \Recent.
-func dovecotRecent(t *testing.T, d *dovecottest.Dovecot, mailbox string) []formats.UID {
-	t.Helper()
-	out := d.MustDoveadm(t, "-f", "tab", "fetch", "uid flags", "mailbox", mailbox, "all")
-	var uids []formats.UID
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		uid, flags, _ := strings.Cut(line, "\t") // no tab: no flags (the last line, trimmed)
-		var n formats.UID
-		if _, err := fmt.Sscan(uid, &n); i > 0 && err == nil && slices.Contains(strings.Fields(flags), `\Recent`) {
-			uids = append(uids, n)
-		}
-	}
-	return uids
 }
