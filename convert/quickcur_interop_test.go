@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -73,11 +72,7 @@ func TestInteropSyncQuiet(t *testing.T) {
 			on("maildir:~/Replica", "flags", "add", `\Deleted`, "mailbox", "INBOX", "uid", "4")
 			// An IMAP session on the source claims \Recent of its
 			// INBOX (moves new/ to cur/).
-			c := d.Cmd(t, "-o", "mail_location=maildir:~/Maildir", "exec", "imap")
-			c.Stdin = strings.NewReader("a select INBOX\nb logout\n")
-			if out, err := c.Output(); err != nil {
-				t.Fatalf("imap: %v\n%s\n%s", err, out, d.Log())
-			}
+			d.IMAPSelect(t, "INBOX", "maildir:~/Maildir")
 			deliver("Maildir", "", "1700000004.M4P4.mda", "Subject: to A after\n\nA3\n")
 			d.Chown(t, home)
 
