@@ -58,25 +58,31 @@ func label(i int) string {
 // own changes to it. Callers must not modify the slice.
 func (r *run) mailboxes(ctx context.Context, i int) ([]formats.MailboxInfo, error) {
 	l := &r.lists[i]
+	return cachedRead(l, &l.have, &l.boxes, func() ([]formats.MailboxInfo, error) { return r.store(i).Mailboxes(ctx) })
+}
+
+// cachedRead returns *val if *have says l holds it, else reads it and
+// keeps it, unless one of the run's own tree changes ran while reading.
+func cachedRead[T any](l *listing, have *bool, val *T, read func() (T, error)) (T, error) {
 	l.mu.Lock()
-	if l.have {
-		boxes := l.boxes
+	if *have {
+		v := *val
 		l.mu.Unlock()
-		return boxes, nil
+		return v, nil
 	}
 	gen := l.gen
 	l.mu.Unlock()
-	boxes, err := r.store(i).Mailboxes(ctx)
+	v, err := read()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
 	l.mu.Lock()
 	if l.gen == gen {
-		// No change of ours ran while listing: the listing holds.
-		l.boxes, l.have = boxes, true
+		// No change of ours ran while reading: the result holds.
+		*val, *have = v, true
 	}
 	l.mu.Unlock()
-	return boxes, nil
+	return v, nil
 }
 
 // mailboxLog is store i's mailbox changes log (nil without one), read at
@@ -87,24 +93,7 @@ func (r *run) mailboxLog(ctx context.Context, i int) ([]formats.MailboxLogRecord
 		return nil, nil
 	}
 	l := &r.lists[i]
-	l.mu.Lock()
-	if l.logOK {
-		recs := l.recs
-		l.mu.Unlock()
-		return recs, nil
-	}
-	gen := l.gen
-	l.mu.Unlock()
-	recs, err := lg.MailboxLog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	if l.gen == gen {
-		l.recs, l.logOK = recs, true
-	}
-	l.mu.Unlock()
-	return recs, nil
+	return cachedRead(l, &l.logOK, &l.recs, func() ([]formats.MailboxLogRecord, error) { return lg.MailboxLog(ctx) })
 }
 
 // treeChanged drops store i's cached tree and log: the run changed the
