@@ -74,6 +74,17 @@ type run struct {
 
 	lists [2]listing // each store's tree, by srcIdx and dstIdx (listing.go)
 
+	// treeAges holds, per store, the last_renamed_or_created that
+	// dsync's tree gives the names this run's own renames made (tree.go,
+	// noteRename): they replace what the mailbox log says of them.
+	treeAges [2]map[string]int64
+	// tempSubs holds, per store, the subscriptions a rename to a
+	// temporary name took along (tree.go, carrySubscriptions).
+	tempSubs [2]map[string][]string
+	// vacated holds, per store, the names this run's renames moved a
+	// mailbox away from (tree.go, subscriptionAside).
+	vacated [2]map[string]bool
+
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run
 

@@ -152,6 +152,22 @@ func TestInteropSyncRenameTie(t *testing.T) {
 		{name: "two mailboxes, lower GUID on B",
 			ops:  [][]string{{"A", "rename", "hi", "Same"}, {"B", "rename", "lo", "Same"}},
 			want: map[string]string{"Same": "lo", "hi": "hi"}},
+		// Chains: one clash leads to the next.
+		{name: "chain: the loser's old name taken",
+			ops: [][]string{{"A", "rename", "lo", "Same"},
+				{"B", "rename", "hi", "Same"}, {"B", "rename", "Gone", "hi"}},
+			want: map[string]string{"Same": "lo", "hi": "Gone", "hi-temp-1": "hi"}},
+		{name: "chain: lo to Y on A, hi to Y and lo to hi on B",
+			ops: [][]string{{"A", "rename", "lo", "Y"},
+				{"B", "rename", "hi", "Y"}, {"B", "rename", "lo", "hi"}},
+			want: map[string]string{"hi": "lo", "Y": "hi"}},
+		{name: "chain: hi to Y on A, lo to Y and hi to lo on B",
+			ops: [][]string{{"A", "rename", "hi", "Y"},
+				{"B", "rename", "lo", "Y"}, {"B", "rename", "hi", "lo"}},
+			want: map[string]string{"lo": "lo", "Y": "hi"}},
+		{name: "chain: three mailboxes rotate both ways",
+			ops: [][]string{{"A", "rename", "Keep", "T"}, {"A", "rename", "Other", "Keep"}, {"A", "rename", "Gone", "Other"}, {"A", "rename", "T", "Gone"},
+				{"B", "rename", "Keep", "T"}, {"B", "rename", "Gone", "Keep"}, {"B", "rename", "Other", "Gone"}, {"B", "rename", "T", "Other"}}},
 	}
 	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
 		for _, tc := range cases {
@@ -211,6 +227,8 @@ func TestInteropSyncRenameTie(t *testing.T) {
 					for name, box := range want {
 						if n, ok := boxes[name]; ok {
 							name = n // the box's name before the renames
+						} else if pre, rest, ok := strings.Cut(name, "-"); ok && boxes[pre] != "" {
+							name = boxes[pre] + "-" + rest
 						}
 						if n, ok := boxes[box]; ok {
 							box = n

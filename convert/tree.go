@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -24,31 +25,38 @@ import (
 //   - Renames (§2.4 step 3): a GUID under different names is renamed on
 //     the side whose name is older. A node's age is its
 //     last_renamed_or_created: the newest rename record logged for its
-//     name or for any parent's name (children inherit, step 2). Equal
-//     ages are settled as dsync's walk over both trees settles them
-//     (keepsNameOnTie): of the two names, the one the walk meets first
-//     (walkCompare: children before the next sibling) wins unless the
-//     other side has a node there: a directory (its zero GUID is lower;
-//     Maildir++ containers are only names, formats.ImpliedDirs, and do
-//     not count) or another mailbox (settled as below). A name both sides
-//     give to different mailboxes (settleClash) stays with the side whose
-//     nodes there are newer, on equal ages with the lower GUID; the
-//     loser's mailbox goes back to the name the winner gives it, or to
-//     "<name>-temp-<n>" (where 2.3's doveadm sync leaves it, though its
-//     tree calls it "<name>-<GUID>"). A directory in the way moves aside
+//     name or for any parent's name (children inherit, step 2). As in
+//     dsync, the names this run's own renames make do not count by the
+//     time they are logged (noteRename): a temporary name is older than
+//     any other, a name taken over from the other side has that side's
+//     age there. dsync's walk over both trees decides at the name it
+//     meets first (keepsName; walkCompare: children before the next
+//     sibling): where the other side has another mailbox there, that
+//     clash decides (settleClash, below); else the newer name wins, on
+//     equal ages (keepsNameOnTie) the first name unless the other side
+//     has a node there: a directory (its zero GUID is lower; Maildir++
+//     containers are only names, formats.ImpliedDirs, and do not count).
+//     A name both sides give to different mailboxes (settleClash) stays
+//     with the side whose nodes there are newer, on equal ages with the
+//     lower GUID; the loser's mailbox goes back to the name the winner
+//     gives it, or to "<name>-temp-<n>", which loses every later clash.
+//     Where it stays, 2.3's doveadm sync leaves the mailbox there, though
+//     its tree calls it "<name>-temp-<GUID>", the name that ends up
+//     subscribed where the two sides' nodes differed in subscription
+//     (finishTemporaries) [observed]. A directory in the way moves aside
 //     to "<name>-temp-<n>" with the children the other side does not
 //     have below the name (renameOntoDir), and a subscription without a
 //     mailbox in the way leaves "<name>-temp-<n>" subscribed
 //     (subscriptionAside), as with doveadm sync [observed]. Renames
-//     repeat until the trees agree. QUIRK: the rules follow dsync's for
-//     one clash at a time; a chain of clashes may still settle
-//     differently, as boxsync's own renames are logged with the time
-//     they are made where dsync's temporary names count as oldest, and a
-//     mailbox renamed into its own former subtree is not modelled
-//     (dsync's node_has_parent cases). QUIRK: on dbox and LAYOUT=fs,
-//     doveadm 2.3 also leaves an empty container
-//     "<name>-temp-<md5>" after a rename onto a directory whose child
-//     stays aside (the final name its tree gives the temporary
+//     repeat until the trees agree, one clash per round; chains of
+//     clashes (a loser's old name taken, names rotated differently on
+//     both sides) settle as with doveadm sync (TestInteropSyncRenameTie).
+//     QUIRK: a mailbox renamed into its own former subtree is not
+//     modelled (dsync's node_has_parent cases), nor are directories
+//     matched by the mailboxes below them (sync_rename_directory).
+//     QUIRK: on dbox and LAYOUT=fs, doveadm 2.3 also leaves an empty
+//     container "<name>-temp-<md5>" after a rename onto a directory whose
+//     child stays aside (the final name its tree gives the temporary
 //     directory, created but never filled; that run exits 2); boxsync
 //     makes none.
 //   - Directories (§2.4 step 6): a \Noselect container the other side
@@ -169,6 +177,13 @@ func (r *run) loadTree(ctx context.Context, i int) (*treeSide, error) {
 	for _, b := range boxes {
 		if p := formats.Parent(b.Name); p != "" {
 			t.renamed[b.Name] = max(t.renamed[b.Name], t.renamed[p])
+		}
+	}
+	// The names this run's renames made have the ages dsync's tree
+	// gives them, not the time the store logged for the rename.
+	for name, age := range r.treeAges[i] {
+		if _, ok := t.byName[name]; ok {
+			t.renamed[name] = age
 		}
 	}
 	return t, nil
@@ -318,14 +333,14 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			if !ok || an == bn || !r.wanted(an) || !r.wanted(bn) || formats.IsInbox(an) || formats.IsInbox(bn) {
 				continue
 			}
-			ta, tb := a.renamed[an], b.renamed[bn]
-			if r.opt.Mode == OneWay || ta > tb || (ta == tb && keepsNameOnTie(a, an, b, bn, g) == a) {
+			if r.opt.Mode == OneWay || keepsName(a, an, b, bn, g) == a {
 				pending = append(pending, treeRename{side: b, from: bn, to: an, guid: g})
 			} else {
 				pending = append(pending, treeRename{side: a, from: an, to: bn, guid: g})
 			}
 		}
 		if len(pending) == 0 {
+			r.finishTemporaries(ctx, a, b)
 			return nil
 		}
 		if round > 3*(len(a.byName)+len(b.byName)) {
@@ -365,7 +380,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				// Into its own child's place: through a temporary
 				// name, so no loop is made (dsync does the same).
 				tmp := p.side.tempName(from)
-				if ok, err := r.rename(ctx, p.side, from, tmp); err != nil {
+				if ok, err := r.rename(ctx, p.side, from, tmp, temporaryAge); err != nil {
 					return err
 				} else if !ok {
 					continue
@@ -373,7 +388,11 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				from = tmp
 			}
 			r.subscriptionAside(ctx, p.side, p.to)
-			if ok, err := r.rename(ctx, p.side, from, p.to); err != nil {
+			other := a
+			if p.side == a {
+				other = b
+			}
+			if ok, err := r.rename(ctx, p.side, from, p.to, other.renamed[p.to]); err != nil {
 				return err
 			} else if ok {
 				r.carrySubscriptions(ctx, p.side, p.from, p.to)
@@ -407,6 +426,7 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			// Only containers are in the way: leave the rest to the
 			// creates (QUIRK: dsync would rename the directory).
 			r.desync("mailbox renames blocked by directories (first %q → %q)", pending[0].from, pending[0].to)
+			r.finishTemporaries(ctx, a, b)
 			return nil
 		}
 	}
@@ -434,16 +454,17 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 	}
 	gw, gl := w.byName[name].GUID, l.byName[name].GUID
 	to, ok := w.byGUID[gl]
+	age := w.renamed[to]
 	if !ok || to == name || l.taken(to) || strings.HasPrefix(to, name+"/") {
-		to = l.tempName(name)
+		to, age = l.tempName(name), temporaryAge
 	}
 	r.subscriptionAside(ctx, l, to)
-	if ok, err := r.rename(ctx, l, name, to); err != nil || !ok {
+	if ok, err := r.rename(ctx, l, name, to, age); err != nil || !ok {
 		return false, err
 	}
 	r.carrySubscriptions(ctx, l, name, to)
 	if from, ok := l.byGUID[gw]; ok && !strings.HasPrefix(name, from+"/") {
-		if ok, err := r.rename(ctx, l, from, name); err != nil {
+		if ok, err := r.rename(ctx, l, from, name, w.renamed[name]); err != nil {
 			return true, err
 		} else if ok {
 			r.carrySubscriptions(ctx, l, from, name)
@@ -462,6 +483,11 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string) {
 	info, ok := side.byName[name]
 	if !ok || !info.NoSelect || !info.Subscribed || side.hasChildren(name) || r.opt.Mode != Sync {
+		return
+	}
+	if r.vacated[side.idx][name] {
+		// Only the subscription of a mailbox this run renamed away:
+		// dsync's tree moved that node with the mailbox.
 		return
 	}
 	tmp := side.tempName(name)
@@ -494,6 +520,37 @@ func clashWinner(x, y *treeSide, name string) *treeSide {
 		return x
 	}
 	return y
+}
+
+// keepsName tells which side keeps its name for mailbox g, named an in a
+// and bn in b, as dsync's walk over both trees decides it at the name it
+// meets first (walkCompare; sync_rename_lower_ts there): where the other
+// side has another mailbox at that name, the clash decides
+// (clashWinner: each side's age is the newer one of its two nodes
+// involved); otherwise the newer of the two names wins, where a node the
+// other side has at the first name (a directory) adds its age to that
+// side's, and equal ages are ties (keepsNameOnTie). A name that is only
+// this run's temporary name is older than any other (temporaryAge).
+func keepsName(a *treeSide, an string, b *treeSide, bn string, g formats.GUID) *treeSide {
+	first, other := a, b
+	name, otherName := an, bn
+	if walkCompare(bn, an) < 0 {
+		first, other, name, otherName = b, a, bn, an
+	}
+	tf, to := first.renamed[name], other.renamed[otherName]
+	if info, ok := other.byName[name]; ok {
+		if !info.NoSelect && !info.GUID.IsZero() {
+			return clashWinner(first, other, name)
+		}
+		to = max(to, other.renamed[name])
+	}
+	switch {
+	case tf > to:
+		return first
+	case to > tf:
+		return other
+	}
+	return keepsNameOnTie(a, an, b, bn, g)
 }
 
 // keepsNameOnTie tells which side keeps its name for mailbox g, named an
@@ -562,14 +619,14 @@ func walkCompare(x, y string) int {
 // "<to>-temp-1/"].
 func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to string) error {
 	tmp := side.tempName(to)
-	if ok, err := r.rename(ctx, side, to, tmp); err != nil || !ok {
+	if ok, err := r.rename(ctx, side, to, tmp, temporaryAge); err != nil || !ok {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
 	}
 	orig := from
 	if rest, ok := strings.CutPrefix(from, to+"/"); ok {
 		from = tmp + "/" + rest // it moved aside with the directory
 	}
-	if ok, err := r.rename(ctx, side, from, to); err != nil || !ok {
+	if ok, err := r.rename(ctx, side, from, to, other.renamed[to]); err != nil || !ok {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to))
 	}
 	r.carrySubscriptions(ctx, side, orig, to)
@@ -587,7 +644,7 @@ func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to
 			left = left || !b.NoSelect
 			continue
 		}
-		if ok, err := r.rename(ctx, side, b.Name, to+"/"+rest); err != nil {
+		if ok, err := r.rename(ctx, side, b.Name, to+"/"+rest, other.renamed[to+"/"+rest]); err != nil {
 			return err
 		} else if ok {
 			moved = b.Name
@@ -610,30 +667,107 @@ func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to
 // QUIRK: dsync 2.3 leaves the renaming side's subscriptions file as it
 // was, so only a second run subscribes the new name there too; boxsync
 // does it at once. The old name stays subscribed on both sides, as with
-// dsync (a rename never unsubscribes).
+// dsync (a rename never unsubscribes). A temporary name is never
+// subscribed: the node keeps its flag there (r.tempSubs) for the name it
+// moves on to, or, where it stays, for the final name dsync's tree gives
+// it (finishTemporaries) [observed].
 func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to string) {
 	if r.opt.Mode == OneWay {
 		// dsync -1 neither: the new name would have to come from the
 		// source, which keeps its subscriptions as they are.
 		return
 	}
+	held := r.tempSubs[side.idx]
+	rels := held[from] // "" for the node, "/<child>" for its children
+	delete(held, from)
 	for name, info := range side.byName {
-		if !info.Subscribed || (name != from && !strings.HasPrefix(name, from+"/")) {
-			continue
+		if info.Subscribed && (name == from || strings.HasPrefix(name, from+"/")) {
+			rels = append(rels, name[len(from):])
 		}
-		moved := to + name[len(from):]
-		err := side.store.SetSubscribed(ctx, moved, true)
-		r.treeChanged(side.idx)
-		if err != nil {
-			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", moved, 0, ""))
+	}
+	slices.Sort(rels)
+	rels = slices.Compact(rels)
+	if r.temporary(side.idx, to) {
+		if len(rels) > 0 {
+			if held == nil {
+				held = map[string][]string{}
+				r.tempSubs[side.idx] = held
+			}
+			held[to] = rels
 		}
+		return
+	}
+	for _, rel := range rels {
+		r.subscribe(ctx, side, to+rel)
 	}
 }
 
-// rename renames from → to in side. It reports false for a name that is
-// taken or gone (a change during the sync, exit 2 as in dsync), and any
-// other failure as an error that ends the tree sync.
-func (r *run) rename(ctx context.Context, side *treeSide, from, to string) (bool, error) {
+// subscribe subscribes name in side.
+func (r *run) subscribe(ctx context.Context, side *treeSide, name string) {
+	err := side.store.SetSubscribed(ctx, name, true)
+	r.treeChanged(side.idx)
+	if err != nil {
+		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
+	}
+}
+
+// temporary tells whether name in store i is a temporary name this run's
+// renames made.
+func (r *run) temporary(i int, name string) bool {
+	age, ok := r.treeAges[i][name]
+	return ok && age == temporaryAge
+}
+
+// finishTemporaries settles the subscriptions of the mailboxes left
+// under a temporary name once the renames are done. dsync's tree renames
+// such a node to "<name>-temp-<GUID>" (sync_rename_temp_mailbox_node),
+// but 2.3 records no change for it, so the mailbox stays
+// "<name>-temp-<n>" on both sides, and the subscription sync that
+// follows compares the two sides' nodes under the tree's name: each
+// node's flag is the one its name had before this run (held in
+// r.tempSubs), and where they differ, subscribed wins, so the tree's
+// name is subscribed (on both sides, as a second doveadm run leaves it);
+// where they agree, nothing changes [observed].
+func (r *run) finishTemporaries(ctx context.Context, a, b *treeSide) {
+	seen := map[formats.GUID]bool{}
+	for _, t := range []*treeSide{a, b} {
+		o := a
+		if t == a {
+			o = b
+		}
+		held := r.tempSubs[t.idx]
+		for _, tmp := range slices.Sorted(maps.Keys(held)) {
+			info, ok := t.byName[tmp]
+			if !ok || info.NoSelect || info.GUID.IsZero() || seen[info.GUID] {
+				continue
+			}
+			seen[info.GUID] = true
+			flags := map[string]int{} // "" or "/<child>" → sides whose node was subscribed
+			for _, rel := range held[tmp] {
+				flags[rel]++
+			}
+			if on, ok := o.byGUID[info.GUID]; ok {
+				for _, rel := range r.tempSubs[o.idx][on] {
+					flags[rel]++
+				}
+			}
+			final := tmp[:strings.LastIndexByte(tmp, '-')+1] + info.GUID.String()
+			for _, rel := range slices.Sorted(maps.Keys(flags)) {
+				if flags[rel] == 1 {
+					r.subscribe(ctx, a, final+rel)
+					r.subscribe(ctx, b, final+rel)
+				}
+			}
+		}
+	}
+	r.tempSubs = [2]map[string][]string{}
+}
+
+// rename renames from → to in side, to which dsync's tree gives age as
+// its last_renamed_or_created (noteRename). It reports false for a name
+// that is taken or gone (a change during the sync, exit 2 as in dsync),
+// and any other failure as an error that ends the tree sync.
+func (r *run) rename(ctx context.Context, side *treeSide, from, to string, age int64) (bool, error) {
 	r.logf("%s: renaming to %q on the %s", from, to, side.label)
 	err := side.store.(formats.Renamer).Rename(ctx, from, to)
 	r.treeChanged(side.idx)
@@ -644,8 +778,54 @@ func (r *run) rename(ctx context.Context, side *treeSide, from, to string) (bool
 		}
 		return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": rename on the "+side.label, from, 0, "")
 	}
+	r.noteRename(side, from, to, age)
 	r.update(func(res *Result) { res.Mailboxes.Renamed++ })
 	return true, nil
+}
+
+// temporaryAge is the age of a temporary name ("<name>-temp-<n>"): older
+// than any logged time, as dsync's temporary names do not count
+// (dsync.md §2.4 step 3; nodes_get_timestamp gives such a node 0 where a
+// real one gets its time+1).
+const temporaryAge int64 = -1
+
+// noteRename records the ages dsync's tree gives the names a rename in
+// side made, for loadTree to use instead of the rename's own log record
+// (logged with the current time, which would make every name this run
+// moves the newest). dsync gives the renamed node age: for a temporary
+// name temporaryAge, for a name taken over from the other side the other
+// side's age there (sync_rename_node); its children keep their ages.
+// Only the run's rename loop reads these ages, so a later run sees the
+// renames as the store logged them, as dsync's next run does.
+func (r *run) noteRename(side *treeSide, from, to string, age int64) {
+	ages := r.treeAges[side.idx]
+	if ages == nil {
+		ages = map[string]int64{}
+		r.treeAges[side.idx] = ages
+	}
+	moved := map[string]int64{}
+	for name := range side.byName {
+		if rest, ok := strings.CutPrefix(name, from+"/"); ok {
+			moved[to+"/"+rest] = side.renamed[name]
+		}
+	}
+	for name, a := range ages {
+		if rest, ok := strings.CutPrefix(name, from+"/"); ok {
+			moved[to+"/"+rest] = a
+			delete(ages, name)
+		} else if name == from {
+			delete(ages, name)
+		}
+	}
+	moved[to] = age
+	maps.Copy(ages, moved)
+	if r.vacated[side.idx] == nil {
+		r.vacated[side.idx] = map[string]bool{}
+	}
+	for name := range moved {
+		delete(r.vacated[side.idx], name)
+	}
+	r.vacated[side.idx][from] = true
 }
 
 // syncTreeFinish deletes containers the other side logged as deleted and
