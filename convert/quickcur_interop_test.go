@@ -93,20 +93,7 @@ func TestInteropSyncQuiet(t *testing.T) {
 			if err != nil || len(res.Errors) > 0 {
 				t.Fatalf("Run = %v %v", err, res.Errors)
 			}
-			fields := formatstest.FieldsBackup &^ formatstest.FieldVSize
-			for _, p := range [][2]string{{"Maildir", "Maildir2"}, {"Replica", "Replica2"}} {
-				theirs, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, p[0]), formats.OpenOptions{ReadOnly: true}), fields)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ours, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, p[1]), formats.OpenOptions{ReadOnly: true}), fields)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if diff := formatstest.Diff(theirs, ours); diff != "" {
-					t.Errorf("%s: doveadm (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], diff, theirs)
-				}
-			}
+			sameMaildirs(t, home, "doveadm sync", formatstest.FieldsBackup&^formatstest.FieldVSize)
 			// Each side ends with every message.
 			for _, tree := range []string{"Maildir2", "Replica2"} {
 				for box, want := range map[string]int{"INBOX": 9, "Work": 4} {

@@ -105,27 +105,6 @@ func recentUIDs(t *testing.T, d *dovecottest.Dovecot, loc, mailbox string) strin
 	return strings.Join(uids, " ")
 }
 
-// ourRecentUIDs is the UIDs our maildir driver reports Recent.
-func ourRecentUIDs(t *testing.T, root, mailbox string) string {
-	t.Helper()
-	s := openMaildir(t, root, formats.OpenOptions{ReadOnly: true})
-	mb, err := s.Open(context.Background(), mailbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mb.Close()
-	var uids []string
-	for m, err := range mb.Messages(context.Background(), 1) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Recent {
-			uids = append(uids, fmt.Sprint(m.UID))
-		}
-	}
-	return strings.Join(uids, " ")
-}
-
 // TestInteropRecentDifferential runs doveadm backup / sync / sync -1 and
 // boxsync's, fast and full (-f), from identical copies of a Maildir with \Recent
 // mail in new/ (plain, with \Seen, with a keyword), claimed mail in cur/
@@ -230,10 +209,10 @@ func TestInteropRecentDifferential(t *testing.T) {
 						t.Errorf("%s: %s: Dovecot reports \\Recent on UIDs %q of doveadm's replica, %q of boxsync's (source %q)",
 							when, box.name, theirRecent, ourRecent, src)
 					}
-					if got := ourRecentUIDs(t, filepath.Join(home, "Replica2"), box.name); got != ourRecent {
+					if got := ourRecentAt(t, "maildir:"+filepath.Join(home, "Replica2"), box.name); got != ourRecent {
 						t.Errorf("%s: %s: we read Recent on UIDs %q of our replica, Dovecot %q", when, box.name, got, ourRecent)
 					}
-					if got := ourRecentUIDs(t, filepath.Join(home, "Replica"), box.name); got != theirRecent {
+					if got := ourRecentAt(t, "maildir:"+filepath.Join(home, "Replica"), box.name); got != theirRecent {
 						t.Errorf("%s: %s: we read Recent on UIDs %q of doveadm's replica, Dovecot %q", when, box.name, got, theirRecent)
 					}
 				}

@@ -86,22 +86,26 @@ func TestInteropSyncDifferential(t *testing.T) {
 			if err != nil || len(res.Errors) > 0 {
 				t.Fatalf("Run = %v %v", err, res.Errors)
 			}
-			fields := formatstest.FieldsBackup &^ formatstest.FieldVSize
-			for _, p := range [][2]string{{"Maildir", "Maildir2"}, {"Replica", "Replica2"}} {
-				theirs, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, p[0]), formats.OpenOptions{ReadOnly: true}), fields)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ours, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, p[1]), formats.OpenOptions{ReadOnly: true}), fields)
-				if err != nil {
-					t.Fatal(err)
-				}
-				diff := formatstest.Diff(theirs, ours)
-				switch {
-				case diff != "":
-					t.Errorf("%s: doveadm %s (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], name, diff, theirs)
-				}
-			}
+			sameMaildirs(t, home, "doveadm "+name, formatstest.FieldsBackup&^formatstest.FieldVSize)
 		})
+	}
+}
+
+// sameMaildirs compares doveadm's result in home's Maildir and Replica
+// with boxsync's in Maildir2 and Replica2 (run on identical copies).
+func sameMaildirs(t *testing.T, home, what string, fields formatstest.Field) {
+	t.Helper()
+	for _, p := range [][2]string{{"Maildir", "Maildir2"}, {"Replica", "Replica2"}} {
+		theirs, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, p[0]), formats.OpenOptions{ReadOnly: true}), fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err := formatstest.Dump(context.Background(), openMaildir(t, filepath.Join(home, p[1]), formats.OpenOptions{ReadOnly: true}), fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := formatstest.Diff(theirs, ours); diff != "" {
+			t.Errorf("%s: %s (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], what, diff, theirs)
+		}
 	}
 }
