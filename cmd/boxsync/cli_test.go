@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -321,6 +322,23 @@ func dump(t *testing.T, loc string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// dumpNames is the mailbox and container names of a dump, one per line
+// and quoted as the dump quotes them: a check for a name must not match
+// a GUID, a date or a message line that happens to contain it.
+func dumpNames(dump string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(dump, "\n") {
+		for _, kind := range []string{"mailbox ", "container "} {
+			if rest, ok := strings.CutPrefix(l, kind); ok {
+				if name, err := strconv.QuotedPrefix(rest); err == nil {
+					b.WriteString(name + "\n")
+				}
+			}
+		}
+	}
+	return b.String()
 }
 
 func TestBackupMem(t *testing.T) {
