@@ -145,8 +145,8 @@ func backup(t *testing.T, src, dst formats.Store, opt convert.Options) convert.R
 // the source's, leaves the source untouched, and a second backup changes
 // nothing.
 func TestBackupConverges(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testSeed()
+	t.Logf("seed %d (BOXSYNC_SEED=%d to replay)", seed, seed)
 	for i := 0; i < 40; i++ {
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
 		src, dst := newStore(t), newStore(t)

@@ -232,8 +232,8 @@ func treeKept(t *testing.T, what string, after formats.Store, base map[formats.G
 func TestSyncTreeConverges(t *testing.T) {
 	for _, k := range treeKinds() {
 		t.Run(k.name, func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			t.Logf("seed %d", seed)
+			seed := testSeed()
+			t.Logf("seed %d (BOXSYNC_SEED=%d to replay)", seed, seed)
 			n := 30
 			if k.name != "mem" {
 				n = 6
@@ -284,8 +284,8 @@ func TestSyncTreeConverges(t *testing.T) {
 func TestSyncOneWayTree(t *testing.T) {
 	for _, k := range treeKinds() {
 		t.Run(k.name, func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			t.Logf("seed %d", seed)
+			seed := testSeed()
+			t.Logf("seed %d (BOXSYNC_SEED=%d to replay)", seed, seed)
 			n := 30
 			if k.name != "mem" {
 				n = 6

@@ -389,8 +389,8 @@ func TestSyncConverges(t *testing.T) {
 func TestSyncOneWay(t *testing.T) {
 	for _, k := range storeKinds() {
 		t.Run(k.name, func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			t.Logf("seed %d", seed)
+			seed := testSeed()
+			t.Logf("seed %d (BOXSYNC_SEED=%d to replay)", seed, seed)
 			n := 30
 			if k.name != "mem" {
 				n = 8
