@@ -51,9 +51,20 @@ import (
 //     repeat until the trees agree, one clash per round; chains of
 //     clashes (a loser's old name taken, names rotated differently on
 //     both sides) settle as with doveadm sync (TestInteropSyncRenameTie).
-//     QUIRK: a mailbox renamed into its own former subtree is not
-//     modelled (dsync's node_has_parent cases), nor are directories
-//     matched by the mailboxes below them (sync_rename_directory).
+//     A subscription belongs to its node, as in dsync's tree: it moves
+//     with the node (held while the node has a temporary name), and the
+//     one a rename leaves at the old name is no child of whatever takes
+//     that name later; a name a rename vacated has no age in the later
+//     rounds (r.vacated). So a parent and its child swapped, a parent
+//     moved below its former child, and a directory renamed with the
+//     mailboxes below it settle as with doveadm sync
+//     (TestInteropSyncRenameShapes). QUIRK: dsync matches two
+//     directories by the mailboxes below them (sync_rename_directory)
+//     and, where both sides renamed a node into the other's parent,
+//     moves one aside first (node_has_parent); boxsync renames mailbox by
+//     mailbox, which gave the same trees in the shapes tested, and does
+//     not make again a directory the renames emptied, which doveadm 2.3
+//     does on dbox.
 //     QUIRK: on dbox and LAYOUT=fs, doveadm 2.3 also leaves an empty
 //     container "<name>-temp-<md5>" after a rename onto a directory whose
 //     child stays aside (the final name its tree gives the temporary
@@ -94,6 +105,11 @@ type treeSide struct {
 	delBox   map[formats.GUID]int64 // logged mailbox deletes of GUIDs not in the tree
 	delDir   map[formats.GUID]int64 // logged dir deletes of names not in the tree
 	unsubDel map[formats.GUID]int64 // logged unsubscribes of names not in the tree
+
+	// vacated is r.vacated as it was when the tree was listed: names
+	// whose node an earlier round's rename moved away, so a subscription
+	// left there is no node of dsync's tree.
+	vacated map[string]bool
 }
 
 // oneWayRenames tells whether sync -1 can rename the destination's
@@ -135,7 +151,8 @@ func (r *run) loadTree(ctx context.Context, i int) (*treeSide, error) {
 	}
 	t := &treeSide{idx: i, label: label(i), store: r.store(i), byName: map[string]formats.MailboxInfo{}, byGUID: map[formats.GUID]string{},
 		byHash: map[formats.GUID]string{}, renamed: map[string]int64{}, subTS: map[string]int64{},
-		delBox: map[formats.GUID]int64{}, delDir: map[formats.GUID]int64{}, unsubDel: map[formats.GUID]int64{}}
+		delBox: map[formats.GUID]int64{}, delDir: map[formats.GUID]int64{}, unsubDel: map[formats.GUID]int64{},
+		vacated: maps.Clone(r.vacated[i])}
 	for _, b := range boxes {
 		t.byName[b.Name] = b
 		if !b.NoSelect && !b.GUID.IsZero() {
@@ -172,18 +189,19 @@ func (r *run) loadTree(ctx context.Context, i int) (*treeSide, error) {
 			}
 		}
 	}
-	// Children inherit a newer last_renamed_or_created (step 2); names
-	// are sorted, so parents come first.
-	for _, b := range boxes {
-		if p := formats.Parent(b.Name); p != "" {
-			t.renamed[b.Name] = max(t.renamed[b.Name], t.renamed[p])
-		}
-	}
 	// The names this run's renames made have the ages dsync's tree
-	// gives them, not the time the store logged for the rename.
-	for name, age := range r.treeAges[i] {
-		if _, ok := t.byName[name]; ok {
-			t.renamed[name] = age
+	// gives them, not the time the store logged for the rename; a name
+	// they left (a subscription at most) is no node there, and has no
+	// age. Other children inherit a newer last_renamed_or_created (step
+	// 2) as when dsync filled its tree: the ages this run's renames
+	// logged do not reach them. Names are sorted, so parents come first.
+	for _, b := range boxes {
+		if age, ok := r.treeAges[i][b.Name]; ok {
+			t.renamed[b.Name] = age
+		} else if t.vacated[b.Name] {
+			delete(t.renamed, b.Name)
+		} else if p := formats.Parent(b.Name); p != "" {
+			t.renamed[b.Name] = max(t.renamed[b.Name], t.renamed[p])
 		}
 	}
 	return t, nil
@@ -464,6 +482,9 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 	}
 	r.carrySubscriptions(ctx, l, name, to)
 	if from, ok := l.byGUID[gw]; ok && !strings.HasPrefix(name, from+"/") {
+		if rest, ok := strings.CutPrefix(from, name+"/"); ok {
+			from = to + "/" + rest // it moved along with name
+		}
 		if ok, err := r.rename(ctx, l, from, name, w.renamed[name]); err != nil {
 			return true, err
 		} else if ok {
@@ -680,8 +701,25 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 	held := r.tempSubs[side.idx]
 	rels := held[from] // "" for the node, "/<child>" for its children
 	delete(held, from)
+	for tmp, tmpRels := range held {
+		// A child of a node held under a temporary name moves on by
+		// itself: its flags go with it, not with the held node.
+		rest, ok := strings.CutPrefix(from, tmp+"/")
+		if !ok {
+			continue
+		}
+		kept := tmpRels[:0:0]
+		for _, rel := range tmpRels {
+			if sub, ok := strings.CutPrefix(rel, "/"+rest); ok && (sub == "" || sub[0] == formats.Separator) {
+				rels = append(rels, sub)
+			} else {
+				kept = append(kept, rel)
+			}
+		}
+		held[tmp] = kept
+	}
 	for name, info := range side.byName {
-		if info.Subscribed && (name == from || strings.HasPrefix(name, from+"/")) {
+		if info.Subscribed && (name == from || strings.HasPrefix(name, from+"/") && !side.vacated[name]) {
 			rels = append(rels, name[len(from):])
 		}
 	}
@@ -819,13 +857,23 @@ func (r *run) noteRename(side *treeSide, from, to string, age int64) {
 	}
 	moved[to] = age
 	maps.Copy(ages, moved)
-	if r.vacated[side.idx] == nil {
-		r.vacated[side.idx] = map[string]bool{}
+	vacated := r.vacated[side.idx]
+	if vacated == nil {
+		vacated = map[string]bool{}
+		r.vacated[side.idx] = vacated
+	}
+	// The node and its children moved: their old names are left with
+	// at most a subscription. First mark them, then unmark the names the
+	// rename filled (a child may land on its parent's old name).
+	vacated[from] = true
+	for name := range side.byName {
+		if strings.HasPrefix(name, from+"/") {
+			vacated[name] = true
+		}
 	}
 	for name := range moved {
-		delete(r.vacated[side.idx], name)
+		delete(vacated, name)
 	}
-	r.vacated[side.idx][from] = true
 }
 
 // syncTreeFinish deletes containers the other side logged as deleted and
