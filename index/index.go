@@ -104,6 +104,43 @@ type Index struct {
 	// log to replay, so rewrite it soon (Dovecot's index_min_write).
 	minWrite bool
 	head     headID // the log head the state was read from
+	scan     headScan
+	known    *log.File // the log as this Index's last Writer left it
+}
+
+// headScan is where finishReplay's scans of a log head stopped: its
+// modseq counter and tail offset there. Without it every commit would
+// read the whole head again (Dovecot keeps both as it reads); a log only
+// grows until it is rotated, so a later scan of the same file resumes
+// there. The file is the same when its sequence, creation time and index
+// ID are, and the tail scan also depends on where it started (initTail).
+type headScan struct {
+	fileSeq, createStamp, indexID, initTail uint32
+	modseq                                  uint64
+	tail                                    log.TailScan // tail.Off: where both stopped
+}
+
+// scanHead returns head's modseq counter and tail offset at its end,
+// resuming the last scan of the same file. ix.mu is held, or ix is not
+// shared yet.
+func (ix *Index) scanHead(head *log.File, initTail uint32) (modseq uint64, tail uint32, err error) {
+	prev := ix.scan
+	start := headScan{fileSeq: head.Hdr.FileSeq, createStamp: head.Hdr.CreateStamp, indexID: head.Hdr.IndexID, initTail: initTail,
+		modseq: head.Hdr.InitialModSeq, tail: head.TailStart(initTail)}
+	if prev.fileSeq == start.fileSeq && prev.createStamp == start.createStamp && prev.indexID == start.indexID &&
+		prev.initTail == initTail && prev.tail.Off >= start.tail.Off && prev.tail.Off <= head.End {
+		start = prev
+	}
+	m, ok := modseqFrom(head, start.tail.Off, start.modseq, head.End)
+	ts, err := head.TailFrom(start.tail)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ok { // log.Parse makes the records end at End: else nothing to resume
+		start.modseq, start.tail = m, ts
+		ix.scan = start
+	}
+	return m, ts.MaxTail, nil
 }
 
 // headID identifies the log head file as last read.
@@ -262,8 +299,7 @@ func (ix *Index) load(head *log.File) (*loaded, error) {
 }
 
 func (ix *Index) finishReplay(r *replay, head *log.File, endModSeq uint64, initTail uint32) error {
-	headModSeq, _ := modseqAt(head, head.End)
-	tail, err := head.Tail(initTail)
+	headModSeq, tail, err := ix.scanHead(head, initTail)
 	if err != nil {
 		return err
 	}

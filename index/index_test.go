@@ -915,3 +915,58 @@ func TestViewIsSnapshot(t *testing.T) {
 		check(fmt.Sprintf("view %d", i), v, snaps[i])
 	}
 }
+
+// TestScanHeadResumes: the memo of the head log's modseq counter and
+// tail offset (scanHead) gives what a scan of the whole file gives, as
+// the log grows under commits of two handles and rotates.
+func TestScanHeadResumes(t *testing.T) {
+	ix, dir := newTestIndex(t, Options{LogRotateMinSize: 1, LogRotateMaxSize: 2000, LogRotateMinAge: -1})
+	ix2, err := Open(dir, Prefix, &Options{Fsync: formats.FsyncNever, LogRotateMinSize: 1, LogRotateMaxSize: 2000, LogRotateMinAge: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One memo per initial tail offset: none, and the first record's.
+	memos := map[uint32]*Index{0: {}, log.HeaderSize: {}}
+	resumed, rotated := 0, 0
+	lastSeq := uint32(0)
+	for i := range 120 {
+		x := ix
+		if i%3 == 2 {
+			x = ix2
+		}
+		tx := x.Begin()
+		tx.Append(uint32(i+1), uint8(i%16))
+		if i > 0 {
+			tx.UpdateFlags(uint32(i), FlagSeen, 0)
+		}
+		commit(t, tx)
+		head, err := log.ReadFile(filepath.Join(dir, Prefix+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Hdr.FileSeq != lastSeq {
+			rotated++
+			lastSeq = head.Hdr.FileSeq
+		} else if memos[0].scan.fileSeq == head.Hdr.FileSeq {
+			resumed++
+		}
+		for init, memo := range memos {
+			m, tail, err := memo.scanHead(head, init)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantM, _ := modseqAt(head, head.End)
+			wantTail, err := head.Tail(init)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m != wantM || tail != wantTail {
+				t.Fatalf("commit %d (log seq %d, %d bytes): resumed scan gives modseq %d, tail %d; a whole scan %d, %d",
+					i, head.Hdr.FileSeq, head.End, m, tail, wantM, wantTail)
+			}
+		}
+	}
+	if resumed < 50 || rotated < 2 {
+		t.Errorf("%d scans resumed, %d rotations: the test does not test the memo", resumed, rotated)
+	}
+}

@@ -143,8 +143,11 @@ func (ls *logSet) start(pos log.Pos) (from log.Pos, reset bool, reason string) {
 // before it) and whether off is at a record boundary. The records were
 // bounds-checked by log.Parse; they are not validated here.
 func modseqAt(f *log.File, off uint32) (uint64, bool) {
-	m := f.Hdr.InitialModSeq
-	o := uint32(f.Hdr.HdrSize)
+	return modseqFrom(f, uint32(f.Hdr.HdrSize), f.Hdr.InitialModSeq, off)
+}
+
+// modseqFrom is modseqAt from a record boundary o where the counter is m.
+func modseqFrom(f *log.File, o uint32, m uint64, off uint32) (uint64, bool) {
 	for o < off && o < f.End {
 		size := log.DecodeSize(f.Data[o:])
 		raw := log.Raw{Word: le.Uint32(f.Data[o+4:]), Payload: f.Data[o+8 : o+size]}

@@ -321,10 +321,7 @@ func (tx *Tx) Commit() (log.Pos, error) {
 		w.SetFsync(formats.FsyncNever)
 	}
 	pos, err := ix.commitLocked(tx, w)
-	if cerr := w.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	return pos, err
+	return pos, ix.closeWriter(w, err)
 }
 
 // Update runs fill with a view of the index as it is under Dovecot's log
@@ -346,10 +343,7 @@ func (ix *Index) Update(fill func(v *View, tx *Tx) error) (log.Pos, error) {
 		return log.Pos{}, err
 	}
 	pos, err := ix.updateLocked(w, fill)
-	if cerr := w.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	return pos, err
+	return pos, ix.closeWriter(w, err)
 }
 
 func (ix *Index) updateLocked(w *log.Writer, fill func(v *View, tx *Tx) error) (log.Pos, error) {
@@ -373,9 +367,26 @@ func (ix *Index) updateLocked(w *log.Writer, fill func(v *View, tx *Tx) error) (
 
 // openWriter locks the log, creating it when only dovecot.index exists.
 // ix.mu is held.
+// closeWriter closes w after the work that ended with err, returning
+// err or else the close's error, and keeps w's picture of the log for the
+// next openWriter (log.WriterOptions.Known) when all went well.
+func (ix *Index) closeWriter(w *log.Writer, err error) error {
+	cerr := w.Close()
+	if err == nil {
+		err = cerr
+	}
+	ix.known = nil
+	if err == nil {
+		ix.known = w.File()
+	}
+	return err
+}
+
 func (ix *Index) openWriter() (*log.Writer, error) {
 	for {
-		w, err := log.OpenWriter(ix.logPath(), ix.opt.writerOptions())
+		opt := ix.opt.writerOptions()
+		opt.Known = ix.known
+		w, err := log.OpenWriter(ix.logPath(), opt)
 		if !errors.Is(err, fs.ErrNotExist) {
 			return w, err
 		}
@@ -559,8 +570,7 @@ func (ix *Index) WriteIndex() error {
 	if err != nil {
 		return err
 	}
-	err = ix.writeIndexLocked(w)
-	return errors.Join(err, w.Close())
+	return ix.closeWriter(w, ix.writeIndexLocked(w))
 }
 
 func (ix *Index) writeIndexLocked(w *log.Writer) error {

@@ -284,7 +284,11 @@ func (c *fileCache) read(v, mv *index.View, i int) (*openFile, *dbox.Message, er
 // each with the metadata of its copy in storage/m.*. A message that cannot
 // be read is still yielded from the index alone (GUID from the guid
 // extension, sizes -1), so that the rest can be read; Body then fails
-// for it with the reason.
+// for it with the reason. The metadata is read for every message, not
+// only for mail a merge copies: the guid extension holds the GUID's own
+// 128 bits only when it is 32 hex digits, else a hash of it
+// (mail_generate_guid_128_hash), as for mail converted from a Maildir,
+// so only the metadata gives the GUID the other side compares.
 func (m *mailbox) Messages(ctx context.Context, from formats.UID) iter.Seq2[formats.Message, error] {
 	return func(yield func(formats.Message, error) bool) {
 		v, mv, err := m.views("list")

@@ -111,6 +111,8 @@ type File struct {
 	// written and before a transaction whose boundary extends past the
 	// end of the file. Bytes after End are garbage a writer truncates.
 	End uint32
+
+	fi os.FileInfo // the file read, for WriterOptions.Known; nil: unknown
 }
 
 // ReadFile reads and parses a log file. It waits while a Writer of this
@@ -179,8 +181,28 @@ func (f *File) Garbage() int { return len(f.Data) - int(f.End) }
 // log_file_tail_offset moves the tail, and every EXTERNAL record starting
 // exactly at the tail advances it.
 func (f *File) Tail(initial uint32) (uint32, error) {
-	lastRead, maxTail := initial, initial
-	off := uint32(f.Hdr.HdrSize)
+	s, err := f.TailFrom(f.TailStart(initial))
+	return s.MaxTail, err
+}
+
+// TailScan is how far a scan for the tail offset got (Tail): the offset
+// of the next record and the scan's state there. A log file only grows
+// until it is rotated, so a later scan of the same file, grown, resumes
+// from it with the same result as a scan from the start.
+type TailScan struct {
+	Off, LastRead, MaxTail uint32
+}
+
+// TailStart is the state of a scan for the tail offset at the first
+// record, starting from initial (see Tail).
+func (f *File) TailStart(initial uint32) TailScan {
+	return TailScan{Off: uint32(f.Hdr.HdrSize), LastRead: initial, MaxTail: initial}
+}
+
+// TailFrom scans the records from s to End for the tail offset (see
+// Tail) and returns the scan's state at End; its MaxTail is the tail.
+func (f *File) TailFrom(s TailScan) (TailScan, error) {
+	lastRead, maxTail, off := s.LastRead, s.MaxTail, s.Off
 	for off < f.End {
 		size := DecodeSize(f.Data[off:])
 		word := le.Uint32(f.Data[off+4:])
@@ -189,13 +211,13 @@ func (f *File) Tail(initial uint32) (uint32, error) {
 			if typeOf(word) == TypeHeaderUpdate {
 				p := f.Data[off+RecordHeaderSize : next]
 				if len(p) < 4 || len(p) < 4+int(le.Uint16(p[2:])) {
-					return 0, corruptf(f.Path, int64(off), "header update extends beyond record size")
+					return TailScan{}, corruptf(f.Path, int64(off), "header update extends beyond record size")
 				}
 				uo, us := uint32(le.Uint16(p)), uint32(le.Uint16(p[2:]))
 				if uo <= tailOffsetPos && uo+us >= tailOffsetPos+4 {
 					t := le.Uint32(p[4+tailOffsetPos-uo:])
 					if t > next {
-						return 0, corruptf(f.Path, int64(off), "log_file_tail_offset %d goes past sync offset %d", t, next)
+						return TailScan{}, corruptf(f.Path, int64(off), "log_file_tail_offset %d goes past sync offset %d", t, next)
 					}
 					if t >= lastRead {
 						lastRead = t
@@ -211,7 +233,7 @@ func (f *File) Tail(initial uint32) (uint32, error) {
 		}
 		off = next
 	}
-	return maxTail, nil
+	return TailScan{Off: off, LastRead: lastRead, MaxTail: maxTail}, nil
 }
 
 // tailOffsetPos is offsetof(struct mail_index_header, log_file_tail_offset).

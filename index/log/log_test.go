@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -474,5 +475,115 @@ func TestReadWaitsForWriter(t *testing.T) {
 	w.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriterKnown: a Writer given the File an earlier Writer left
+// (WriterOptions.Known) sees exactly what a Writer reading the whole file
+// sees, whether others appended meanwhile, a partial write was left, or
+// the log was rotated or replaced; and it reads only the new bytes when
+// the file is Known's, grown.
+func TestWriterKnown(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dovecot.index.log")
+	opt := WriterOptions{Fsync: formats.FsyncNever}
+	w, err := Create(path, testHeader(), nil, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	appendOne := func(t *testing.T, o WriterOptions, uid uint32) *File {
+		t.Helper()
+		w, err := OpenWriter(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if _, err := w.Append([]Record{
+			&Append{Hdr: Hdr{Flags: External}, Recs: []AppendRec{{UID: uid}}},
+			&FlagUpdate{Hdr: Hdr{Flags: External}, Changes: []FlagChange{{UID1: uid, UID2: uid, Add: 1}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return w.File()
+	}
+	// same checks what a Writer given known reads against a whole read.
+	same := func(t *testing.T, what string, known *File, wantReuse bool) *File {
+		t.Helper()
+		o := opt
+		o.Known = known
+		w, err := OpenWriter(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := w.File()
+		w.Close()
+		whole, err := OpenWriter(path, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := whole.File()
+		whole.Close()
+		if got.End != want.End || got.Hdr != want.Hdr || !bytes.Equal(got.Data, want.Data) {
+			t.Fatalf("%s: with Known: End %d, %d bytes; whole read: End %d, %d bytes", what, got.End, len(got.Data), want.End, len(want.Data))
+		}
+		if reused := len(known.Data) > 0 && len(got.Data) > 0 && &got.Data[0] == &known.Data[0]; reused != wantReuse {
+			t.Errorf("%s: Known's array reused: %v, want %v", what, reused, wantReuse)
+		}
+		return got
+	}
+	var known *File
+	for i := range 20 {
+		known = appendOne(t, WriterOptions{Fsync: formats.FsyncNever, Known: known}, uint32(2*i+1))
+		if i%2 == 0 {
+			appendOne(t, opt, uint32(2*i+2)) // another writer, as Dovecot
+		}
+		if i > 0 {
+			same(t, fmt.Sprintf("after append %d", i), known, known.fi != nil && cap(known.Data) >= len(known.Data)+200)
+		}
+	}
+	// Nothing new: the same bytes.
+	known = same(t, "unchanged", known, true)
+
+	// A partial write after End: Known saw none; the next Writer sees
+	// the garbage (and truncates it), its array is a copy when Known's
+	// File itself had garbage.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0x40, 0, 0, 0, 1}); err != nil { // a record header cut short
+		t.Fatal(err)
+	}
+	f.Close()
+	withGarbage := same(t, "partial write", known, true)
+	if withGarbage.Garbage() == 0 {
+		t.Fatal("the partial write was not seen")
+	}
+	same(t, "Known with garbage", withGarbage, false)
+
+	// A rotated log: another file, read whole.
+	w, err = OpenWriter(path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := testHeader()
+	h.FileSeq, h.PrevFileSeq, h.PrevFileOffset = 3, 2, w.File().End
+	if err := w.Rotate(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	same(t, "rotated", known, false)
+
+	// The same inode with another header (a log rewritten in place):
+	// read whole.
+	cur := appendOne(t, opt, 100)
+	hdr := h
+	hdr.CreateStamp++
+	if err := os.WriteFile(path, append(hdr.Encode(), cur.Data[HeaderSize:cur.End]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := same(t, "header rewritten", cur, false); got.Hdr.CreateStamp != hdr.CreateStamp {
+		t.Fatalf("header rewritten: CreateStamp %d, want %d", got.Hdr.CreateStamp, hdr.CreateStamp)
 	}
 }

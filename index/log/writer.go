@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,14 @@ type WriterOptions struct {
 	Fsync       formats.FsyncMode
 	LockMethod  LockMethod
 	LockTimeout time.Duration // 0: DefaultLockTimeout
+	// Known is the log as this process last had it: the File of an
+	// earlier Writer of the same path, after its appends. When the file
+	// locked is that file, grown (same inode and header), only the bytes
+	// after Known.End are read and checked, in place in Known's array
+	// when it has room (Writers leave some): a large log (an mdbox map's)
+	// is not read again per commit. Nobody may write Known's array
+	// meanwhile.
+	Known *File
 }
 
 // Writer is a dovecot.index.log opened for appending and write-locked the
@@ -129,6 +138,10 @@ func (w *Writer) reload() error {
 	if err != nil {
 		return err
 	}
+	if f, err := w.reloadKnown(fi); err != nil || f != nil {
+		w.file = f
+		return err
+	}
 	// Room for a transaction past the end: an index commit replays its
 	// transaction on the log's bytes followed by it, in this very array
 	// when it has room (index.commitLocked), rather than in a copy of
@@ -139,7 +152,46 @@ func (w *Writer) reload() error {
 		return fmt.Errorf("log: read %s: %w", w.path, err)
 	}
 	w.file, err = Parse(w.path, data)
+	if w.file != nil {
+		w.file.fi = fi
+	}
 	return err
+}
+
+// reloadKnown is reload from w.opt.Known when that is this file, grown:
+// the bytes up to Known.End are taken as read and checked then (a log is
+// only appended to, and rotated to a new file), the rest is read and its
+// records checked as Parse does. nil, nil: read the whole file.
+func (w *Writer) reloadKnown(fi os.FileInfo) (*File, error) {
+	k := w.opt.Known
+	size := fi.Size()
+	if k == nil || k.fi == nil || k.Path != w.path || !os.SameFile(k.fi, fi) || size < int64(k.End) ||
+		int(k.End) > len(k.Data) || int(k.Hdr.HdrSize) > int(k.End) {
+		return nil, nil
+	}
+	hdr := make([]byte, k.Hdr.HdrSize)
+	if _, err := io.ReadFull(io.NewSectionReader(w.f, 0, int64(len(hdr))), hdr); err != nil {
+		return nil, fmt.Errorf("log: read %s: %w", w.path, err)
+	}
+	if !bytes.Equal(hdr, k.Data[:len(hdr)]) {
+		return nil, nil // not the file Known was read from
+	}
+	var data []byte
+	if len(k.Data) == int(k.End) && int64(cap(k.Data)) >= size {
+		data = k.Data[:size] // bytes past every File's end in this array
+	} else {
+		// garbage Known saw stays as it saw it; or no room
+		data = make([]byte, size, size+size/8+32<<10)
+		copy(data, k.Data[:k.End])
+	}
+	if _, err := io.ReadFull(io.NewSectionReader(w.f, int64(k.End), size-int64(k.End)), data[k.End:]); err != nil {
+		return nil, fmt.Errorf("log: read %s: %w", w.path, err)
+	}
+	end, err := scanEnd(w.path, data, k.End)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Path: w.path, Hdr: k.Hdr, Data: data, End: end, fi: fi}, nil
 }
 
 // File is the log's content under the lock, including what this Writer
