@@ -565,6 +565,17 @@ func keepsName(a *treeSide, an string, b *treeSide, bn string, g formats.GUID) *
 		}
 		to = max(to, other.renamed[name])
 	}
+	if strings.HasPrefix(otherName, name+"/") {
+		// The other side's node lies below the name first gives it
+		// (where the other side has no mailbox): dsync finds the node
+		// under the parent it should become (node_has_parent), moves it
+		// to a temporary name at that parent's level, which loses, so
+		// first's name wins whatever the ages. Renaming the first side's
+		// node into its own subtree instead would carry along the
+		// children the other side's renames then move under it again,
+		// without end.
+		return first
+	}
 	switch {
 	case tf > to:
 		return first
