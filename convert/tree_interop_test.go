@@ -20,9 +20,20 @@ import (
 // the same way.
 func treeInteropStart(t *testing.T, f string, extra ...string) (d *dovecottest.Dovecot, on func(store string, args ...string)) {
 	t.Helper()
+	return treeInteropStartGUIDs(t, f, nil, extra...)
+}
+
+// treeInteropStartGUIDs is treeInteropStart where guid, if not nil, gives
+// each mailbox its GUID (hex), so that GUID-order ties replay.
+func treeInteropStartGUIDs(t *testing.T, f string, guid func(box string) string, extra ...string) (d *dovecottest.Dovecot, on func(store string, args ...string)) {
+	t.Helper()
 	d = dovecottest.New(t, f+":~/A")
 	for _, box := range append([]string{"Keep", "Gone", "Old", "Old/Child", "Other"}, extra...) {
-		d.MustDoveadm(t, "mailbox", "create", "-s", box)
+		args := []string{"mailbox", "create", "-s"}
+		if guid != nil {
+			args = append(args, "-g", guid(box))
+		}
+		d.MustDoveadm(t, append(args, box)...)
 		d.Save(t, box, []byte("Subject: in "+box+"\nMessage-ID: <"+box+"@x>\n\nbody of "+box+"\n"))
 	}
 	d.Save(t, "INBOX", []byte("Subject: inbox\n\nhi\n"))
