@@ -367,6 +367,11 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 			ops:       [][]string{{"rename", "Dir", "Dir2"}},
 			want:      map[string]string{"Dir2/One": "Dir/One", "Dir2/Two": "Dir/Two"},
 			dsyncOnly: `container "Dir"`},
+		// A directory and a mailbox swapped: the directory's
+		// children keep their subscriptions under the new name.
+		{name: "directory and mailbox swapped",
+			ops:  [][]string{{"rename", "Dir", "Tmp"}, {"rename", "Keep", "Dir"}, {"rename", "Tmp", "Keep"}},
+			want: map[string]string{"Dir": "Keep", "Keep/One": "Dir/One", "Keep/Two": "Dir/Two"}},
 		{name: "directory moved deeper",
 			ops:       [][]string{{"rename", "Dir", "New/Dir"}},
 			want:      map[string]string{"New/Dir/One": "Dir/One", "New/Dir/Two": "Dir/Two"},
