@@ -183,32 +183,78 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 	a.Close()
 	b.Close()
 
-	ourDumps := map[string]string{}
-	for _, p := range [][2]string{{"A", "A2"}, {"B", "B2"}} {
-		theirs := treeDump(t, f, filepath.Join(d.Home(), p[0]))
-		if t.Failed() {
-			t.Logf("doveadm sync's %s:\n%s", p[0], theirs)
-		}
-		ours := treeDump(t, f, filepath.Join(d.Home(), p[1]))
-		ourDumps[p[1]] = ours
-		if msg := checkBodies(want, ours); msg != "" {
-			t.Errorf("boxsync sync lost or duplicated mail in %s: %s\n%s", p[1], msg, ours)
-		}
-		if loop {
-			continue
-		}
-		if msg := checkBodies(want, theirs); msg != "" {
-			t.Errorf("doveadm sync lost or duplicated mail in %s: %s\n%s", p[0], msg, theirs)
-		}
-		if diff := formatstest.Diff(theirs, ours); diff != "" {
-			t.Errorf("%s: doveadm sync (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], diff, theirs)
+	dumps := map[string]string{}
+	for _, side := range []string{"A", "B", "A2", "B2"} {
+		dumps[side] = treeDump(t, f, filepath.Join(d.Home(), side))
+	}
+	for _, side := range []string{"A2", "B2"} {
+		if msg := checkBodies(want, dumps[side]); msg != "" {
+			t.Errorf("boxsync sync lost or duplicated mail in %s: %s\n%s", side, msg, dumps[side])
 		}
 	}
-	if diff := formatstest.Diff(ourDumps["A2"], ourDumps["B2"]); diff != "" {
+	if diff := formatstest.Diff(dumps["A2"], dumps["B2"]); diff != "" {
 		t.Errorf("boxsync sync left A2 (-) and B2 (+) different:\n%s", diff)
+	}
+	if !loop {
+		sc.compare(dumps, want)
 	}
 	if !again && !loop && !sc.refused {
 		d.CheckLogClean(t)
+	}
+}
+
+// compare checks boxsync's result (dumps A2, B2) against doveadm sync's
+// (A, B), and that doveadm kept the mail in want.
+func (sc *treeScenario) compare(dumps map[string]string, want map[string]bool) {
+	t := sc.t
+	for _, side := range []string{"A", "B"} {
+		if msg := checkBodies(want, dumps[side]); msg != "" {
+			t.Errorf("doveadm sync lost or duplicated mail in %s: %s\n%s", side, msg, dumps[side])
+		}
+	}
+	if dumps["A"] != dumps["B"] {
+		// QUIRK: doveadm sync 2.3 may leave the two sides different
+		// even after its second run (seen: the subscription of a
+		// mailbox left under a temporary name, "<name>-temp-1" on one
+		// side, "<name>-temp-<GUID>" on the other). There is no one
+		// result to match: boxsync's sides (equal, checked above) must
+		// have every line both of doveadm's have, and no line neither
+		// has.
+		t.Logf("QUIRK: doveadm sync left A and B different:\n%s", formatstest.Diff(dumps["A"], dumps["B"]))
+		lines := func(s string) map[string]bool {
+			m := map[string]bool{}
+			for _, l := range strings.Split(s, "\n") {
+				m[l] = true
+			}
+			return m
+		}
+		ta, tb := lines(dumps["A"]), lines(dumps["B"])
+		for _, side := range []string{"A2", "B2"} {
+			ours := lines(dumps[side])
+			var missing, extra []string
+			for l := range ta {
+				if tb[l] && !ours[l] {
+					missing = append(missing, l)
+				}
+			}
+			for l := range ours {
+				if !ta[l] && !tb[l] {
+					extra = append(extra, l)
+				}
+			}
+			if len(missing)+len(extra) > 0 {
+				slices.Sort(missing)
+				slices.Sort(extra)
+				t.Errorf("%s: boxsync lacks lines both of doveadm's sides have:\n%s\nand has lines neither has:\n%s\ndoveadm's A:\n%s\ndoveadm's B:\n%s",
+					side, strings.Join(missing, "\n"), strings.Join(extra, "\n"), dumps["A"], dumps["B"])
+			}
+		}
+		return
+	}
+	for _, p := range [][2]string{{"A", "A2"}, {"B", "B2"}} {
+		if diff := formatstest.Diff(dumps[p[0]], dumps[p[1]]); diff != "" {
+			t.Errorf("%s: doveadm sync (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], diff, dumps[p[0]])
+		}
 	}
 }
 
