@@ -749,13 +749,40 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 		}
 		return
 	}
+	carried := r.carried[side.idx]
+	if carried == nil {
+		carried = map[string]bool{}
+		r.carried[side.idx] = carried
+	}
 	for _, rel := range rels {
+		if carried[from+rel] {
+			// A name this run subscribed for the node when it
+			// moved there: it moves on with the node (a child
+			// carried along by its parent's rename and then renamed
+			// itself leaves no subscription at the name between).
+			delete(carried, from+rel)
+			r.unsubscribe(ctx, side, from+rel)
+		}
+		if !side.byName[to+rel].Subscribed {
+			carried[to+rel] = true // not one the user had
+		}
 		r.subscribe(ctx, side, to+rel)
+	}
+}
+
+// unsubscribe unsubscribes name in side.
+func (r *run) unsubscribe(ctx context.Context, side *treeSide, name string) {
+	r.logf("%s: unsubscribing on the %s", name, side.label)
+	err := side.store.SetSubscribed(ctx, name, false)
+	r.treeChanged(side.idx)
+	if err != nil {
+		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": unsubscribe", name, 0, ""))
 	}
 }
 
 // subscribe subscribes name in side.
 func (r *run) subscribe(ctx context.Context, side *treeSide, name string) {
+	r.logf("%s: subscribing on the %s", name, side.label)
 	err := side.store.SetSubscribed(ctx, name, true)
 	r.treeChanged(side.idx)
 	if err != nil {
@@ -930,6 +957,12 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 	}
 	slices.Sort(sorted)
 	subTime := func(t *treeSide, name string) int64 {
+		if t.vacated[name] {
+			// This run renamed the node away: in dsync's tree its
+			// last_subscription_change went with it, and the name
+			// has no node (no time) on this side.
+			return 0
+		}
 		if ts, ok := t.subTS[name]; ok {
 			return ts
 		}

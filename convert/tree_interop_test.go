@@ -351,8 +351,12 @@ func TestInteropSyncDeletedMailboxKeepsNewMail(t *testing.T) {
 func TestInteropSyncRenameShapes(t *testing.T) {
 	cases := []struct {
 		name string
-		ops  [][]string        // doveadm mailbox commands on A
-		want map[string]string // name after the sync → name before
+		ops  [][]string // doveadm mailbox commands on A
+		opsB [][]string // and on B, after A's
+		// dbox only: on Maildir++ doveadm 2.3 gives another result
+		// that boxsync deliberately does not copy (QUIRK, see the case).
+		dboxOnly bool
+		want     map[string]string // name after the sync → name before
 		// dsyncOnly matches lines of doveadm's result on dbox that
 		// boxsync is known not to make.
 		dsyncOnly string
@@ -367,6 +371,23 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 			ops:       [][]string{{"rename", "Dir", "Dir2"}},
 			want:      map[string]string{"Dir2/One": "Dir/One", "Dir2/Two": "Dir/Two"},
 			dsyncOnly: `container "Dir"`},
+		// A child carried along by its parent's rename, then renamed
+		// itself: its subscription moves on with it. QUIRK: on
+		// Maildir++, doveadm 2.3 matches the name Dir (only implied by
+		// its children there) with Old/Child by the mailboxes below them
+		// (sync_rename_directory) and renames the mailbox Old/Child to
+		// Dir, Dir/One/N12 to Dir-temp-1/One/N12, and N8 to Dir/N8:
+		// mail under names no one gave it; boxsync keeps the names.
+		{name: "child carried along, then renamed",
+			ops:      [][]string{{"rename", "Dir/One", "Old/Child/N8"}, {"rename", "Dir/Two", "Dir/One/N12"}},
+			want:     map[string]string{"Old/Child/N8": "Dir/One", "Dir/One/N12": "Dir/Two"},
+			dboxOnly: true},
+		// B's unsubscribe belongs to the node that A's rename moves:
+		// A's subscription left at the old name wins there.
+		{name: "unsubscribed on B, renamed on A",
+			ops:  [][]string{{"rename", "Old/Child", "Child"}},
+			opsB: [][]string{{"unsubscribe", "Old/Child"}},
+			want: map[string]string{"Child": "Old/Child"}},
 		// A directory and a mailbox swapped: the directory's
 		// children keep their subscriptions under the new name.
 		{name: "directory and mailbox swapped",
@@ -379,6 +400,9 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 	}
 	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
 		for _, tc := range cases {
+			if tc.dboxOnly && f == "maildir" {
+				continue
+			}
 			t.Run(f+"/"+tc.name, func(t *testing.T) {
 				d, on := treeInteropStart(t, f, "Dir/One", "Dir/Two")
 				start := mailboxGUIDs(t, f, filepath.Join(d.Home(), "A"))
@@ -389,6 +413,9 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 				time.Sleep(1100 * time.Millisecond)
 				for _, op := range tc.ops {
 					on("A", append([]string{"mailbox"}, op...)...)
+				}
+				for _, op := range tc.opsB {
+					on("B", append([]string{"mailbox"}, op...)...)
 				}
 				copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"})
 				time.Sleep(1100 * time.Millisecond)

@@ -168,7 +168,13 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 	}
 	a := openLoc(t, f+":"+filepath.Join(d.Home(), "A2"), formats.OpenOptions{})
 	b := openLoc(t, f+":"+filepath.Join(d.Home(), "B2"), formats.OpenOptions{})
-	res, err := convert.Run(t.Context(), a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Full})
+	var progress strings.Builder
+	res, err := convert.Run(t.Context(), a, b, convert.Options{Mode: convert.Sync, Algorithm: convert.Full, Log: &progress, Verbose: true})
+	defer func() {
+		if t.Failed() {
+			t.Logf("boxsync sync -v:\n%s", progress.String())
+		}
+	}()
 	switch {
 	case err != nil || len(res.Errors) > 0:
 		t.Errorf("boxsync sync failed: %v %v", err, res.Errors)
