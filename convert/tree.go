@@ -372,51 +372,22 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			}
 			return bytes.Compare(x.guid[:], y.guid[:])
 		})
-		done := false
+		// A rename to a name below another mailbox that this side
+		// still has to rename waits until the clashes are settled: that
+		// mailbox's rename would carry it along, away from the name the
+		// two sides agreed on (dsync's walk reaches the parent's name
+		// first and moves the child there later).
+		var now, later []treeRename
 		for _, p := range pending {
-			if err := ctx.Err(); err != nil {
-				return err
+			if parentMoves(p, pending) {
+				later = append(later, p)
+			} else {
+				now = append(now, p)
 			}
-			if p.side.taken(p.to) {
-				if !p.side.byName[p.to].NoSelect {
-					continue
-				}
-				// A directory is in the way: the mailbox takes its
-				// place, the directory moves aside.
-				other := a
-				if p.side == a {
-					other = b
-				}
-				if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
-					return err
-				}
-				done = true
-				break
-			}
-			from := p.from
-			if strings.HasPrefix(p.to, from+"/") {
-				// Into its own child's place: through a temporary
-				// name, so no loop is made (dsync does the same).
-				tmp := p.side.tempName(from)
-				if ok, err := r.rename(ctx, p.side, from, tmp, temporaryAge); err != nil {
-					return err
-				} else if !ok {
-					continue
-				}
-				from = tmp
-			}
-			r.subscriptionAside(ctx, p.side, p.to)
-			other := a
-			if p.side == a {
-				other = b
-			}
-			if ok, err := r.rename(ctx, p.side, from, p.to, other.renamed[p.to]); err != nil {
-				return err
-			} else if ok {
-				r.carrySubscriptions(ctx, p.side, p.from, p.to)
-				done = true
-				break
-			}
+		}
+		done, err := r.tryRenames(ctx, a, b, now)
+		if err != nil {
+			return err
 		}
 		if done {
 			continue
@@ -440,6 +411,11 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				break
 			}
 		}
+		if !moved && len(later) > 0 {
+			if moved, err = r.tryRenames(ctx, a, b, later); err != nil {
+				return err
+			}
+		}
 		if !moved {
 			// Only containers are in the way: leave the rest to the
 			// creates (QUIRK: dsync would rename the directory).
@@ -448,6 +424,66 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			return nil
 		}
 	}
+}
+
+// tryRenames makes the first of pending that can be made now, and tells
+// whether it made one.
+func (r *run) tryRenames(ctx context.Context, a, b *treeSide, pending []treeRename) (done bool, err error) {
+	for _, p := range pending {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if p.side.taken(p.to) {
+			if !p.side.byName[p.to].NoSelect {
+				continue
+			}
+			// A directory is in the way: the mailbox takes its
+			// place, the directory moves aside.
+			other := a
+			if p.side == a {
+				other = b
+			}
+			if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
+				return false, err
+			}
+			return true, nil
+		}
+		from := p.from
+		if strings.HasPrefix(p.to, from+"/") {
+			// Into its own child's place: through a temporary
+			// name, so no loop is made (dsync does the same).
+			tmp := p.side.tempName(from)
+			if ok, err := r.rename(ctx, p.side, from, tmp, temporaryAge); err != nil {
+				return false, err
+			} else if !ok {
+				continue
+			}
+			from = tmp
+		}
+		r.subscriptionAside(ctx, p.side, p.to)
+		other := a
+		if p.side == a {
+			other = b
+		}
+		if ok, err := r.rename(ctx, p.side, from, p.to, other.renamed[p.to]); err != nil {
+			return false, err
+		} else if ok {
+			r.carrySubscriptions(ctx, p.side, p.from, p.to)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// parentMoves tells whether p's new name lies below the current name of
+// another mailbox that pending renames on the same side.
+func parentMoves(p treeRename, pending []treeRename) bool {
+	for _, q := range pending {
+		if q.side == p.side && q.from != p.from && strings.HasPrefix(p.to, q.from+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // settleClash settles a name that x and y give to different mailboxes,

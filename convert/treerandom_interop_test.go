@@ -80,6 +80,8 @@ type treeScenario struct {
 	deleteOn map[string]map[formats.GUID]bool // side → mailboxes deleted
 	logLen   map[string]int                   // side → mailbox log bytes before the op
 	ticks    map[string][]logSpan             // side → log spans and their tick
+	before   map[string]string                // side → treeDump before the sync
+	targets  map[string]bool                  // names ops renamed or created a mailbox at
 }
 
 // logSpan is the byte range [from, to) of a mailbox log that one op
@@ -99,7 +101,7 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 	sc := &treeScenario{t: t, d: d, f: f, rng: rng, deleted: map[formats.GUID]bool{},
 		savedOn:  map[string]map[formats.GUID]bool{"A": {}, "B": {}},
 		deleteOn: map[string]map[formats.GUID]bool{"A": {}, "B": {}},
-		logLen:   map[string]int{}, ticks: map[string][]logSpan{}}
+		logLen:   map[string]int{}, ticks: map[string][]logSpan{}, targets: map[string]bool{}}
 	base := max(newestLogTime(t, sc.logPath("A")), newestLogTime(t, sc.logPath("B"))) + 1
 
 	nOps := 1 + rng.IntN(5)
@@ -125,16 +127,20 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 	}
 
 	before := map[string]string{"A": treeDump(t, f, filepath.Join(d.Home(), "A")), "B": treeDump(t, f, filepath.Join(d.Home(), "B"))}
-	want := map[string]bool{} // body hash → present
+	want := map[string]bool{}    // body hash → present
+	deleted := map[string]bool{} // bodies of deleted mailboxes
 	for _, side := range []string{"A", "B"} {
 		for g, sums := range dumpBodies(before[side]) {
-			if !sc.deleted[g] {
-				for _, s := range sums {
+			for _, s := range sums {
+				if sc.deleted[g] {
+					deleted[s] = true
+				} else {
 					want[s] = true
 				}
 			}
 		}
 	}
+	sc.before = before
 	copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"}, [2]string{"A", "A3"}, [2]string{"B", "B3"})
 	// dsync's decisions, from doveadm -D sync on a third copy: on
 	// failure, or always with BOXSYNC_TREE_DEBUG set.
@@ -202,7 +208,7 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 		t.Errorf("boxsync sync left A2 (-) and B2 (+) different:\n%s", diff)
 	}
 	if !loop {
-		sc.compare(dumps, want)
+		sc.compare(dumps, want, deleted)
 	}
 	if !again && !loop && !sc.refused {
 		d.CheckLogClean(t)
@@ -211,11 +217,55 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 
 // compare checks boxsync's result (dumps A2, B2) against doveadm sync's
 // (A, B), and that doveadm kept the mail in want.
-func (sc *treeScenario) compare(dumps map[string]string, want map[string]bool) {
+func (sc *treeScenario) compare(dumps map[string]string, want, deleted map[string]bool) {
 	t := sc.t
 	for _, side := range []string{"A", "B"} {
+		for _, sums := range dumpBodies(dumps[side]) {
+			for _, s := range sums {
+				if deleted[s] {
+					// QUIRK: doveadm sync 2.3 drops a mailbox
+					// delete when the deleting side has something
+					// else at the name by now ("name has already
+					// been recreated",
+					// dsync_brain_mailbox_tree_add_delete): the
+					// mailbox comes back with its mail, at
+					// "<name>-temp-1" or merged into the new mailbox
+					// there. boxsync deletes it, and the trees can
+					// differ in all that follows: only boxsync's own
+					// checks apply.
+					t.Logf("QUIRK: doveadm sync brought back mail of a deleted mailbox (%s in %s): no comparison", s, side)
+					return
+				}
+			}
+		}
 		if msg := checkBodies(want, dumps[side]); msg != "" {
 			t.Errorf("doveadm sync lost or duplicated mail in %s: %s\n%s", side, msg, dumps[side])
+		}
+	}
+	if sc.f == "maildir" {
+		for _, line := range strings.Split(dumps["A"]+dumps["B"], "\n") {
+			rest, ok := strings.CutPrefix(line, "mailbox ")
+			if !ok {
+				continue
+			}
+			name, _, _ := strings.Cut(rest, " uidvalidity=")
+			dir := "container " + name + "\n"
+			if n, err := strconv.Unquote(name); err == nil && !sc.targets[n] &&
+				strings.Contains(sc.before["A"], dir) && strings.Contains(sc.before["B"], dir) {
+				// QUIRK: on Maildir++ a container is only a name
+				// its children imply, yet doveadm sync 2.3 matches
+				// it with another directory by the mailboxes below
+				// them (sync_rename_directory) and renames some
+				// mailbox to that name, where no one put one;
+				// boxsync keeps the names (TestInteropSyncRenameShapes,
+				// "child carried along, then renamed").
+				t.Logf("QUIRK: doveadm sync renamed a mailbox to %s, a Maildir++ directory name: no comparison", name)
+				return
+			}
+		}
+	} else {
+		for _, side := range []string{"A", "B"} {
+			dumps[side] = sc.dropEmptiedDirs(dumps[side], dumps[side+"2"])
 		}
 	}
 	if dumps["A"] != dumps["B"] {
@@ -262,6 +312,27 @@ func (sc *treeScenario) compare(dumps map[string]string, want map[string]bool) {
 			t.Errorf("%s: doveadm sync (-) and boxsync (+) differ:\n%s\ndoveadm:\n%s", p[0], diff, dumps[p[0]])
 		}
 	}
+}
+
+// dropEmptiedDirs removes from doveadm's dump theirs the lines
+// `container "X"` that ours lacks, where X has nothing below it and was a
+// directory before the sync. QUIRK: on dbox, doveadm 2.3 makes again a
+// directory that the renames emptied (its tree still had the node);
+// boxsync leaves no such empty container (as TestInteropSyncRenameShapes).
+func (sc *treeScenario) dropEmptiedDirs(theirs, ours string) string {
+	var kept []string
+	lines := strings.SplitAfter(theirs, "\n")
+	for _, line := range lines {
+		name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "container ")
+		if ok && strings.HasPrefix(name, `"`) && strings.HasSuffix(name, `"`) &&
+			!strings.Contains(ours, line) && !strings.Contains(theirs, strings.TrimSuffix(name, `"`)+`/`) &&
+			(strings.Contains(sc.before["A"], line) || strings.Contains(sc.before["B"], line)) {
+			sc.t.Logf("QUIRK: doveadm sync made the emptied directory %s again", name)
+			continue
+		}
+		kept = append(kept, line)
+	}
+	return strings.Join(kept, "")
 }
 
 // dsync runs doveadm sync -f between two stores: desync tells that it
@@ -313,6 +384,9 @@ func (sc *treeScenario) doveadm(tick int, side string, args ...string) bool {
 		return false
 	}
 	sc.ops = append(sc.ops, fmt.Sprintf("%d %s %s", tick, side, strings.Join(args, " ")))
+	if args[0] == "rename" || args[0] == "create" {
+		sc.targets[args[len(args)-1]] = true
+	}
 	sc.noteLog(tick, side, from)
 	return true
 }
