@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,6 +83,8 @@ type treeScenario struct {
 	ticks    map[string][]logSpan             // side → log spans and their tick
 	before   map[string]string                // side → treeDump before the sync
 	targets  map[string]bool                  // names ops renamed or created a mailbox at
+	// renamedAway holds, per side, the names a rename there left.
+	renamedAway map[string]map[string]bool
 }
 
 // logSpan is the byte range [from, to) of a mailbox log that one op
@@ -101,7 +104,8 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 	sc := &treeScenario{t: t, d: d, f: f, rng: rng, deleted: map[formats.GUID]bool{},
 		savedOn:  map[string]map[formats.GUID]bool{"A": {}, "B": {}},
 		deleteOn: map[string]map[formats.GUID]bool{"A": {}, "B": {}},
-		logLen:   map[string]int{}, ticks: map[string][]logSpan{}, targets: map[string]bool{}}
+		logLen:   map[string]int{}, ticks: map[string][]logSpan{}, targets: map[string]bool{},
+		renamedAway: map[string]map[string]bool{"A": {}, "B": {}}}
 	base := max(newestLogTime(t, sc.logPath("A")), newestLogTime(t, sc.logPath("B"))) + 1
 
 	nOps := 1 + rng.IntN(5)
@@ -208,7 +212,7 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 		t.Errorf("boxsync sync left A2 (-) and B2 (+) different:\n%s", diff)
 	}
 	if !loop {
-		sc.compare(dumps, want, deleted)
+		sc.compare(dumps, want, deleted, again)
 	}
 	if !again && !loop && !sc.refused {
 		d.CheckLogClean(t)
@@ -217,7 +221,7 @@ func runTreeScenario(t *testing.T, f string, rng *rand.Rand) {
 
 // compare checks boxsync's result (dumps A2, B2) against doveadm sync's
 // (A, B), and that doveadm kept the mail in want.
-func (sc *treeScenario) compare(dumps map[string]string, want, deleted map[string]bool) {
+func (sc *treeScenario) compare(dumps map[string]string, want, deleted map[string]bool, desync bool) {
 	t := sc.t
 	for _, side := range []string{"A", "B"} {
 		for _, sums := range dumpBodies(dumps[side]) {
@@ -240,6 +244,11 @@ func (sc *treeScenario) compare(dumps map[string]string, want, deleted map[strin
 		}
 		if msg := checkBodies(want, dumps[side]); msg != "" {
 			t.Errorf("doveadm sync lost or duplicated mail in %s: %s\n%s", side, msg, dumps[side])
+		}
+	}
+	if desync {
+		for _, side := range []string{"A", "B"} {
+			dumps[side] = dropTempSubscriptions(dumps[side], dumps[side+"2"], sc.t)
 		}
 	}
 	if sc.f == "maildir" {
@@ -335,6 +344,27 @@ func (sc *treeScenario) dropEmptiedDirs(theirs, ours string) string {
 	return strings.Join(kept, "")
 }
 
+// tempSubscription is a subscription without a mailbox at a name with a
+// temporary component ("<name>-temp-<n>").
+var tempSubscription = regexp.MustCompile(`^container ".*-temp-[0-9a-f]+(/[^"]*)?" subscribed$`)
+
+// dropTempSubscriptions removes from doveadm's dump theirs the
+// subscriptions without a mailbox at temporary names that ours lacks.
+// QUIRK: in a run that exits 2 (desync), doveadm sync 2.3 on dbox leaves
+// subscriptions its tree moved to a temporary directory name there
+// ("Dir-temp-1/Two"), names no one gave; boxsync has no such run.
+func dropTempSubscriptions(theirs, ours string, t *testing.T) string {
+	var kept []string
+	for _, line := range strings.SplitAfter(theirs, "\n") {
+		if l := strings.TrimSuffix(line, "\n"); tempSubscription.MatchString(l) && !strings.Contains(ours, line) {
+			t.Logf("QUIRK: doveadm sync exited 2 and left the subscription %s", l)
+			continue
+		}
+		kept = append(kept, line)
+	}
+	return strings.Join(kept, "")
+}
+
 // hasChildNode tells whether dump lines have a mailbox or directory
 // whose quoted name starts with prefix (`"Dir/`); a subscription without
 // a mailbox does not count.
@@ -400,6 +430,9 @@ func (sc *treeScenario) doveadm(tick int, side string, args ...string) bool {
 	sc.ops = append(sc.ops, fmt.Sprintf("%d %s %s", tick, side, strings.Join(args, " ")))
 	if args[0] == "rename" || args[0] == "create" {
 		sc.targets[args[len(args)-1]] = true
+	}
+	if args[0] == "rename" {
+		sc.renamedAway[side][args[1]] = true // and below it, see randomOp
 	}
 	sc.noteLog(tick, side, from)
 	return true
@@ -538,6 +571,17 @@ func (sc *treeScenario) randomOp(tick int) {
 			sc.doveadm(tick, side, "rename", tmp, y.Name)
 	case r < 65: // create
 		name := target("")
+		for n := name; n != ""; n = formats.Parent(n) {
+			if sc.renamedAway[side][n] {
+				// Dovecot's mailbox list index still has the GUID of
+				// the mailbox renamed away from there: doveadm sync
+				// then finds it twice ("Duplicate mailbox GUID",
+				// "giving a new GUID") and the differential would
+				// compare Dovecot's cache, not the sync.
+				name = sc.fresh("N")
+				break
+			}
+		}
 		args := []string{"create"}
 		if sc.rng.IntN(2) == 0 {
 			args = append(args, "-s")
