@@ -55,7 +55,14 @@ import (
 //     with the node (held while the node has a temporary name), and the
 //     one a rename leaves at the old name is no child of whatever takes
 //     that name later; a name a rename vacated has no age in the later
-//     rounds (r.vacated). So a parent and its child swapped, a parent
+//     rounds (r.vacated), nor a subscription time there (it went with
+//     the node), and a name this run subscribed for a carried-along child
+//     moves on when the child is renamed (r.carried). Where the name one
+//     side gives a mailbox lies above the other side's node for it, that
+//     name wins (dsync's node_has_parent), and a rename to a name below a
+//     mailbox this side still has to rename waits until the clashes are
+//     settled, so two sides' renames never nest mailboxes inside each
+//     other without end. So a parent and its child swapped, a parent
 //     moved below its former child, and a directory renamed with the
 //     mailboxes below it settle as with doveadm sync
 //     (TestInteropSyncRenameShapes). QUIRK: dsync matches two
