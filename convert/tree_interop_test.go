@@ -356,7 +356,9 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 		// dbox only: on Maildir++ doveadm 2.3 gives another result
 		// that boxsync deliberately does not copy (QUIRK, see the case).
 		dboxOnly bool
-		want     map[string]string // name after the sync → name before
+		// tie logs all renames in one second (tieRenameLogs).
+		tie  bool
+		want map[string]string // name after the sync → name before
 		// dsyncOnly matches lines of doveadm's result on dbox that
 		// boxsync is known not to make.
 		dsyncOnly string
@@ -388,6 +390,15 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 			ops:  [][]string{{"rename", "Old/Child", "Child"}},
 			opsB: [][]string{{"unsubscribe", "Old/Child"}},
 			want: map[string]string{"Child": "Old/Child"}},
+		// A moved the child out, B renamed the parent, in the same
+		// second: the child keeps A's name, and the subscription A's
+		// rename left at its old name moves with the parent (in
+		// dsync's tree it is a child node of Old).
+		{name: "child moved out on A, parent renamed on B",
+			ops:  [][]string{{"rename", "Old/Child", "Dir/One-3"}},
+			opsB: [][]string{{"rename", "Old", "Other-15"}},
+			want: map[string]string{"Other-15": "Old", "Dir/One-3": "Old/Child"},
+			tie:  true},
 		// A directory and a mailbox swapped: the directory's
 		// children keep their subscriptions under the new name.
 		{name: "directory and mailbox swapped",
@@ -416,6 +427,9 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 				}
 				for _, op := range tc.opsB {
 					on("B", append([]string{"mailbox"}, op...)...)
+				}
+				if tc.tie {
+					tieRenameLogs(t, nil, filepath.Join(d.Home(), "A"), filepath.Join(d.Home(), "B"))
 				}
 				copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"})
 				time.Sleep(1100 * time.Millisecond)
