@@ -84,6 +84,9 @@ type run struct {
 	// vacated holds, per store, the names this run's renames moved a
 	// mailbox away from (tree.go, subscriptionAside).
 	vacated [2]map[string]bool
+	// carried holds, per store, the names carrySubscriptions subscribed
+	// for a renamed node (tree.go), so that a later rename moves them.
+	carried [2]map[string]bool
 
 	mu  sync.Mutex
 	res Result // guarded by mu while mailbox workers run

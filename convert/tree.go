@@ -55,7 +55,14 @@ import (
 //     with the node (held while the node has a temporary name), and the
 //     one a rename leaves at the old name is no child of whatever takes
 //     that name later; a name a rename vacated has no age in the later
-//     rounds (r.vacated). So a parent and its child swapped, a parent
+//     rounds (r.vacated), nor a subscription time there (it went with
+//     the node), and a name this run subscribed for a carried-along child
+//     moves on when the child is renamed (r.carried). Where the name one
+//     side gives a mailbox lies above the other side's node for it, that
+//     name wins (dsync's node_has_parent), and a rename to a name below a
+//     mailbox this side still has to rename waits until the clashes are
+//     settled, so two sides' renames never nest mailboxes inside each
+//     other without end. So a parent and its child swapped, a parent
 //     moved below its former child, and a directory renamed with the
 //     mailboxes below it settle as with doveadm sync
 //     (TestInteropSyncRenameShapes). QUIRK: dsync matches two
@@ -372,51 +379,22 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			}
 			return bytes.Compare(x.guid[:], y.guid[:])
 		})
-		done := false
+		// A rename to a name below another mailbox that this side
+		// still has to rename waits until the clashes are settled: that
+		// mailbox's rename would carry it along, away from the name the
+		// two sides agreed on (dsync's walk reaches the parent's name
+		// first and moves the child there later).
+		var now, later []treeRename
 		for _, p := range pending {
-			if err := ctx.Err(); err != nil {
-				return err
+			if parentMoves(p, pending) {
+				later = append(later, p)
+			} else {
+				now = append(now, p)
 			}
-			if p.side.taken(p.to) {
-				if !p.side.byName[p.to].NoSelect {
-					continue
-				}
-				// A directory is in the way: the mailbox takes its
-				// place, the directory moves aside.
-				other := a
-				if p.side == a {
-					other = b
-				}
-				if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
-					return err
-				}
-				done = true
-				break
-			}
-			from := p.from
-			if strings.HasPrefix(p.to, from+"/") {
-				// Into its own child's place: through a temporary
-				// name, so no loop is made (dsync does the same).
-				tmp := p.side.tempName(from)
-				if ok, err := r.rename(ctx, p.side, from, tmp, temporaryAge); err != nil {
-					return err
-				} else if !ok {
-					continue
-				}
-				from = tmp
-			}
-			r.subscriptionAside(ctx, p.side, p.to)
-			other := a
-			if p.side == a {
-				other = b
-			}
-			if ok, err := r.rename(ctx, p.side, from, p.to, other.renamed[p.to]); err != nil {
-				return err
-			} else if ok {
-				r.carrySubscriptions(ctx, p.side, p.from, p.to)
-				done = true
-				break
-			}
+		}
+		done, err := r.tryRenames(ctx, a, b, now)
+		if err != nil {
+			return err
 		}
 		if done {
 			continue
@@ -440,6 +418,11 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 				break
 			}
 		}
+		if !moved && len(later) > 0 {
+			if moved, err = r.tryRenames(ctx, a, b, later); err != nil {
+				return err
+			}
+		}
 		if !moved {
 			// Only containers are in the way: leave the rest to the
 			// creates (QUIRK: dsync would rename the directory).
@@ -448,6 +431,66 @@ func (r *run) applyRenames(ctx context.Context, a, b *treeSide) error {
 			return nil
 		}
 	}
+}
+
+// tryRenames makes the first of pending that can be made now, and tells
+// whether it made one.
+func (r *run) tryRenames(ctx context.Context, a, b *treeSide, pending []treeRename) (done bool, err error) {
+	for _, p := range pending {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if p.side.taken(p.to) {
+			if !p.side.byName[p.to].NoSelect {
+				continue
+			}
+			// A directory is in the way: the mailbox takes its
+			// place, the directory moves aside.
+			other := a
+			if p.side == a {
+				other = b
+			}
+			if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
+				return false, err
+			}
+			return true, nil
+		}
+		from := p.from
+		if strings.HasPrefix(p.to, from+"/") {
+			// Into its own child's place: through a temporary
+			// name, so no loop is made (dsync does the same).
+			tmp := p.side.tempName(from)
+			if ok, err := r.rename(ctx, p.side, from, tmp, temporaryAge); err != nil {
+				return false, err
+			} else if !ok {
+				continue
+			}
+			from = tmp
+		}
+		r.subscriptionAside(ctx, p.side, p.to)
+		other := a
+		if p.side == a {
+			other = b
+		}
+		if ok, err := r.rename(ctx, p.side, from, p.to, other.renamed[p.to]); err != nil {
+			return false, err
+		} else if ok {
+			r.carrySubscriptions(ctx, p.side, p.from, p.to)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// parentMoves tells whether p's new name lies below the current name of
+// another mailbox that pending renames on the same side.
+func parentMoves(p treeRename, pending []treeRename) bool {
+	for _, q := range pending {
+		if q.side == p.side && q.from != p.from && strings.HasPrefix(p.to, q.from+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // settleClash settles a name that x and y give to different mailboxes,
@@ -565,6 +608,17 @@ func keepsName(a *treeSide, an string, b *treeSide, bn string, g formats.GUID) *
 		}
 		to = max(to, other.renamed[name])
 	}
+	if strings.HasPrefix(otherName, name+"/") {
+		// The other side's node lies below the name first gives it
+		// (where the other side has no mailbox): dsync finds the node
+		// under the parent it should become (node_has_parent), moves it
+		// to a temporary name at that parent's level, which loses, so
+		// first's name wins whatever the ages. Renaming the first side's
+		// node into its own subtree instead would carry along the
+		// children the other side's renames then move under it again,
+		// without end.
+		return first
+	}
 	switch {
 	case tf > to:
 		return first
@@ -643,6 +697,9 @@ func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to
 	if ok, err := r.rename(ctx, side, to, tmp, temporaryAge); err != nil || !ok {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
 	}
+	// The directory's node takes its children's flags along, held
+	// under the temporary name for the names they move on to.
+	r.carrySubscriptions(ctx, side, to, tmp)
 	orig := from
 	if rest, ok := strings.CutPrefix(from, to+"/"); ok {
 		from = tmp + "/" + rest // it moved aside with the directory
@@ -735,13 +792,40 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 		}
 		return
 	}
+	carried := r.carried[side.idx]
+	if carried == nil {
+		carried = map[string]bool{}
+		r.carried[side.idx] = carried
+	}
 	for _, rel := range rels {
+		if carried[from+rel] {
+			// A name this run subscribed for the node when it
+			// moved there: it moves on with the node (a child
+			// carried along by its parent's rename and then renamed
+			// itself leaves no subscription at the name between).
+			delete(carried, from+rel)
+			r.unsubscribe(ctx, side, from+rel)
+		}
+		if !side.byName[to+rel].Subscribed {
+			carried[to+rel] = true // not one the user had
+		}
 		r.subscribe(ctx, side, to+rel)
+	}
+}
+
+// unsubscribe unsubscribes name in side.
+func (r *run) unsubscribe(ctx context.Context, side *treeSide, name string) {
+	r.logf("%s: unsubscribing on the %s", name, side.label)
+	err := side.store.SetSubscribed(ctx, name, false)
+	r.treeChanged(side.idx)
+	if err != nil {
+		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": unsubscribe", name, 0, ""))
 	}
 }
 
 // subscribe subscribes name in side.
 func (r *run) subscribe(ctx context.Context, side *treeSide, name string) {
+	r.logf("%s: subscribing on the %s", name, side.label)
 	err := side.store.SetSubscribed(ctx, name, true)
 	r.treeChanged(side.idx)
 	if err != nil {
@@ -780,6 +864,20 @@ func (r *run) finishTemporaries(ctx context.Context, a, b *treeSide) {
 				continue
 			}
 			seen[info.GUID] = true
+			final := tmp[:strings.LastIndexByte(tmp, '-')+1] + info.GUID.String()
+			if _, ok := o.byGUID[info.GUID]; !ok {
+				// Only this side has the mailbox, which the other
+				// side gets created under the temporary name: the
+				// node's flags stay with it there (the subscription
+				// sync copies them). QUIRK: after two runs doveadm
+				// sync 2.3 has them there on this side, but under the
+				// tree's "<name>-temp-<GUID>" on the other [observed];
+				// boxsync leaves both sides alike.
+				for _, rel := range held[tmp] {
+					r.subscribe(ctx, t, tmp+rel)
+				}
+				continue
+			}
 			flags := map[string]int{} // "" or "/<child>" → sides whose node was subscribed
 			for _, rel := range held[tmp] {
 				flags[rel]++
@@ -789,7 +887,6 @@ func (r *run) finishTemporaries(ctx context.Context, a, b *treeSide) {
 					flags[rel]++
 				}
 			}
-			final := tmp[:strings.LastIndexByte(tmp, '-')+1] + info.GUID.String()
 			for _, rel := range slices.Sorted(maps.Keys(flags)) {
 				if flags[rel] == 1 {
 					r.subscribe(ctx, a, final+rel)
@@ -903,6 +1000,12 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 	}
 	slices.Sort(sorted)
 	subTime := func(t *treeSide, name string) int64 {
+		if t.vacated[name] {
+			// This run renamed the node away: in dsync's tree its
+			// last_subscription_change went with it, and the name
+			// has no node (no time) on this side.
+			return 0
+		}
 		if ts, ok := t.subTS[name]; ok {
 			return ts
 		}

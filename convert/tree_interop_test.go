@@ -20,9 +20,20 @@ import (
 // the same way.
 func treeInteropStart(t *testing.T, f string, extra ...string) (d *dovecottest.Dovecot, on func(store string, args ...string)) {
 	t.Helper()
+	return treeInteropStartGUIDs(t, f, nil, extra...)
+}
+
+// treeInteropStartGUIDs is treeInteropStart where guid, if not nil, gives
+// each mailbox its GUID (hex), so that GUID-order ties replay.
+func treeInteropStartGUIDs(t *testing.T, f string, guid func(box string) string, extra ...string) (d *dovecottest.Dovecot, on func(store string, args ...string)) {
+	t.Helper()
 	d = dovecottest.New(t, f+":~/A")
 	for _, box := range append([]string{"Keep", "Gone", "Old", "Old/Child", "Other"}, extra...) {
-		d.MustDoveadm(t, "mailbox", "create", "-s", box)
+		args := []string{"mailbox", "create", "-s"}
+		if guid != nil {
+			args = append(args, "-g", guid(box))
+		}
+		d.MustDoveadm(t, append(args, box)...)
 		d.Save(t, box, []byte("Subject: in "+box+"\nMessage-ID: <"+box+"@x>\n\nbody of "+box+"\n"))
 	}
 	d.Save(t, "INBOX", []byte("Subject: inbox\n\nhi\n"))
@@ -340,7 +351,13 @@ func TestInteropSyncDeletedMailboxKeepsNewMail(t *testing.T) {
 func TestInteropSyncRenameShapes(t *testing.T) {
 	cases := []struct {
 		name string
-		ops  [][]string        // doveadm mailbox commands on A
+		ops  [][]string // doveadm mailbox commands on A
+		opsB [][]string // and on B, after A's
+		// dbox only: on Maildir++ doveadm 2.3 gives another result
+		// that boxsync deliberately does not copy (QUIRK, see the case).
+		dboxOnly bool
+		// tie logs all renames in one second (tieRenameLogs).
+		tie  bool
 		want map[string]string // name after the sync → name before
 		// dsyncOnly matches lines of doveadm's result on dbox that
 		// boxsync is known not to make.
@@ -356,6 +373,37 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 			ops:       [][]string{{"rename", "Dir", "Dir2"}},
 			want:      map[string]string{"Dir2/One": "Dir/One", "Dir2/Two": "Dir/Two"},
 			dsyncOnly: `container "Dir"`},
+		// A child carried along by its parent's rename, then renamed
+		// itself: its subscription moves on with it. QUIRK: on
+		// Maildir++, doveadm 2.3 matches the name Dir (only implied by
+		// its children there) with Old/Child by the mailboxes below them
+		// (sync_rename_directory) and renames the mailbox Old/Child to
+		// Dir, Dir/One/N12 to Dir-temp-1/One/N12, and N8 to Dir/N8:
+		// mail under names no one gave it; boxsync keeps the names.
+		{name: "child carried along, then renamed",
+			ops:      [][]string{{"rename", "Dir/One", "Old/Child/N8"}, {"rename", "Dir/Two", "Dir/One/N12"}},
+			want:     map[string]string{"Old/Child/N8": "Dir/One", "Dir/One/N12": "Dir/Two"},
+			dboxOnly: true},
+		// B's unsubscribe belongs to the node that A's rename moves:
+		// A's subscription left at the old name wins there.
+		{name: "unsubscribed on B, renamed on A",
+			ops:  [][]string{{"rename", "Old/Child", "Child"}},
+			opsB: [][]string{{"unsubscribe", "Old/Child"}},
+			want: map[string]string{"Child": "Old/Child"}},
+		// A moved the child out, B renamed the parent, in the same
+		// second: the child keeps A's name, and the subscription A's
+		// rename left at its old name moves with the parent (in
+		// dsync's tree it is a child node of Old).
+		{name: "child moved out on A, parent renamed on B",
+			ops:  [][]string{{"rename", "Old/Child", "Dir/One-3"}},
+			opsB: [][]string{{"rename", "Old", "Other-15"}},
+			want: map[string]string{"Other-15": "Old", "Dir/One-3": "Old/Child"},
+			tie:  true},
+		// A directory and a mailbox swapped: the directory's
+		// children keep their subscriptions under the new name.
+		{name: "directory and mailbox swapped",
+			ops:  [][]string{{"rename", "Dir", "Tmp"}, {"rename", "Keep", "Dir"}, {"rename", "Tmp", "Keep"}},
+			want: map[string]string{"Dir": "Keep", "Keep/One": "Dir/One", "Keep/Two": "Dir/Two"}},
 		{name: "directory moved deeper",
 			ops:       [][]string{{"rename", "Dir", "New/Dir"}},
 			want:      map[string]string{"New/Dir/One": "Dir/One", "New/Dir/Two": "Dir/Two"},
@@ -363,6 +411,9 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 	}
 	for _, f := range []string{"maildir", "sdbox", "mdbox"} {
 		for _, tc := range cases {
+			if tc.dboxOnly && f == "maildir" {
+				continue
+			}
 			t.Run(f+"/"+tc.name, func(t *testing.T) {
 				d, on := treeInteropStart(t, f, "Dir/One", "Dir/Two")
 				start := mailboxGUIDs(t, f, filepath.Join(d.Home(), "A"))
@@ -373,6 +424,12 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 				time.Sleep(1100 * time.Millisecond)
 				for _, op := range tc.ops {
 					on("A", append([]string{"mailbox"}, op...)...)
+				}
+				for _, op := range tc.opsB {
+					on("B", append([]string{"mailbox"}, op...)...)
+				}
+				if tc.tie {
+					tieRenameLogs(t, nil, filepath.Join(d.Home(), "A"), filepath.Join(d.Home(), "B"))
 				}
 				copyStores(t, d, [2]string{"A", "A2"}, [2]string{"B", "B2"})
 				time.Sleep(1100 * time.Millisecond)
