@@ -467,7 +467,7 @@ func (r *run) tryRenames(ctx context.Context, a, b *treeSide, pending []treeRena
 			}
 			from = tmp
 		}
-		r.subscriptionAside(ctx, p.side, p.to)
+		r.subscriptionAside(ctx, p.side, p.to, false)
 		other := a
 		if p.side == a {
 			other = b
@@ -519,7 +519,7 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 	if !ok || to == name || l.taken(to) || strings.HasPrefix(to, name+"/") {
 		to, age = l.tempName(name), temporaryAge
 	}
-	r.subscriptionAside(ctx, l, to)
+	r.subscriptionAside(ctx, l, to, false)
 	if ok, err := r.rename(ctx, l, name, to, age); err != nil || !ok {
 		return false, err
 	}
@@ -544,9 +544,14 @@ func (r *run) settleClash(ctx context.Context, x, y *treeSide, name string) (mov
 // only its subscription stays, under the temporary name, on both sides
 // [observed]. So the temporary name is subscribed here; the subscription
 // sync carries it to the other side.
-func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string) {
+//
+// The subscriptions below it are nodes that move along: they stay
+// subscribed under the temporary name too [observed]. noDir: the name is
+// known to be no directory (renameOntoDir found none), whatever the
+// names below it suggest.
+func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string, noDir bool) {
 	info, ok := side.byName[name]
-	if !ok || !info.NoSelect || !info.Subscribed || side.hasChildren(name) || r.opt.Mode != Sync {
+	if !ok || !info.NoSelect || !info.Subscribed || !noDir && side.hasChildren(name) || r.opt.Mode != Sync {
 		return
 	}
 	if r.vacated[side.idx][name] {
@@ -555,10 +560,19 @@ func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string
 		return
 	}
 	tmp := side.tempName(name)
-	err := side.store.SetSubscribed(ctx, tmp, true)
-	r.treeChanged(side.idx)
-	if err != nil {
-		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", tmp, 0, ""))
+	rels := []string{""}
+	for other, oi := range side.byName {
+		if rel, ok := strings.CutPrefix(other, name); ok && rel != "" && rel[0] == formats.Separator && oi.NoSelect && oi.Subscribed && !side.vacated[other] {
+			rels = append(rels, rel)
+		}
+	}
+	slices.Sort(rels)
+	for _, rel := range rels {
+		err := side.store.SetSubscribed(ctx, tmp+rel, true)
+		r.treeChanged(side.idx)
+		if err != nil {
+			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", tmp+rel, 0, ""))
+		}
 	}
 }
 
@@ -694,9 +708,25 @@ func walkCompare(x, y string) int {
 // "<to>-temp-1/"].
 func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to string) error {
 	tmp := side.tempName(to)
-	if ok, err := r.rename(ctx, side, to, tmp, temporaryAge); err != nil || !ok {
+	r.logf("%s: renaming to %q on the %s", to, tmp, side.label)
+	err := side.store.(formats.Renamer).Rename(ctx, to, tmp)
+	r.treeChanged(side.idx)
+	if errors.Is(err, formats.ErrNotFound) {
+		// No directory there, only subscriptions (a listing cannot tell
+		// a subscribed empty directory from a subscription): land on
+		// the name as on a subscription.
+		r.subscriptionAside(ctx, side, to, true)
+		if ok, err := r.rename(ctx, side, from, to, other.renamed[to]); err != nil || !ok {
+			return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't rename to %q", r.opt.Mode.String(), from, to))
+		}
+		r.carrySubscriptions(ctx, side, from, to)
+		return nil
+	}
+	if err != nil {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
 	}
+	r.noteRename(side, to, tmp, temporaryAge)
+	r.update(func(res *Result) { res.Mailboxes.Renamed++ })
 	// The directory's node takes its children's flags along, held
 	// under the temporary name for the names they move on to.
 	r.carrySubscriptions(ctx, side, to, tmp)
@@ -1115,14 +1145,23 @@ func (r *run) createDirs(ctx context.Context, from, to *treeSide) {
 
 // hasChildren tells whether a node has children that are mailboxes or
 // directories; a subscribed name without children of its own may be only
-// a subscription, so it does not count.
+// a subscription, so it does not count. Where containers are only names
+// (formats.ImpliedDirs: Maildir++), only mailboxes count: a chain of
+// subscriptions that renames left behind is no directory.
 func (t *treeSide) hasChildren(name string) bool {
+	implied := t.impliedDirs()
 	for other, info := range t.byName {
-		if !strings.HasPrefix(other, name+"/") {
-			continue
+		if !strings.HasPrefix(other, name+"/") || info.NoSelect && t.vacated[other] {
+			continue // what this run's renames left there is a subscription at most
 		}
 		if !info.NoSelect || !info.Subscribed {
+			if implied && info.NoSelect {
+				continue // below it is a mailbox, met on its own
+			}
 			return true
+		}
+		if implied {
+			continue
 		}
 		for o2 := range t.byName {
 			if strings.HasPrefix(o2, other+"/") {

@@ -404,6 +404,22 @@ func TestInteropSyncRenameShapes(t *testing.T) {
 		{name: "directory and mailbox swapped",
 			ops:  [][]string{{"rename", "Dir", "Tmp"}, {"rename", "Keep", "Dir"}, {"rename", "Tmp", "Keep"}},
 			want: map[string]string{"Dir": "Keep", "Keep/One": "Dir/One", "Keep/Two": "Dir/Two"}},
+		// A mailbox made below a name B's renames moved away: on A the
+		// subscriptions the renames there leave (Old, Old/Child) are
+		// no directory where Maildir++ has only names, so the mailbox
+		// that takes the name Old does not have to move one aside
+		// (there is none: boxsync failed, "can't move directory").
+		{name: "created below a name renamed away on the other side",
+			ops: [][]string{{"create", "-s", "Old/Child/N17"}},
+			opsB: [][]string{{"rename", "Old", "T1"}, {"rename", "Dir/One", "Old"}, {"rename", "T1", "Dir/One"},
+				{"rename", "Dir/One", "Keep/N6"}},
+			want: map[string]string{"Old": "Dir/One", "Keep/N6": "Old", "Keep/N6/Child": "Old/Child"}},
+		// The same with the subscriptions a user's rename left (a
+		// chain of them, no directory): the mailbox takes the name.
+		{name: "renamed onto a chain of subscriptions",
+			ops:  [][]string{{"rename", "Old", "X"}, {"subscribe", "Old/Child/Deep"}},
+			opsB: [][]string{{"rename", "Old", "X"}, {"rename", "Dir/One", "Old"}},
+			want: map[string]string{"Old": "Dir/One", "X": "Old", "X/Child": "Old/Child"}},
 		{name: "directory moved deeper",
 			ops:       [][]string{{"rename", "Dir", "New/Dir"}},
 			want:      map[string]string{"New/Dir/One": "Dir/One", "New/Dir/Two": "Dir/Two"},
