@@ -568,11 +568,7 @@ func (r *run) subscriptionAside(ctx context.Context, side *treeSide, name string
 	}
 	slices.Sort(rels)
 	for _, rel := range rels {
-		err := side.store.SetSubscribed(ctx, tmp+rel, true)
-		r.treeChanged(side.idx)
-		if err != nil {
-			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", tmp+rel, 0, ""))
-		}
+		r.subscribe(ctx, side, tmp+rel)
 	}
 }
 
@@ -843,23 +839,25 @@ func (r *run) carrySubscriptions(ctx context.Context, side *treeSide, from, to s
 	}
 }
 
-// unsubscribe unsubscribes name in side.
-func (r *run) unsubscribe(ctx context.Context, side *treeSide, name string) {
-	r.logf("%s: unsubscribing on the %s", name, side.label)
-	err := side.store.SetSubscribed(ctx, name, false)
-	r.treeChanged(side.idx)
-	if err != nil {
-		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": unsubscribe", name, 0, ""))
-	}
-}
-
 // subscribe subscribes name in side.
 func (r *run) subscribe(ctx context.Context, side *treeSide, name string) {
-	r.logf("%s: subscribing on the %s", name, side.label)
-	err := side.store.SetSubscribed(ctx, name, true)
+	r.setSubscribed(ctx, side, name, true)
+}
+
+// unsubscribe unsubscribes name in side.
+func (r *run) unsubscribe(ctx context.Context, side *treeSide, name string) {
+	r.setSubscribed(ctx, side, name, false)
+}
+
+// setSubscribed (un)subscribes name in side; a failure counts against
+// the run and the tree sync goes on.
+func (r *run) setSubscribed(ctx context.Context, side *treeSide, name string, on bool) {
+	op := map[bool]string{true: "subscribe", false: "unsubscribe"}[on]
+	r.logf("%s: %sing on the %s", name, strings.TrimSuffix(op, "e"), side.label)
+	err := side.store.SetSubscribed(ctx, name, on)
 	r.treeChanged(side.idx)
 	if err != nil {
-		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
+		r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": "+op, name, 0, ""))
 	}
 }
 
@@ -1057,11 +1055,7 @@ func (r *run) syncTreeFinish(ctx context.Context) error {
 		if subTime(off, name) > subTime(on, name) {
 			set, target = false, on
 		}
-		err := target.store.SetSubscribed(ctx, name, set)
-		r.treeChanged(target.idx)
-		if err != nil {
-			r.fail(formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": subscribe", name, 0, ""))
-		}
+		r.setSubscribed(ctx, target, name, set)
 	}
 	return nil
 }
