@@ -27,13 +27,30 @@ var recentMessages = []formats.Message{
 // with Recent inverted when invert is set.
 func recentStore(t *testing.T, invert bool) formats.Store {
 	t.Helper()
+	var msgs []formats.Message
+	var bodies [][]byte
+	for _, m := range recentMessages {
+		body := fmt.Appendf(nil, "Subject: %d\n\nbody\n", m.UID)
+		m.GUID = fmt.Sprintf("%032x", m.UID)
+		m.Received = time.Unix(1600000000+int64(m.UID), 0)
+		m.Size = int64(len(body))
+		m.Recent = m.Recent != invert
+		msgs, bodies = append(msgs, m), append(bodies, body)
+	}
+	return memInbox(t, "0123456789abcdef0123456789abcdef", 4242, msgs, bodies)
+}
+
+// memInbox makes a mem store whose INBOX has mailbox GUID guid and
+// uidValidity and holds msgs with bodies, saved in one transaction.
+func memInbox(t *testing.T, guid string, uidValidity uint32, msgs []formats.Message, bodies [][]byte) formats.Store {
+	t.Helper()
 	ctx := context.Background()
 	s := newStore(t)
-	guid, err := formats.ParseGUID("0123456789abcdef0123456789abcdef")
+	g, err := formats.ParseGUID(guid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Create(ctx, "INBOX", guid, 4242); err != nil {
+	if err := s.Create(ctx, "INBOX", g, uidValidity); err != nil {
 		t.Fatal(err)
 	}
 	mb, err := s.Open(ctx, "INBOX")
@@ -45,13 +62,8 @@ func recentStore(t *testing.T, invert bool) formats.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range recentMessages {
-		body := fmt.Appendf(nil, "Subject: %d\n\nbody\n", m.UID)
-		m.GUID = fmt.Sprintf("%032x", m.UID)
-		m.Received = time.Unix(1600000000+int64(m.UID), 0)
-		m.Size = int64(len(body))
-		m.Recent = m.Recent != invert
-		if _, err := tx.Save(ctx, m, bytes.NewReader(body)); err != nil {
+	for i, m := range msgs {
+		if _, err := tx.Save(ctx, m, bytes.NewReader(bodies[i])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -246,30 +258,9 @@ func TestFirstRecentNotAcrossConflict(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			src := recentStore(t, false)
 			claim(t, src, 6)
-			dst := newStore(t)
-			guid, err := formats.ParseGUID("fedcba9876543210fedcba9876543210")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := dst.Create(ctx, "INBOX", guid, 99); err != nil {
-				t.Fatal(err)
-			}
-			mb, err := dst.Open(ctx, "INBOX")
-			if err != nil {
-				t.Fatal(err)
-			}
-			tx, err := mb.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := "Subject: own\n\nbody\n"
-			if _, err := tx.Save(ctx, formats.Message{Recent: true, Size: int64(len(body))}, strings.NewReader(body)); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			mb.Close()
+			body := []byte("Subject: own\n\nbody\n")
+			dst := memInbox(t, "fedcba9876543210fedcba9876543210", 99,
+				[]formats.Message{{Recent: true, Size: int64(len(body))}}, [][]byte{body})
 			if _, err := convert.Run(ctx, src, dst, convert.Options{Mode: mode, Algorithm: convert.Full}); err != nil {
 				t.Fatalf("Run = %v", err)
 			}

@@ -440,16 +440,16 @@ func (r *run) tryRenames(ctx context.Context, a, b *treeSide, pending []treeRena
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
+		other := a
+		if p.side == a {
+			other = b
+		}
 		if p.side.taken(p.to) {
 			if !p.side.byName[p.to].NoSelect {
 				continue
 			}
 			// A directory is in the way: the mailbox takes its
 			// place, the directory moves aside.
-			other := a
-			if p.side == a {
-				other = b
-			}
 			if err := r.renameOntoDir(ctx, p.side, other, p.from, p.to); err != nil {
 				return false, err
 			}
@@ -468,10 +468,6 @@ func (r *run) tryRenames(ctx context.Context, a, b *treeSide, pending []treeRena
 			from = tmp
 		}
 		r.subscriptionAside(ctx, p.side, p.to, false)
-		other := a
-		if p.side == a {
-			other = b
-		}
 		if ok, err := r.rename(ctx, p.side, from, p.to, other.renamed[p.to]); err != nil {
 			return false, err
 		} else if ok {
@@ -704,9 +700,7 @@ func walkCompare(x, y string) int {
 // "<to>-temp-1/"].
 func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to string) error {
 	tmp := side.tempName(to)
-	r.logf("%s: renaming to %q on the %s", to, tmp, side.label)
-	err := side.store.(formats.Renamer).Rename(ctx, to, tmp)
-	r.treeChanged(side.idx)
+	err := r.storeRename(ctx, side, to, tmp, temporaryAge)
 	if errors.Is(err, formats.ErrNotFound) {
 		// No directory there, only subscriptions (a listing cannot tell
 		// a subscribed empty directory from a subscription): land on
@@ -721,8 +715,6 @@ func (r *run) renameOntoDir(ctx context.Context, side, other *treeSide, from, to
 	if err != nil {
 		return errors.Join(err, formats.Errorf(formats.KindTemp, "%s: mailbox %q: can't move directory %q aside", r.opt.Mode.String(), from, to))
 	}
-	r.noteRename(side, to, tmp, temporaryAge)
-	r.update(func(res *Result) { res.Mailboxes.Renamed++ })
 	// The directory's node takes its children's flags along, held
 	// under the temporary name for the names they move on to.
 	r.carrySubscriptions(ctx, side, to, tmp)
@@ -931,19 +923,29 @@ func (r *run) finishTemporaries(ctx context.Context, a, b *treeSide) {
 // that is taken or gone (a change during the sync, exit 2 as in dsync),
 // and any other failure as an error that ends the tree sync.
 func (r *run) rename(ctx context.Context, side *treeSide, from, to string, age int64) (bool, error) {
+	err := r.storeRename(ctx, side, from, to, age)
+	if errors.Is(err, formats.ErrExists) || errors.Is(err, formats.ErrNotFound) {
+		r.desync("mailbox %q: rename to %q conflicted: %v", from, to, err)
+		return false, nil
+	}
+	if err != nil {
+		return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": rename on the "+side.label, from, 0, "")
+	}
+	return true, nil
+}
+
+// storeRename is rename with the store's error as it is: the caller
+// decides what a name that is taken or gone means.
+func (r *run) storeRename(ctx context.Context, side *treeSide, from, to string, age int64) error {
 	r.logf("%s: renaming to %q on the %s", from, to, side.label)
 	err := side.store.(formats.Renamer).Rename(ctx, from, to)
 	r.treeChanged(side.idx)
 	if err != nil {
-		if errors.Is(err, formats.ErrExists) || errors.Is(err, formats.ErrNotFound) {
-			r.desync("mailbox %q: rename to %q conflicted: %v", from, to, err)
-			return false, nil
-		}
-		return false, formats.Wrap(err, formats.KindTemp, r.opt.Mode.String()+": rename on the "+side.label, from, 0, "")
+		return err
 	}
 	r.noteRename(side, from, to, age)
 	r.update(func(res *Result) { res.Mailboxes.Renamed++ })
-	return true, nil
+	return nil
 }
 
 // temporaryAge is the age of a temporary name ("<name>-temp-<n>"): older
